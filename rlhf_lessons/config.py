@@ -1,0 +1,203 @@
+"""Frozen configs and the three presets: ``fast``, ``default`` and ``gpu``.
+
+This module is the ONLY place that reads the ``RLHF_LESSONS_*`` environment
+variables, so a notebook's behaviour is fully described by the config it prints.
+
+- ``fast``    tests and CI: tiny models, a handful of steps, seconds per notebook.
+              Selected by ``RLHF_LESSONS_FAST=1``.
+- ``default`` what a student runs offline on a laptop CPU: the course's own small
+              GPT-2, bundled HH-RLHF data, results worth looking at in minutes.
+- ``gpu``     the real ``gpt2`` and the full Hub datasets, on a GPU.
+              Selected by ``RLHF_LESSONS_PRESET=gpu``.
+
+Environment variables read here:
+
+- ``RLHF_LESSONS_FAST=1``           selects the fast preset.
+- ``RLHF_LESSONS_PRESET=name``      selects a preset by name (fast/default/gpu).
+- ``RLHF_LESSONS_DEVICE=cpu|cuda|mps`` overrides the device auto-selection.
+- ``RLHF_LESSONS_SOURCE=auto|hub|local`` where datasets come from.
+- ``RLHF_LESSONS_OUTPUTS=path``     where run artefacts go (default ``outputs/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRESETS = ("fast", "default", "gpu")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of a GPT-2. ``name`` is a Hub id ("gpt2") or "course" for our own."""
+
+    name: str = "course"
+    n_layer: int = 4
+    n_embd: int = 256
+    n_head: int = 4
+    n_positions: int = 256
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Next-token pretraining of the course's small GPT-2 (notebook 02)."""
+
+    vocab_size: int = 4096
+    seq_len: int = 256
+    batch_size: int = 16
+    steps: int = 1500
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    eval_every: int = 100
+    max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Instruction tuning on chosen answers (notebook 02)."""
+
+    max_len: int = 256
+    batch_size: int = 16
+    epochs: float = 1.0
+    lr: float = 3e-4
+    warmup_steps: int = 20
+    max_steps: int = 0  # 0 = as many as ``epochs`` needs
+    max_new_tokens: int = 64
+    n_eval_prompts: int = 200
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward-model ("judge") training (notebook 03)."""
+
+    max_len: int = 256
+    batch_size: int = 16
+    epochs: float = 1.0
+    lr: float = 1e-4
+    margin: float = 0.0
+    center_coef: float = 0.0
+    eval_every: int = 100
+    max_steps: int = 0
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO fine-tuning with the judge (notebooks 04 and 05)."""
+
+    n_updates: int = 40
+    rollout_batch: int = 32
+    mini_batches: int = 2
+    ppo_epochs: int = 4
+    max_new_tokens: int = 32
+    temperature: float = 0.7
+    lr: float = 1e-5
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    adaptive_kl_target: float = 0.0  # 0 = fixed beta
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    missing_eos_penalty: float = 1.0
+    whiten_rewards: bool = False
+
+
+@dataclass(frozen=True)
+class LessonConfig:
+    """Everything a notebook needs to know. Build it with ``LessonConfig.from_env()``."""
+
+    preset: str = "default"
+    seed: int = 0
+    source: str = "local"  # auto / hub / local: where HH-RLHF and Dolly come from
+    device: str | None = None  # None = auto-select (cuda, mps, cpu)
+    outputs: Path = REPO_ROOT / "outputs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    # Rows per subset that a fast run reads at most (0 = all).
+    max_rows_per_subset: int = 0
+
+    @classmethod
+    def from_env(cls, **overrides) -> "LessonConfig":
+        """The preset chosen by the environment, with keyword overrides on top."""
+        env = os.environ
+        if env.get("RLHF_LESSONS_FAST", "").strip() not in ("", "0"):
+            name = "fast"
+        else:
+            name = env.get("RLHF_LESSONS_PRESET", "default").strip() or "default"
+        cfg = preset(name)
+        extra = {}
+        if env.get("RLHF_LESSONS_DEVICE"):
+            extra["device"] = env["RLHF_LESSONS_DEVICE"].strip()
+        if env.get("RLHF_LESSONS_SOURCE"):
+            src = env["RLHF_LESSONS_SOURCE"].strip()
+            if src not in ("auto", "hub", "local"):
+                raise ValueError(
+                    f"RLHF_LESSONS_SOURCE={src!r}: expected auto, hub or local"
+                )
+            extra["source"] = src
+        if env.get("RLHF_LESSONS_OUTPUTS"):
+            extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"]).expanduser()
+        extra.update(overrides)
+        return dataclasses.replace(cfg, **extra) if extra else cfg
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["outputs"] = str(self.outputs)
+        return d
+
+    def short_hash(self, *parts: str) -> str:
+        """8 hex digits naming an artefact made from these config sections.
+
+        Artefacts are keyed by the settings that made them, so changing a setting
+        never silently reuses a stale model. ``parts`` are attribute names, e.g.
+        ``cfg.short_hash("model", "sft")``.
+        """
+        d = self.to_dict()
+        blob = {"preset": self.preset, "seed": self.seed}
+        blob.update({p: d[p] for p in parts})
+        raw = json.dumps(blob, sort_keys=True, default=str).encode()
+        return hashlib.sha256(raw).hexdigest()[:8]
+
+
+def preset(name: str) -> LessonConfig:
+    """The named preset: "fast", "default" or "gpu"."""
+    if name == "default":
+        return LessonConfig(preset="default", source="local")
+    if name == "fast":
+        return LessonConfig(
+            preset="fast",
+            source="local",
+            device="cpu",
+            model=ModelConfig(name="tiny", n_layer=2, n_embd=64, n_head=2, n_positions=128),
+            pretrain=PretrainConfig(
+                vocab_size=512, seq_len=64, batch_size=8, steps=20, eval_every=10,
+                warmup_steps=2,
+            ),
+            sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
+                          max_new_tokens=16, n_eval_prompts=8),
+            reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6),
+            ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
+                          max_new_tokens=12, lr=1e-4),
+            max_rows_per_subset=200,
+        )
+    if name == "gpu":
+        return LessonConfig(
+            preset="gpu",
+            source="auto",
+            model=ModelConfig(name="gpt2", n_layer=12, n_embd=768, n_head=12,
+                              n_positions=1024),
+            sft=SFTConfig(max_len=512, batch_size=16, lr=5e-5),
+            reward=RewardConfig(max_len=512, batch_size=16, lr=2e-5),
+            ppo=PPOConfig(n_updates=100, rollout_batch=64, max_new_tokens=48, lr=3e-6),
+        )
+    raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")

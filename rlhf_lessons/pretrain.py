@@ -1,0 +1,281 @@
+"""Pretraining the course's small GPT-2 by next-token prediction.
+
+Taught in notebook 02. Run it yourself with::
+
+    python -m rlhf_lessons.pretrain                 # the default preset, resumable
+    python -m rlhf_lessons.pretrain --ship          # ...and copy the result to data/models/
+
+The corpus is the TRAIN part of the bundled HH-RLHF transcripts (all four subsets,
+chosen and rejected, each ending in EOS); the eval part is never read here except to
+measure held-out perplexity. The tokenizer is a byte-level BPE trained on the same
+train text. Checkpoints are written atomically to ``outputs/pretrain/<hash>/`` after
+every evaluation, so an interrupted run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.data import SUBSETS, load_hh_rlhf
+from rlhf_lessons.models import (
+    PRETRAINED_DIR,
+    build_gpt2,
+    load_tokenizer,
+    n_params,
+    save_model,
+    train_bpe_tokenizer,
+)
+from rlhf_lessons.utils import (
+    atomic_torch_save,
+    autocast,
+    get_device,
+    output_dir,
+    precision_name,
+    progress,
+    seed_everything,
+    write_json,
+)
+
+
+def corpus_texts(split: str, max_rows_per_subset: int = 0) -> list[str]:
+    """Whole transcripts of one split: every chosen one, and each rejected one that differs.
+
+    ``split`` is "train" (pretraining, tokenizer) or "eval" (held-out perplexity only).
+    """
+    texts = []
+    for subset in SUBSETS:
+        ds = load_hh_rlhf(subset, split, source="local", max_rows=max_rows_per_subset)
+        for chosen, rejected in zip(ds["chosen"], ds["rejected"]):
+            texts.append(chosen.strip())
+            if rejected != chosen:
+                texts.append(rejected.strip())
+    return texts
+
+
+def encode_stream(tok, texts: list[str]) -> np.ndarray:
+    """One long token stream: text, EOS, text, EOS, ... as int32. Shape: (n_tokens,)."""
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
+    eos = tok.eos_token_id
+    out = np.fromiter((t for seq in ids for t in (*seq, eos)), dtype=np.int32)
+    return out
+
+
+def unigram_perplexity(train: np.ndarray, heldout: np.ndarray, vocab_size: int) -> float:
+    """Perplexity of a unigram model (add-one smoothed counts of ``train``) on ``heldout``.
+
+    The baseline a language model must beat: it knows how common each token is, and
+    nothing about context.
+    """
+    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(math.exp(-logp[heldout].mean()))
+
+
+def batch_from_stream(stream: np.ndarray, batch_size: int, seq_len: int,
+                      gen: torch.Generator) -> torch.Tensor:
+    """``batch_size`` random windows of ``seq_len`` tokens. Shape: (batch, seq_len)."""
+    starts = torch.randint(0, len(stream) - seq_len, (batch_size,), generator=gen)
+    return torch.stack([torch.from_numpy(stream[s:s + seq_len].astype(np.int64))
+                        for s in starts.tolist()])
+
+
+@torch.no_grad()
+def stream_loss(model, stream: np.ndarray, seq_len: int, device, batch_size: int = 16,
+                max_tokens: int = 0) -> float:
+    """Mean next-token loss (nats/token) over consecutive windows of ``stream``."""
+    model.eval()
+    n = len(stream) if not max_tokens else min(len(stream), max_tokens)
+    windows = [stream[i:i + seq_len] for i in range(0, n - seq_len + 1, seq_len)]
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        x = torch.from_numpy(np.stack(windows[i:i + batch_size]).astype(np.int64)).to(device)
+        with autocast(device):
+            logits = model(input_ids=x).logits.float()
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum"
+        )
+        total += loss.item()
+        count += x[:, 1:].numel()
+    return total / max(count, 1)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def prepare(cfg: LessonConfig, tokenizer=None):
+    """(tokenizer, train_stream, eval_stream). Trains the BPE unless one is given."""
+    n = cfg.max_rows_per_subset
+    train_texts = corpus_texts("train", n)
+    if tokenizer is None:
+        tokenizer = train_bpe_tokenizer(train_texts, cfg.pretrain.vocab_size)
+    return tokenizer, encode_stream(tokenizer, train_texts), encode_stream(
+        tokenizer, corpus_texts("eval", n))
+
+
+def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
+             max_minutes: float | None = None, show_progress: bool = True) -> dict:
+    """Pretrain a GPT-2 of size ``cfg.model`` on the train transcripts; resumable.
+
+    Returns a dict with the model, tokenizer, metrics (list of dicts) and figures.
+    """
+    seed_everything(cfg.seed)
+    device = get_device(cfg)
+    pc = cfg.pretrain
+    run_dir = Path(run_dir or output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    if tokenizer is None and (run_dir / "tokenizer").exists():
+        tokenizer = load_tokenizer(run_dir / "tokenizer")
+    tok, train_stream, eval_stream = prepare(cfg, tokenizer)
+    tok.save_pretrained(str(run_dir / "tokenizer"))
+    model = build_gpt2(len(tok), cfg.model, tok.eos_token_id, seed=cfg.seed).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=pc.lr, betas=(0.9, 0.95),
+                            weight_decay=pc.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, metrics, elapsed = 0, [], 0.0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
+        print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
+
+    unigram = unigram_perplexity(train_stream, eval_stream, len(tok))
+    limit = pc.max_minutes if max_minutes is None else max_minutes
+    print(f"pretraining {n_params(model) / 1e6:.2f}M params on {len(train_stream):,} train "
+          f"tokens ({precision_name(device)}); unigram held-out ppl {unigram:.0f}")
+    tokens_per_step = pc.batch_size * pc.seq_len
+    bar = progress(total=pc.steps, initial=step, desc="pretrain", disable=not show_progress)
+    t0 = time.perf_counter() - elapsed
+    model.train()
+    stopped_early = False
+    while step < pc.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, pc.steps, pc.lr, pc.warmup_steps)
+        x = batch_from_stream(train_stream, pc.batch_size, pc.seq_len, gen).to(device)
+        with autocast(device):
+            loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        row = {"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+               "tokens": step * tokens_per_step, "elapsed_s": time.perf_counter() - t0}
+        out_of_time = limit and row["elapsed_s"] > limit * 60
+        if step % pc.eval_every == 0 or step == pc.steps or out_of_time:
+            row["eval_loss"] = stream_loss(model, eval_stream, pc.seq_len, device,
+                                           max_tokens=200_000)
+            model.train()
+            bar.write(f"step {step}: train loss {row['loss']:.3f}, "
+                      f"held-out loss {row['eval_loss']:.3f} "
+                      f"(ppl {math.exp(row['eval_loss']):.1f})")
+        metrics.append(row)
+        if "eval_loss" in row:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "generator": gen.get_state(), "step": step,
+                               "metrics": metrics, "elapsed_s": row["elapsed_s"],
+                               "config": cfg.to_dict()}, ckpt_path)
+        if out_of_time:
+            stopped_early = True
+            bar.write(f"stopping at step {step}: the {limit}-minute budget is spent")
+            break
+    bar.close()
+    wall = time.perf_counter() - t0
+    model.eval()
+    eval_loss = stream_loss(model, eval_stream, pc.seq_len, device)
+    figures = {
+        "steps": step,
+        "stopped_early": stopped_early,
+        "train_tokens": int(len(train_stream)),
+        "eval_tokens": int(len(eval_stream)),
+        "tokens_seen": step * tokens_per_step,
+        "wall_s": round(wall, 1),
+        "tokens_per_s": round(step * tokens_per_step / max(wall, 1e-9), 1),
+        "eval_loss": round(eval_loss, 4),
+        "eval_ppl": round(math.exp(eval_loss), 2),
+        "unigram_eval_ppl": round(unigram, 2),
+        "n_params": n_params(model),
+        "precision": precision_name(device),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json(run_dir / "result.json", {"figures": figures, "metrics": metrics,
+                                         "config": cfg.to_dict()})
+    return {"model": model, "tokenizer": tok, "metrics": metrics, "figures": figures,
+            "run_dir": run_dir}
+
+
+def write_model_card(path: Path, cfg: LessonConfig, figures: dict, stage: str,
+                     extra: str = "") -> None:
+    """MODEL_CARD.md for a shipped checkpoint: data, tokenizer, size, steps, time, quality."""
+    mc = cfg.model
+    lines = [
+        f"# course-gpt2 ({stage})",
+        "",
+        "A small GPT-2 trained by this course's own code, offline, on 2 CPU cores.",
+        "",
+        "| field | value |",
+        "|---|---|",
+        "| architecture | transformers `GPT2LMHeadModel` |",
+        f"| size | n_layer={mc.n_layer}, n_embd={mc.n_embd}, n_head={mc.n_head}, "
+        f"n_positions={mc.n_positions}, {figures['n_params']:,} parameters |",
+        f"| tokenizer | byte-level BPE, vocab {cfg.pretrain.vocab_size}, trained on the "
+        "train split only; id 0 = `<|endoftext|>` = EOS = pad |",
+        "| data | HH-RLHF test files bundled in data/hh-rlhf, TRAIN split only "
+        "(rows with i % 10 != 0), all four subsets, chosen and rejected transcripts |",
+        "| weights | stored as float16 safetensors (loaded as float32) |",
+    ]
+    for k, v in figures.items():
+        lines.append(f"| {k} | {v} |")
+    lines += ["", extra, "",
+              "Licence: the weights are derived from Anthropic HH-RLHF (MIT, (c) 2022 "
+              "Anthropic); the code is this course's (MIT).", ""]
+    (Path(path) / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, help="optimiser steps (default: the preset's)")
+    ap.add_argument("--minutes", type=float, help="stop after this many minutes")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--run-dir", type=Path, help="checkpoint folder (default outputs/pretrain/<hash>)")
+    ap.add_argument("--ship", action="store_true",
+                    help=f"also save the result to {PRETRAINED_DIR} with a MODEL_CARD")
+    args = ap.parse_args(argv)
+    cfg = LessonConfig.from_env()
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, steps=args.steps))
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    out = pretrain(cfg, run_dir=args.run_dir, max_minutes=args.minutes)
+    f = out["figures"]
+    print(f"done: held-out ppl {f['eval_ppl']} vs unigram {f['unigram_eval_ppl']} "
+          f"({f['unigram_eval_ppl'] / f['eval_ppl']:.1f}x lower), "
+          f"{f['tokens_per_s']:.0f} tokens/s, {f['wall_s'] / 60:.1f} min")
+    if args.ship:
+        save_model(out["model"], out["tokenizer"], PRETRAINED_DIR,
+                   card={"figures": f, "config": cfg.to_dict()}, dtype=torch.float16)
+        write_model_card(PRETRAINED_DIR, cfg, f, "pretrained")
+        print(f"shipped to {PRETRAINED_DIR}")
+
+
+if __name__ == "__main__":
+    main()

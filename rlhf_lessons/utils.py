@@ -1,0 +1,183 @@
+"""Small helpers every notebook uses: device, seeding, output folders, atomic writes.
+
+Taught in notebook 00 (setup check); used everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlhf_lessons.config import LessonConfig
+
+_ANNOUNCED: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """Print a one-line notice once per process (e.g. "falling back to data/")."""
+    if message not in _ANNOUNCED:
+        _ANNOUNCED.add(message)
+        print(message, flush=True)
+
+
+def get_device(cfg: LessonConfig | None = None, verbose: bool = True) -> torch.device:
+    """cuda, then mps, then cpu. ``cfg.device`` (RLHF_LESSONS_DEVICE) overrides it."""
+    wanted = cfg.device if cfg is not None else None
+    if wanted:
+        dev = torch.device(wanted)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device={wanted!r} was asked for (RLHF_LESSONS_DEVICE) "
+                "but torch.cuda.is_available() is False"
+            )
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device={wanted!r} was asked for but MPS is not available")
+        why = "as asked"
+    elif torch.cuda.is_available():
+        dev, why = torch.device("cuda"), "a CUDA GPU was found"
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        dev, why = torch.device("mps"), "Apple MPS was found"
+    else:
+        dev, why = torch.device("cpu"), "no GPU found"
+    if verbose:
+        say_once(f"device: {dev} ({why}); precision: {precision_name(dev)}")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX, where bf16 matmuls run natively.
+
+    Elsewhere torch emulates bf16 on the CPU and it is slower than fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def use_bf16(device: torch.device) -> bool:
+    """Whether to train under bf16 autocast on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
+def precision_name(device: torch.device) -> str:
+    return "bf16 autocast" if use_bf16(device) else "fp32"
+
+
+def autocast(device: torch.device):
+    """bf16 autocast where the hardware runs it natively, otherwise a no-op context."""
+    if use_bf16(device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed random, numpy and torch (call again right before any sampling cell)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def output_dir(notebook: str, cfg: LessonConfig | None = None) -> Path:
+    """``outputs/<notebook>/``, created if needed. ``notebook`` is a stem or a step name."""
+    cfg = cfg or LessonConfig.from_env()
+    path = Path(cfg.outputs) / Path(notebook).stem
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` through a temp file and ``os.replace`` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) -> dict:
+    """Merge ``figures`` into ``outputs/<notebook>/metrics.json`` and return the whole dict.
+
+    Every notebook ends by calling this with at least ``wall_s``; ``preset`` is added.
+    """
+    cfg = cfg or LessonConfig.from_env()
+    path = output_dir(notebook, cfg) / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics.update(figures)
+    metrics["preset"] = cfg.preset
+    write_json(path, metrics)
+    return metrics
+
+
+class Timer:
+    """``with Timer() as t: ...; t.seconds``: wall time of a block."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        return False
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar (notebook widget in Jupyter, text elsewhere)."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("mininterval", 1.0)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
