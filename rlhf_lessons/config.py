@@ -55,6 +55,8 @@ class PretrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.1
     eval_every: int = 100
+    eval_windows: int = 200  # held-out windows scored during training and in notebook 02
+    demo_steps: int = 30  # the live pretraining demo in notebook 02
     max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
 
 
@@ -70,20 +72,23 @@ class SFTConfig:
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
     max_new_tokens: int = 64
     n_eval_prompts: int = 200
+    demo_steps: int = 20  # the live SFT demo in notebook 02
 
 
 @dataclass(frozen=True)
 class RewardConfig:
     """Reward-model ("judge") training (notebook 03)."""
 
-    max_len: int = 256
-    batch_size: int = 16
-    epochs: float = 1.0
+    backbone: str = "pretrained"  # "pretrained" or "sft": which course model to start from
+    max_len: int = 256  # tokens per side; longer texts are cut from the LEFT (keep the answer)
+    batch_size: int = 16  # pairs per step (2x sequences per forward)
+    epochs: float = 1.0  # lr decays linearly to 0 over these epochs
     lr: float = 1e-4
+    max_grad_norm: float = 1.0
     margin: float = 0.0
-    center_coef: float = 0.0
+    center_coef: float = 0.0  # TRL's center_rewards_coefficient (0.01 in arXiv 2312.09244)
     eval_every: int = 100
-    max_steps: int = 0
+    max_steps: int = 0  # 0 = as many as ``epochs`` needs
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,13 @@ class PPOConfig:
     lam: float = 0.95
     missing_eos_penalty: float = 1.0
     whiten_rewards: bool = False
+    normalize_scores: bool = True  # judge score -> (s - mean) / std on reference samples
+    kl_horizon: float = 10000.0  # adaptive KL controller horizon (episodes)
+    max_grad_norm: float = 1.0
+    lr_schedule: str = "linear"  # linear decay to 0 over the updates, or "constant"
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_prompt_tokens: int = 64  # keep the END of longer prompts
 
 
 @dataclass(frozen=True)
@@ -181,10 +193,10 @@ def preset(name: str) -> LessonConfig:
             model=ModelConfig(name="tiny", n_layer=2, n_embd=64, n_head=2, n_positions=128),
             pretrain=PretrainConfig(
                 vocab_size=512, seq_len=64, batch_size=8, steps=20, eval_every=10,
-                warmup_steps=2,
+                warmup_steps=2, eval_windows=8, demo_steps=3,
             ),
             sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
-                          max_new_tokens=16, n_eval_prompts=8),
+                          max_new_tokens=16, n_eval_prompts=8, demo_steps=3),
             reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6),
             ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
                           max_new_tokens=12, lr=1e-4),

@@ -89,14 +89,20 @@ def batch_from_stream(stream: np.ndarray, batch_size: int, seq_len: int,
 
 @torch.no_grad()
 def stream_loss(model, stream: np.ndarray, seq_len: int, device, batch_size: int = 16,
-                max_tokens: int = 0) -> float:
-    """Mean next-token loss (nats/token) over consecutive windows of ``stream``."""
+                max_windows: int = 0) -> float:
+    """Mean next-token loss (nats/token) over consecutive ``seq_len`` windows of ``stream``.
+
+    ``max_windows`` > 0 scores that many windows spread evenly over the stream (a
+    quicker estimate that still covers every subset); 0 scores them all.
+    """
     model.eval()
-    n = len(stream) if not max_tokens else min(len(stream), max_tokens)
-    windows = [stream[i:i + seq_len] for i in range(0, n - seq_len + 1, seq_len)]
+    starts = list(range(0, len(stream) - seq_len + 1, seq_len))
+    if max_windows and len(starts) > max_windows:
+        starts = [starts[i] for i in np.linspace(0, len(starts) - 1, max_windows).astype(int)]
     total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        x = torch.from_numpy(np.stack(windows[i:i + batch_size]).astype(np.int64)).to(device)
+    for i in range(0, len(starts), batch_size):
+        x = torch.from_numpy(np.stack([stream[s:s + seq_len] for s in starts[i:i + batch_size]])
+                             .astype(np.int64)).to(device)
         with autocast(device):
             logits = model(input_ids=x).logits.float()
         loss = torch.nn.functional.cross_entropy(
@@ -182,7 +188,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
         out_of_time = limit and row["elapsed_s"] > limit * 60
         if step % pc.eval_every == 0 or step == pc.steps or out_of_time:
             row["eval_loss"] = stream_loss(model, eval_stream, pc.seq_len, device,
-                                           max_tokens=200_000)
+                                           max_windows=pc.eval_windows)
             model.train()
             bar.write(f"step {step}: train loss {row['loss']:.3f}, "
                       f"held-out loss {row['eval_loss']:.3f} "
@@ -272,7 +278,8 @@ def main(argv=None) -> None:
           f"{f['tokens_per_s']:.0f} tokens/s, {f['wall_s'] / 60:.1f} min")
     if args.ship:
         save_model(out["model"], out["tokenizer"], PRETRAINED_DIR,
-                   card={"figures": f, "config": cfg.to_dict()}, dtype=torch.float16)
+                   card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+                   dtype=torch.float16)
         write_model_card(PRETRAINED_DIR, cfg, f, "pretrained")
         print(f"shipped to {PRETRAINED_DIR}")
 

@@ -1,0 +1,37 @@
+# rlhf-lessons: every target sets up .venv itself on a fresh machine.
+#   make run    execute every notebook headless (default offline preset) -> outputs/
+#   make test   the whole test suite (notebooks run in the fast preset)
+#   make lab    JupyterLab on notebooks/
+#   make bench  speed against Hugging Face TRL on the shared peer workload
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lab bench fast clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "setting up $(VENV) (first run only: a few minutes)"
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/run_notebooks.py
+
+fast: $(STAMP)
+	RLHF_LESSONS_FAST=1 $(PY) scripts/run_notebooks.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,105 @@
+"""Run notebooks headless (``make run`` and the notebook tests).
+
+Each notebook runs in a fresh kernel with ``notebooks/`` as its working folder. The
+executed copy is written as ``.ipynb`` and ``.html`` next to the notebook's
+``metrics.json`` in ``outputs/<notebook stem>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlhf_lessons.config import REPO_ROOT
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+# The figures the summary shows for each notebook, when its metrics.json has them.
+HEADLINE_KEYS = (
+    "longer_wins_rate_overall", "n_pairs_total",
+    "pretrain_eval_ppl", "sft_eval_ppl", "unigram_eval_ppl", "sft_eos_rate",
+    "eval_accuracy", "length_rule_accuracy",
+    "score_gain_in_ref_std", "final_kl", "rule_reward_initial", "rule_reward_final",
+)
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    ok: bool
+    error: str
+    metrics: dict
+
+
+def notebook_paths(pattern: str = "") -> list[Path]:
+    """Every ``notebooks/NN_*.ipynb`` in number order (optionally filtered by a substring)."""
+    paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if pattern in p.name]
+
+
+def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900,
+                     env: dict | None = None) -> NotebookRun:
+    """Execute ``path`` top to bottom in a fresh kernel; never raises on a cell error.
+
+    ``env`` entries are set for the kernel (e.g. ``RLHF_LESSONS_FAST=1``). When
+    ``out_dir`` is given the executed ``.ipynb`` and ``.html`` are written there.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    old_env = dict(os.environ)
+    os.environ.update(env or {})
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    start = time.perf_counter()
+    ok, error = True, ""
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+    except CellExecutionError as err:
+        ok, error = False, _short_error(str(err))
+    except Exception as err:  # noqa: BLE001 - a kernel death must still be reported
+        ok, error = False, f"{type(err).__name__}: {err}"
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    seconds = time.perf_counter() - start
+    metrics = {}
+    outputs_root = Path((env or {}).get("RLHF_LESSONS_OUTPUTS", REPO_ROOT / "outputs"))
+    metrics_path = outputs_root / path.stem / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+    if out_dir is not None:
+        _write_copies(nb, Path(out_dir), path.stem)
+    return NotebookRun(path.name, seconds, ok, error, metrics)
+
+
+def _write_copies(nb, out_dir: Path, stem: str) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / f"{stem}.ipynb")
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+
+
+def _short_error(text: str, limit: int = 1500) -> str:
+    """The end of a cell error (the traceback's last lines carry the message)."""
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def headline(metrics: dict, max_items: int = 4) -> str:
+    items = []
+    for key in HEADLINE_KEYS:
+        if key in metrics and isinstance(metrics[key], (int, float)):
+            v = metrics[key]
+            items.append(f"{key}={v:.3g}" if isinstance(v, float) else f"{key}={v}")
+    return ", ".join(items[:max_items])

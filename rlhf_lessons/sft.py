@@ -1,0 +1,263 @@
+"""Supervised fine-tuning (SFT): teach the pretrained GPT-2 to answer, then stop.
+
+Taught in notebook 02. Run it yourself with::
+
+    python -m rlhf_lessons.sft            # from the shipped pretrained model, resumable
+    python -m rlhf_lessons.sft --ship     # ...and save the result to data/models/
+
+Data: Dolly when the Hub can be reached (instruction -> response), and offline the
+CHOSEN answers of the HH-RLHF train split (conversation so far -> chosen answer).
+Each example is ``prompt tokens + answer tokens + EOS``; the loss counts the answer
+tokens only (the prompt's labels are -100), so the model learns to answer rather than
+to write the user's side of the conversation. The EOS teaches it to stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.data import load_all_hh, load_dolly
+from rlhf_lessons.generation import generate
+from rlhf_lessons.models import SFT_DIR, load_policy, n_params, save_model
+from rlhf_lessons.utils import (
+    atomic_torch_save,
+    autocast,
+    get_device,
+    output_dir,
+    precision_name,
+    progress,
+    seed_everything,
+    write_json,
+)
+
+IGNORE = -100  # label value that cross_entropy skips
+
+
+def dolly_to_prompt(instruction: str, context: str = "") -> str:
+    """Dolly's fields in the HH conversation format the course model knows."""
+    body = instruction.strip() if not context.strip() else f"{instruction.strip()}\n\n{context.strip()}"
+    return f"\n\nHuman: {body}\n\nAssistant:"
+
+
+def sft_pairs(cfg: LessonConfig, split: str = "train") -> tuple[list[tuple[str, str]], str]:
+    """(prompt, answer) pairs for SFT and where they came from.
+
+    Dolly (train only; it has no eval split here) when it can be loaded, else the
+    chosen answers of HH-RLHF. Empty answers are dropped (nothing to imitate) and
+    counted in the printed line.
+    """
+    if cfg.source != "local" and split == "train":
+        dolly = load_dolly(source=cfg.source)
+        if dolly is not None:
+            pairs = [(dolly_to_prompt(r["instruction"], r["context"]), r["response"].strip())
+                     for r in dolly]
+            return [p for p in pairs if p[1]], "databricks-dolly-15k"
+    ds = load_all_hh(split, source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
+    pairs = list(zip(ds["prompt"], ds["chosen_response"]))
+    kept = [p for p in pairs if p[1].strip()]
+    if len(kept) < len(pairs):
+        print(f"SFT data: dropped {len(pairs) - len(kept)} of {len(pairs)} rows whose "
+              "chosen answer is empty (nothing to imitate)")
+    return kept, f"HH-RLHF chosen answers ({split} split)"
+
+
+def encode_example(tokenizer, prompt: str, answer: str, max_len: int) -> dict:
+    """Token ids and labels for one example.
+
+    ``input_ids = prompt + " " + answer + EOS``; ``labels`` are -100 on the prompt.
+    Too long: the answer keeps at most ``max_len - 16`` tokens (and loses its EOS,
+    since it did not end), then the prompt is cut from the LEFT to fit.
+    """
+    eos = tokenizer.eos_token_id
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a_ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"] + [eos]
+    if len(a_ids) > max_len - 16:
+        a_ids = a_ids[: max_len - 16]
+    p_ids = p_ids[-(max_len - len(a_ids)):]
+    return {"input_ids": p_ids + a_ids, "labels": [IGNORE] * len(p_ids) + a_ids,
+            "n_prompt": len(p_ids)}
+
+
+def collate(examples: list[dict], pad_id: int) -> dict:
+    """Right-pad a batch. input_ids, attention_mask, labels: (B, T)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over answer tokens only.
+
+    logits: (B, T, V); labels: (B, T) with -100 on prompt and padding. Position t
+    predicts token t+1, so logits drop their last step and labels their first.
+    """
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)).float(),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+    )
+
+
+def length_buckets(examples: list[dict], batch_size: int, seed: int) -> list[list[dict]]:
+    """Batches of similar length (less padding), in a shuffled order."""
+    rng = random.Random(seed)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    batches = [[examples[i] for i in order[j:j + batch_size]]
+               for j in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def answer_loss(model, examples: list[dict], pad_id: int, device, batch_size: int = 16) -> float:
+    """Mean loss (nats) per answer token over ``examples``: the SFT objective, held out."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in length_buckets(examples, batch_size, seed=0):
+        b = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
+        with autocast(device):
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        n = int((b["labels"][:, 1:] != IGNORE).sum())
+        total += sft_loss(logits, b["labels"]).item() * n
+        count += n
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def eos_rate(model, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
+             temperature: float = 0.7) -> tuple[float, list[dict]]:
+    """Fraction of prompts whose sampled answer ends with EOS within the budget."""
+    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                   temperature=temperature, seed=seed)
+    return float(out.finished.float().mean()), out.rows()
+
+
+def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | None = None,
+              max_steps: int | None = None, show_progress: bool = True) -> dict:
+    """Fine-tune ``model`` (default: the preset's pretrained policy) on SFT pairs.
+
+    Resumes from ``run_dir/checkpoint.pt`` when one exists. Returns model, tokenizer,
+    metrics (list of dicts: step, loss, lr, elapsed_s) and figures.
+    """
+    seed_everything(cfg.seed)
+    device = get_device(cfg)
+    sc = cfg.sft
+    if model is None:
+        model, tokenizer = load_policy(cfg, "pretrained", device)
+    model.to(device).train()
+    pairs, origin = sft_pairs(cfg, "train")
+    examples = [encode_example(tokenizer, p, a, sc.max_len) for p, a in pairs]
+    steps_per_epoch = math.ceil(len(examples) / sc.batch_size)
+    total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
+    run_dir = Path(run_dir or output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
+    ckpt = run_dir / "checkpoint.pt"
+    opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=0.0)
+    step, metrics, elapsed = 0, [], 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
+        print(f"resuming SFT from {ckpt} at step {step}/{total}")
+    print(f"SFT on {len(examples):,} examples from {origin}; {total} steps of "
+          f"{sc.batch_size}; {precision_name(device)}")
+    bar = progress(total=total, initial=step, desc="SFT", disable=not show_progress)
+    t0 = time.perf_counter() - elapsed
+    epoch = step // steps_per_epoch
+    batches = length_buckets(examples, sc.batch_size, cfg.seed + epoch)
+    while step < total:
+        if step // steps_per_epoch != epoch:
+            epoch = step // steps_per_epoch
+            batches = length_buckets(examples, sc.batch_size, cfg.seed + epoch)
+        batch = collate(batches[step % steps_per_epoch], tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        lr = sc.lr * min(1.0, (step + 1) / max(1, sc.warmup_steps)) * (1 - step / total)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with autocast(device):
+            logits = model(input_ids=batch["input_ids"],
+                           attention_mask=batch["attention_mask"]).logits
+        loss = sft_loss(logits, batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        metrics.append({"step": step, "loss": loss.item(), "lr": lr,
+                        "elapsed_s": time.perf_counter() - t0})
+        if step % 50 == 0 or step == total:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "step": step, "metrics": metrics,
+                               "elapsed_s": metrics[-1]["elapsed_s"]}, ckpt)
+    bar.close()
+    model.eval()
+    figures = {"steps": step, "examples": len(examples), "data": origin,
+               "wall_s": round(time.perf_counter() - t0, 1), "n_params": n_params(model),
+               "precision": precision_name(device)}
+    return {"model": model, "tokenizer": tokenizer, "metrics": metrics, "figures": figures,
+            "run_dir": run_dir}
+
+
+def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = None) -> dict:
+    """Held-out answer-token loss/perplexity and the EOS rate on eval prompts."""
+    device = next(model.parameters()).device
+    pairs, _ = sft_pairs(dataclasses.replace(cfg, source="local"), "eval")
+    examples = [encode_example(tokenizer, p, a, cfg.sft.max_len) for p, a in pairs]
+    loss = answer_loss(model, examples, tokenizer.pad_token_id, device)
+    n = n_prompts or cfg.sft.n_eval_prompts
+    prompts = [p for p, _ in pairs[:: max(1, len(pairs) // n)]][:n]
+    rate, rows = eos_rate(model, tokenizer, prompts, cfg.sft.max_new_tokens, seed=cfg.seed)
+    return {"answer_loss": loss, "answer_ppl": math.exp(loss), "eos_rate": rate,
+            "n_eos_prompts": len(prompts), "samples": rows}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, help="optimiser steps (default: one epoch)")
+    ap.add_argument("--run-dir", type=Path)
+    ap.add_argument("--ship", action="store_true", help=f"save the result to {SFT_DIR}")
+    args = ap.parse_args(argv)
+    cfg = LessonConfig.from_env()
+    out = train_sft(cfg, run_dir=args.run_dir, max_steps=args.steps)
+    ev = evaluate_sft(cfg, out["model"], out["tokenizer"])
+    f = dict(out["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
+             eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=ev["eos_rate"],
+             n_eos_prompts=ev["n_eos_prompts"])
+    print(f"done: held-out answer ppl {f['eval_answer_ppl']}, EOS rate {f['eos_rate']:.2f} "
+          f"on {f['n_eos_prompts']} held-out prompts, {f['wall_s'] / 60:.1f} min")
+    for r in ev["samples"][:5]:
+        print(repr(r["prompt"][-120:]), "->", repr(r["answer"]))
+    write_json(out["run_dir"] / "result.json", {"figures": f, "metrics": out["metrics"],
+                                                "samples": ev["samples"][:20]})
+    if args.ship:
+        from rlhf_lessons.pretrain import write_model_card
+
+        save_model(out["model"], out["tokenizer"], SFT_DIR,
+                   card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+                   dtype=torch.float16)
+        write_model_card(SFT_DIR, cfg, f, "SFT", extra=(
+            "Fine-tuned from data/models/course-gpt2 on the chosen answers of the HH-RLHF "
+            "train split (prompt tokens masked out of the loss; EOS after each answer)."))
+        print(f"shipped to {SFT_DIR}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""`make run`: execute every notebook in order, headless, and print a one-screen summary.
+
+Executed copies (.ipynb, .html) and each notebook's metrics.json go to outputs/<stem>/.
+Exits non-zero if any cell of any notebook fails. Usage:
+
+    python scripts/run_notebooks.py [--only 03] [--timeout 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.runner import execute_notebook, headline, notebook_paths
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="", help="run notebooks whose name contains this")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = ap.parse_args()
+    cfg = LessonConfig.from_env()
+    paths = notebook_paths(args.only)
+    if not paths:
+        print(f"no notebook matches {args.only!r}", file=sys.stderr)
+        return 2
+    print(f"running {len(paths)} notebooks in the {cfg.preset!r} preset -> {cfg.outputs}/")
+    runs = []
+    t0 = time.perf_counter()
+    for path in paths:
+        print(f"▶ {path.name} ...", flush=True)
+        run = execute_notebook(path, out_dir=cfg.outputs / path.stem, timeout=args.timeout)
+        runs.append(run)
+        status = "ok" if run.ok else "FAILED"
+        print(f"  {status} in {run.seconds:.0f} s", flush=True)
+        if not run.ok:
+            print("  " + run.error.replace("\n", "\n  "), flush=True)
+    width = max(len(r.name) for r in runs)
+    print(f"\n{'notebook'.ljust(width)}  status  seconds  headline figures")
+    for r in runs:
+        status = "ok" if r.ok else "FAILED"
+        print(f"{r.name.ljust(width)}  {status:6}  {r.seconds:7.0f}  {headline(r.metrics)}")
+    failed = [r.name for r in runs if not r.ok]
+    total = time.perf_counter() - t0
+    print(f"total {total / 60:.1f} min; {len(runs) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

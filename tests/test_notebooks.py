@@ -1,0 +1,23 @@
+"""Tier 2: every notebook runs top to bottom in the fast preset and writes its metrics."""
+
+import os
+
+import pytest
+
+from rlhf_lessons.runner import execute_notebook, notebook_paths
+
+NOTEBOOKS = notebook_paths()
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 2, "notebooks/ should hold the numbered lessons"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_fast_preset(path):
+    env = {"RLHF_LESSONS_FAST": "1", "RLHF_LESSONS_OUTPUTS": os.environ["RLHF_LESSONS_OUTPUTS"]}
+    run = execute_notebook(path, timeout=600, env=env)
+    assert run.ok, f"{path.name} failed:\n{run.error}"
+    assert run.metrics.get("preset") == "fast", f"{path.stem}/metrics.json lacks preset=fast"
+    assert run.metrics.get("wall_s", 0) > 0, f"{path.stem}/metrics.json lacks wall_s"
