@@ -1,0 +1,289 @@
+"""Every plot in the course, with one palette.
+
+Rules (see docs/CONVENTIONS.md): each ``plot_*`` function draws on ``ax`` when one
+is given and makes a new figure only when it is not; it returns the Axes, never
+calls ``plt.show()`` and never writes files. Chosen/rejected and policy/reference
+always get the colours below, in every notebook.
+
+Taught in notebook 00 (setup check) and used by all the others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+# The palette (colour-blind safe: Okabe-Ito). Import these rather than typing colours.
+CHOSEN_COLOR = "#009E73"  # bluish green
+REJECTED_COLOR = "#D55E00"  # vermilion
+POLICY_COLOR = "#0072B2"  # blue
+REFERENCE_COLOR = "#7F7F7F"  # grey
+ACCENT_COLOR = "#CC79A7"  # reddish purple: thresholds, baselines, "the judge"
+NEUTRAL_COLOR = "#56B4E9"  # sky blue: anything that is not one of the roles above
+PALETTE = {
+    "chosen": CHOSEN_COLOR,
+    "rejected": REJECTED_COLOR,
+    "policy": POLICY_COLOR,
+    "reference": REFERENCE_COLOR,
+    "accent": ACCENT_COLOR,
+    "neutral": NEUTRAL_COLOR,
+}
+
+
+def _axes(ax, figsize=(6, 3.5)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _short(subset: str) -> str:
+    # "helpful-rejection-sampled" is too wide for a tick label.
+    return subset.replace("-rejection-sampled", "-rej.-sampled")
+
+
+# --------------------------------------------------------------------------
+# Notebook 00
+# --------------------------------------------------------------------------
+def plot_preference_curve(margin: float = 1.0, ax=None):
+    """P(chosen preferred) = sigmoid(r_chosen - r_rejected), with ``margin`` marked.
+
+    The Bradley-Terry curve that notebook 03 trains the judge with; notebook 00
+    uses it as its demo plot and widget.
+    """
+    ax = _axes(ax)
+    x = np.linspace(-6, 6, 241)
+    ax.plot(x, 1 / (1 + np.exp(-x)), color=POLICY_COLOR, lw=2)
+    p = 1 / (1 + math.exp(-margin))
+    ax.axhline(0.5, color=REFERENCE_COLOR, ls="--", lw=1)
+    ax.scatter([margin], [p], color=CHOSEN_COLOR, zorder=3, s=50,
+               label=f"margin {margin:+.1f} -> P = {p:.2f}")
+    ax.set_xlabel("reward margin  r(chosen) - r(rejected)")
+    ax.set_ylabel("P(chosen is preferred)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper left", frameon=False)
+    ax.set_title("Bradley-Terry: a bigger margin, a surer preference")
+    return ax
+
+
+# --------------------------------------------------------------------------
+# Notebook 01: the preference data
+# --------------------------------------------------------------------------
+def plot_turns_histogram(n_turns, ax=None, max_turns: int = 16):
+    """Bar chart of turns per conversation (Human + Assistant turns, the final answer
+    included). Conversations longer than ``max_turns`` go into the last bar."""
+    ax = _axes(ax)
+    values = np.asarray(n_turns, dtype=int)
+    if values.size == 0:
+        raise ValueError("plot_turns_histogram: n_turns is empty")
+    clipped = np.minimum(values, max_turns)
+    counts = np.bincount(clipped, minlength=max_turns + 1)
+    xs = np.arange(counts.size)
+    keep = counts > 0
+    ax.bar(xs[keep], counts[keep], color=NEUTRAL_COLOR, edgecolor="white")
+    labels = [str(x) if x < max_turns else f"{max_turns}+" for x in xs[keep]]
+    ax.set_xticks(xs[keep], labels)
+    ax.set_xlabel("turns in the conversation (final answer included)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"Turns per conversation ({values.size} pairs)")
+    return ax
+
+
+def plot_answer_lengths(df: pd.DataFrame, unit: str = "chars", ax=None):
+    """Box plots of final-answer length, chosen beside rejected, for each subset.
+
+    ``df`` is :func:`rlhf_lessons.data.to_dataframe` output (subset, chosen, rejected).
+    Outliers are hidden and the y axis is logarithmic, so the boxes stay readable.
+    """
+    from rlhf_lessons.analysis import answer_lengths
+
+    ax = _axes(ax, figsize=(7, 3.8))
+    chosen_len, rejected_len = answer_lengths(df, unit)
+    subsets = sorted(df["subset"].unique())
+    pos, data, colors = [], [], []
+    for i, s in enumerate(subsets):
+        mask = (df["subset"] == s).to_numpy()
+        for off, lens, col in ((-0.2, chosen_len, CHOSEN_COLOR),
+                               (0.2, rejected_len, REJECTED_COLOR)):
+            # +1 so empty answers (length 0) survive the log scale.
+            data.append(lens.to_numpy()[mask] + 1)
+            pos.append(i + off)
+            colors.append(col)
+    box = ax.boxplot(data, positions=pos, widths=0.35, showfliers=False,
+                     patch_artist=True, medianprops={"color": "black"})
+    for patch, col in zip(box["boxes"], colors):
+        patch.set_facecolor(col)
+        patch.set_alpha(0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(subsets)), [_short(s) for s in subsets], rotation=12)
+    ax.set_ylabel(f"final answer length ({unit} + 1)")
+    ax.legend([box["boxes"][0], box["boxes"][1]], ["chosen", "rejected"],
+              frameon=False, loc="upper right")
+    ax.set_title("Answer lengths: chosen vs rejected")
+    return ax
+
+
+def plot_longer_wins(rates: pd.DataFrame, ax=None):
+    """Bars of "how often the longer answer is chosen", per subset, with the 0.5 line.
+
+    ``rates`` is :func:`rlhf_lessons.analysis.longer_wins_rate` output (index =
+    subset, columns rate, n_pairs, n_ties). Each bar is labelled with its rate.
+    """
+    ax = _axes(ax, figsize=(7, 3.5))
+    names = list(rates.index)
+    colors = [ACCENT_COLOR if n == "overall" else NEUTRAL_COLOR for n in names]
+    bars = ax.bar(range(len(names)), rates["rate"], color=colors)
+    for b, r in zip(bars, rates["rate"]):
+        ax.annotate(f"{r:.2f}", (b.get_x() + b.get_width() / 2, r),
+                    ha="center", va="bottom", fontsize=9)
+    ax.axhline(0.5, color=REFERENCE_COLOR, ls="--", lw=1, label="coin flip (0.5)")
+    ax.set_xticks(range(len(names)), [_short(n) for n in names], rotation=12)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of pairs (ties excluded)")
+    ax.set_title("How often is the LONGER answer the chosen one?")
+    ax.legend(frameon=False, loc="upper right")
+    return ax
+
+
+def plot_word_differences(words: pd.DataFrame, by: str = "log_odds", ax=None,
+                          title: str = "Words that separate chosen from rejected"):
+    """Horizontal bars: one per word, right (chosen colour) = typical of chosen
+    answers, left (rejected colour) = typical of rejected ones.
+
+    ``words`` has columns ``word`` and ``by`` (e.g. from
+    :func:`rlhf_lessons.analysis.top_words`).
+    """
+    ax = _axes(ax, figsize=(6, max(3.0, 0.22 * len(words) + 1)))
+    w = words.sort_values(by)
+    colors = [CHOSEN_COLOR if v > 0 else REJECTED_COLOR for v in w[by]]
+    ax.barh(range(len(w)), w[by], color=colors)
+    ax.set_yticks(range(len(w)), w["word"])
+    ax.axvline(0, color="black", lw=0.8)
+    label = {"log_odds": "log-odds  log((n_chosen+1)/(n_rejected+1))",
+             "diff": "share of chosen - share of rejected answers"}.get(by, by)
+    ax.set_xlabel(label)
+    ax.set_title(title)
+    return ax
+
+
+def plot_phrase_rates(rates: pd.DataFrame, ax=None):
+    """Grouped bars: the share of chosen vs rejected answers with each phrase group.
+
+    ``rates`` is :func:`rlhf_lessons.analysis.phrase_rates` output; with several
+    subsets the x axis shows "subset / group".
+    """
+    ax = _axes(ax, figsize=(10, 3.8))
+    several = rates["subset"].nunique() > 1
+    if several:
+        tiny = {"harmless-base": "harmless", "helpful-base": "helpful",
+                "helpful-online": "online", "helpful-rejection-sampled": "rej-samp"}
+        labels = [f"{g}\n{tiny.get(s, s)}" for s, g in zip(rates["subset"], rates["group"])]
+    else:
+        labels = list(rates["group"])
+    x = np.arange(len(rates))
+    if several:  # thin lines between subsets
+        change = np.flatnonzero(rates["subset"].to_numpy()[1:] != rates["subset"].to_numpy()[:-1])
+        for c in change:
+            ax.axvline(c + 0.5, color=REFERENCE_COLOR, lw=0.6, alpha=0.6)
+    ax.bar(x - 0.2, rates["chosen_rate"], 0.4, color=CHOSEN_COLOR, label="chosen")
+    ax.bar(x + 0.2, rates["rejected_rate"], 0.4, color=REJECTED_COLOR, label="rejected")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("share of answers with the phrase")
+    ax.set_title("Refusals, hedges and confident phrases")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_dolly_categories(counts: Mapping | pd.Series, ax=None):
+    """Horizontal bars of rows per Dolly category (largest at the top)."""
+    ax = _axes(ax)
+    s = pd.Series(counts).sort_values()
+    ax.barh(s.index.astype(str), s.to_numpy(), color=NEUTRAL_COLOR)
+    ax.set_xlabel("rows")
+    ax.set_title(f"Dolly: rows per category ({int(s.sum())} rows)")
+    return ax
+
+
+# --------------------------------------------------------------------------
+# Notebooks 03-05: training curves and judge scores
+# --------------------------------------------------------------------------
+def _color_for(key: str) -> str:
+    k = key.lower()
+    for word, col in (("rejected", REJECTED_COLOR), ("chosen", CHOSEN_COLOR),
+                      ("ref", REFERENCE_COLOR), ("kl", ACCENT_COLOR)):
+        if word in k:
+            return col
+    return POLICY_COLOR
+
+
+def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
+                 x: str = "step", smooth: int = 1) -> list:
+    """One small plot per metric column (TRL-style keys such as ``objective/kl``).
+
+    ``df`` is the list of logged dicts as a DataFrame; rows where a key is missing
+    (NaN, e.g. eval metrics logged every N steps) are skipped for that key. ``x``
+    is the column on the x axis (the index when it is absent). ``smooth`` > 1 adds a
+    rolling mean over that many points. ``axes``: one Axes per key, or None for a
+    new figure (up to 3 plots per row). Returns the list of Axes.
+    Taught in notebook 03; used in 04 and 05.
+    """
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        raise ValueError("plot_metrics: keys is empty")
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise KeyError(f"plot_metrics: no column(s) {missing}; the columns are "
+                       f"{list(df.columns)}")
+    if axes is None:
+        ncols = min(3, len(keys))
+        nrows = math.ceil(len(keys) / ncols)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows),
+                                 layout="constrained", squeeze=False)
+        axes = list(grid.ravel())
+        for extra in axes[len(keys):]:
+            fig.delaxes(extra)
+        axes = axes[:len(keys)]
+    else:
+        axes = [axes] if not isinstance(axes, (list, tuple, np.ndarray)) else list(
+            np.ravel(axes))
+        if len(axes) != len(keys):
+            raise ValueError(f"plot_metrics: {len(keys)} keys but {len(axes)} axes")
+    xs_all = df[x] if x in df.columns else pd.Series(df.index, index=df.index)
+    for ax, key in zip(axes, keys):
+        ok = df[key].notna()
+        xs, ys = xs_all[ok].to_numpy(), df.loc[ok, key].to_numpy(dtype=float)
+        col = _color_for(key)
+        if smooth > 1 and len(ys) >= smooth:
+            ax.plot(xs, ys, color=col, alpha=0.3, lw=1)
+            ys_s = pd.Series(ys).rolling(smooth, min_periods=1).mean().to_numpy()
+            ax.plot(xs, ys_s, color=col, lw=2)
+        else:
+            ax.plot(xs, ys, color=col, lw=2, marker="o" if len(ys) < 30 else None,
+                    ms=3)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel(x if x in df.columns else "index")
+        ax.grid(alpha=0.3)
+    return axes
+
+
+def plot_score_histograms(chosen_scores, rejected_scores, ax=None, bins: int = 30,
+                          title: str = "Judge scores: chosen vs rejected"):
+    """Overlaid histograms of the judge's scores on chosen and rejected answers,
+    on shared bins, with each side's mean as a dashed line. Notebook 03."""
+    ax = _axes(ax)
+    c = np.asarray(chosen_scores, dtype=float).ravel()
+    r = np.asarray(rejected_scores, dtype=float).ravel()
+    if c.size == 0 or r.size == 0:
+        raise ValueError("plot_score_histograms: both score arrays must be non-empty")
+    edges = np.histogram_bin_edges(np.concatenate([c, r]), bins=bins)
+    for vals, col, name in ((c, CHOSEN_COLOR, "chosen"), (r, REJECTED_COLOR, "rejected")):
+        ax.hist(vals, bins=edges, color=col, alpha=0.55, label=f"{name} (mean {vals.mean():.2f})")
+        ax.axvline(vals.mean(), color=col, ls="--", lw=1.5)
+    ax.set_xlabel("score")
+    ax.set_ylabel("answers")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return ax
