@@ -194,3 +194,23 @@ def _pad_cat(tensors: list[torch.Tensor], value: int, left: bool) -> torch.Tenso
         fill = torch.full((t.size(0), width - t.size(1)), value, dtype=t.dtype, device=t.device)
         out.append(torch.cat([fill, t] if left else [t, fill], dim=1))
     return torch.cat(out)
+
+
+def sample_answers(model, tokenizer, question: str, temperature: float = 0.7,
+                   max_new_tokens: int = 64, n: int = 3, seed: int = 0):
+    """``n`` answers to one user question, as a DataFrame (the generation widget's core).
+
+    ``question`` is wrapped as ``"\\n\\nHuman: {question}\\n\\nAssistant:"`` unless it
+    already contains an "Assistant:" turn. ``temperature=0`` means greedy (one answer).
+    """
+    import pandas as pd
+
+    if not question.strip():
+        raise ValueError("question is empty: type something for the model to answer")
+    prompt = question if "Assistant:" in question else (
+        f"\n\nHuman: {question.strip()}\n\nAssistant:")
+    greedy = temperature <= 0
+    out = generate(model, tokenizer, [prompt] * (1 if greedy else n), max_new_tokens,
+                   temperature=max(temperature, 1e-6), greedy=greedy, seed=seed)
+    return pd.DataFrame([{"answer": r["answer"], "tokens": r["n_tokens"],
+                          "stopped (EOS)": r["ended_with_eos"]} for r in out.rows()])
