@@ -89,6 +89,9 @@ class RewardConfig:
     center_coef: float = 0.0  # TRL's center_rewards_coefficient (0.01 in arXiv 2312.09244)
     eval_every: int = 100
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
+    demo_steps: int = 30  # notebook 03's short live training demo
+    n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
+    n_ref_samples: int = 64  # reference-policy answers for the reward normaliser
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,10 @@ class PPOConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     max_prompt_tokens: int = 64  # keep the END of longer prompts
+    sanity_updates: int = 12  # notebook 04: the rule-reward sanity run
+    explore_updates: int = 8  # notebook 04: each run of the KL explorer
+    n_eval_prompts: int = 64  # held-out (eval split) prompts for before/after
+    n_ref_prompts: int = 64  # train prompts whose reference samples normalise the judge
 
 
 @dataclass(frozen=True)
@@ -197,9 +204,12 @@ def preset(name: str) -> LessonConfig:
             ),
             sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
                           max_new_tokens=16, n_eval_prompts=8, demo_steps=3),
-            reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6),
+            reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6,
+                                demo_steps=4, n_probe=16, n_ref_samples=8),
             ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
-                          max_new_tokens=12, lr=1e-4),
+                          max_new_tokens=12, lr=1e-4, max_prompt_tokens=32,
+                          sanity_updates=3, explore_updates=2, n_eval_prompts=8,
+                          n_ref_prompts=8),
             max_rows_per_subset=200,
         )
     if name == "gpu":

@@ -64,6 +64,7 @@ from rlhf_lessons.utils import (
 )
 
 NOTEBOOK = "03_reward_model_the_judge"
+NOTEBOOK_ONLY = ("demo_steps", "n_probe", "n_ref_samples")
 SHIPPED_JUDGE_DIR = Path(__file__).resolve().parent.parent / "data" / "models" / "course-judge"
 
 
@@ -210,6 +211,16 @@ class PairSet:
 
     def __len__(self) -> int:
         return len(self.chosen_ids)
+
+    def head(self, n: int) -> PairSet:
+        """The first ``n`` pairs (counts of dropped pairs are not carried over)."""
+        cut = slice(0, n)
+        return dataclasses.replace(
+            self, chosen_ids=self.chosen_ids[cut], rejected_ids=self.rejected_ids[cut],
+            subset=self.subset[cut], prompt=self.prompt[cut], chosen=self.chosen[cut],
+            rejected=self.rejected[cut], len_chosen=self.len_chosen[cut],
+            len_rejected=self.len_rejected[cut], identical=self.identical[cut],
+            n_identical_dropped=0, n_empty=0, n_truncated=0, notes=[])
 
     def summary(self) -> str:
         return (f"{len(self)} pairs; {self.n_identical_dropped} identical pairs dropped, "
@@ -687,56 +698,23 @@ def fit_reward_norm(scores) -> RewardNorm:
     return RewardNorm(float(s.mean()), std)
 
 
-def plot_score_histograms(r_chosen, r_rejected, ax=None, bins: int = 40):
-    """Histograms of the judge's scores on chosen vs rejected answers -> Axes."""
-    import matplotlib.pyplot as plt
-
-    try:  # one palette for the course when the plots module has it
-        from rlhf_lessons.plots import COLORS  # type: ignore
-
-        c_col, r_col = COLORS["chosen"], COLORS["rejected"]
-    except Exception:  # noqa: BLE001
-        c_col, r_col = "#2a9d8f", "#e76f51"
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.2))
-    both = np.concatenate([r_chosen, r_rejected])
-    edges = np.linspace(both.min(), both.max(), bins + 1)
-    ax.hist(r_chosen, bins=edges, alpha=0.6, color=c_col, label="chosen")
-    ax.hist(r_rejected, bins=edges, alpha=0.6, color=r_col, label="rejected")
-    ax.set_xlabel("judge score r")
-    ax.set_ylabel("pairs")
-    ax.legend()
-    return ax
-
-
-def plot_training_curves(metrics, ax=None, smooth: int = 10):
-    """Train loss/accuracy (smoothed) and eval accuracy against step -> Axes."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.2))
-    tr = metrics[metrics["loss"].notna()] if "loss" in metrics else metrics.iloc[:0]
-    if len(tr):
-        w = max(1, min(smooth, len(tr)))
-        ax.plot(tr["step"], tr["loss"].rolling(w, min_periods=1).mean(), label="train loss")
-        ax.plot(tr["step"], tr["accuracy"].rolling(w, min_periods=1).mean(),
-                label="train accuracy")
-    if "eval_accuracy" in metrics:
-        ev = metrics[metrics["eval_accuracy"].notna()]
-        ax.plot(ev["step"], ev["eval_accuracy"], "o-", label="eval accuracy")
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.axhline(math.log(2), color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8)
-    return ax
-
-
 # --------------------------------------------------------------------------
 # Building, saving, loading the judge for a preset
 # --------------------------------------------------------------------------
 def judge_key(cfg: LessonConfig) -> str:
-    """Short hash of the settings that make the judge (preset, seed, model, reward)."""
-    return cfg.short_hash("model", "reward")
+    """Short hash of the settings that make the judge (preset, seed, model, reward).
+
+    The notebook-only sizes (demo_steps, n_probe, n_ref_samples) do not change the
+    judge, so they are left out of the key.
+    """
+    import hashlib
+
+    rw = dataclasses.asdict(cfg.reward)
+    for k in NOTEBOOK_ONLY:
+        rw.pop(k, None)
+    blob = {"preset": cfg.preset, "seed": cfg.seed, "model": dataclasses.asdict(cfg.model),
+            "reward": rw}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def judge_dir(cfg: LessonConfig) -> Path:
@@ -819,6 +797,19 @@ def build_judge(cfg: LessonConfig, device="cpu", show_progress: bool = True,
     return model, tok, card, metrics
 
 
+def load_training_metrics(cfg: LessonConfig):
+    """The full judge's training metrics (DataFrame), or None if none were kept."""
+    import pandas as pd
+
+    for folder in (judge_dir(cfg), SHIPPED_JUDGE_DIR):
+        f = folder / "metrics.csv"
+        card = folder / "training.json"
+        if f.exists() and card.exists() and json.loads(card.read_text()).get("key") == \
+                judge_key(cfg):
+            return pd.read_csv(f)
+    return None
+
+
 def load_judge(cfg: LessonConfig, device="cpu", verbose: bool = True):
     """The judge for a preset: ``(model, tokenizer, card)``. Says where it came from.
 
@@ -891,6 +882,9 @@ def main(argv=None) -> None:
                                            "eval_accuracy_ci95", "length_rule_accuracy")}))
     if o.ship:
         save_judge(model, tok, SHIPPED_JUDGE_DIR, card, fp16=True)
+        cols = [c for c in ("step", "epoch", "loss", "accuracy", "margin", "learning_rate",
+                            "eval_accuracy") if c in metrics]
+        metrics[cols].round(5).to_csv(SHIPPED_JUDGE_DIR / "metrics.csv", index=False)
         (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
         print(f"shipped to {SHIPPED_JUDGE_DIR}")
 

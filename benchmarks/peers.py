@@ -1,0 +1,101 @@
+"""Run the TRL peer scripts of ``../shared/bench`` in their own cached virtual envs.
+
+Each TRL version gets one venv under ``.bench-venvs/trl-<version>/`` (git-ignored),
+created on first use with ``torch==2.13.0`` pinned (a bare ``torch`` would pull a
+multi-GB CUDA build) and the same transformers as the project, so that the only
+difference between the two sides is the trainer. Later runs reuse it.
+
+Used by ``benchmarks/run.py`` and ``benchmarks/bench_reward.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENVS_DIR = REPO_ROOT / ".bench-venvs"
+DEFAULT_PEER_DIR = REPO_ROOT.parent / "shared" / "bench"
+TORCH_PIN = "torch==2.13.0"
+TRANSFORMERS_PIN = "transformers==5.23.0"
+
+
+def peer_dir(path: str | Path | None = None) -> Path:
+    """The peer folder (default ``../shared/bench``), checked to hold ``workload.py``."""
+    p = Path(path).expanduser().resolve() if path else DEFAULT_PEER_DIR
+    if not (p / "workload.py").exists():
+        raise SystemExit(
+            f"peer dir {p} has no workload.py. Pass --peer-dir pointing at the shared "
+            "bench folder (the one with workload.py, trl_reward.py and trl_ppo.py)."
+        )
+    return p
+
+
+def ensure_venv(trl_version: str, log=sys.stderr) -> Path:
+    """Path to the python of a venv with ``trl==trl_version`` (created if missing)."""
+    venv = VENVS_DIR / f"trl-{trl_version}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".ready"
+    if stamp.exists() and python.exists():
+        return python
+    print(f"[peers] creating {venv} (trl=={trl_version}, {TORCH_PIN}); this happens once",
+          file=log, flush=True)
+    VENVS_DIR.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pkgs = [TORCH_PIN, TRANSFORMERS_PIN, f"trl=={trl_version}", "datasets", "numpy"]
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *pkgs], check=True,
+                   stdout=log, stderr=log)
+    stamp.write_text(" ".join(pkgs) + "\n")
+    return python
+
+
+def parse_json_line(stdout: str, what: str) -> dict:
+    """The last line of ``stdout`` that parses as a JSON object."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise RuntimeError(f"{what}: no JSON result line in its output:\n{stdout[-2000:]}")
+
+
+def run_script(python: str | Path, script: Path, args: list[str] | None = None,
+               threads: int = 2, timeout: float = 3600) -> dict:
+    """Run ``python script args`` in a fresh process and return its JSON line."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("MKL_NUM_THREADS", str(threads))
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["HF_HUB_OFFLINE"] = "1"
+    proc = subprocess.run([str(python), str(script), *(args or [])], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=str(script.parent))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script.name} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-3000:]}")
+    return parse_json_line(proc.stdout, script.name)
+
+
+def run_trl_reward(peer: Path, bf16: bool = False, trl_version: str = "1.16.0") -> dict:
+    """The TRL RewardTrainer peer (``trl_reward.py``), fp32 unless ``bf16``."""
+    python = ensure_venv(trl_version)
+    return run_script(python, peer / "trl_reward.py", ["--bf16"] if bf16 else [])
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="set up a TRL venv and/or run the reward peer")
+    ap.add_argument("--trl", default="1.16.0")
+    ap.add_argument("--setup-only", action="store_true")
+    ap.add_argument("--peer-dir", default=None)
+    o = ap.parse_args()
+    py = ensure_venv(o.trl)
+    if not o.setup_only:
+        print(json.dumps(run_trl_reward(peer_dir(o.peer_dir), trl_version=o.trl)))
+    else:
+        print(py)
