@@ -732,6 +732,10 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
         raise ValueError(f"{len(prompts)} prompts for rollout_batch={cfg.rollout_batch}")
     for m in (policy, ref_policy, value_model):
         m.train(False)  # dropout off everywhere: logprobs must be reproducible
+    if policy is ref_policy:
+        raise ValueError("policy and ref_policy are the same object: pass a frozen copy")
+    policy.requires_grad_(True)
+    value_model.requires_grad_(True)
     ref_policy.requires_grad_(False)
     if isinstance(reward, nn.Module):
         reward.train(False).requires_grad_(False)
@@ -899,7 +903,7 @@ def checkpoint_path(cfg, name: str) -> Path:
 # ---------------------------------------------------------------------------
 def run_kl_variant(policy, ref_policy, reward, tokenizer, prompts, cfg: PPOConfig,
                    kl_coef: float, kl_estimator: str, n_updates: int, seed: int = 0,
-                   value_init=None):
+                   value_init=None, score_stats: tuple[float, float] | None = None):
     """PPO from a fresh copy of ``policy`` with another beta / estimator -> metrics.
 
     The input policy is not touched. ``value_init``: a judge to copy the value model
@@ -913,7 +917,7 @@ def run_kl_variant(policy, ref_policy, reward, tokenizer, prompts, cfg: PPOConfi
              else make_value_model(policy=pol))
     c = _replace(cfg, kl_coef=float(kl_coef), kl_estimator=kl_estimator)
     run = train_ppo(pol, ref_policy, value, reward, tokenizer, prompts, c, seed=seed,
-                    n_updates=n_updates, show_progress=False)
+                    n_updates=n_updates, show_progress=False, score_stats=score_stats)
     df = run.metrics
     df["kl_coef"], df["kl_estimator"] = float(kl_coef), kl_estimator
     return df
