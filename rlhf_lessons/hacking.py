@@ -391,6 +391,10 @@ def run_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts: Sequenc
         raise ValueError(f"{len(prompts)} prompts for rollout_batch={cfg.rollout_batch}")
     for m in (policy, ref_policy, value_model):
         m.train(False)
+    if policy is ref_policy:
+        raise ValueError("policy and ref_policy are the same object: pass a frozen copy")
+    policy.requires_grad_(True)
+    value_model.requires_grad_(True)
     ref_policy.requires_grad_(False)
     if isinstance(reward, torch.nn.Module):
         reward.train(False).requires_grad_(False)
@@ -412,7 +416,8 @@ def run_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts: Sequenc
         upd = ppo.ppo_update(policy, value_model, optimizer, ro, adv, cfg, gen)
         row = {"update": u + 1, "episodes": (u + 1) * cfg.rollout_batch,
                **ppo.update_metrics_row(ro, adv, upd, beta, lr),
-               "time_s": time.perf_counter() - t_start}
+               "tokens_generated": ro.batch.response_ids.numel(),
+               "gen_s": ro.gen_s, "time_s": time.perf_counter() - t_start}
         if on_update is not None:
             extra = on_update(u, ro, row)
             if extra:
@@ -593,6 +598,11 @@ def sweep_key(cfg: LessonConfig, hc: HackingConfig, extra: str = "") -> str:
     d = {"ppo": dataclasses.asdict(cfg.ppo), "hc": dataclasses.asdict(hc), "x": extra}
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return cfg.short_hash("model", "reward") + "-" + hashlib.sha256(blob).hexdigest()[:8]
+
+
+def sweep_checkpoint(cfg: LessonConfig, hc: HackingConfig, name: str = "sweep") -> Path:
+    """Where a notebook-05 run of these settings is saved (``outputs/05_.../``)."""
+    return output_dir(NOTEBOOK, cfg) / f"{name}-{sweep_key(cfg, hc)}.pt"
 
 
 def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,

@@ -1,0 +1,527 @@
+"""Writes notebooks/05_reward_hacking_and_confidence.ipynb.
+
+Run from scripts/: ``cd scripts && ../.venv/bin/python make_nb05.py``.
+"""
+
+from pathlib import Path
+
+from nbbuild import code, md, save
+
+OUT = Path(__file__).resolve().parent.parent / "notebooks" / \
+    "05_reward_hacking_and_confidence.ipynb"
+
+md("""
+# 05 · Reward hacking and the confidence bias
+
+Human raters tend to prefer answers that sound fluent and sure of themselves.
+The judge of notebook 03 learned from those choices, and PPO (notebook 04)
+pushes the policy towards whatever the judge pays for. This notebook makes that
+chain visible with the course's own models and measured numbers: it is one
+mechanism behind assistants that flatter their users and sound certain when
+they are not.
+
+**You will:**
+- measure what the judge pays for with *controlled rewrites* of the same answer
+  (hedged vs confident, shorter vs longer, with and without flattery);
+- track the features of the policy's answers over a PPO run;
+- reproduce the *over-optimisation* experiment of Gao et al. (2022): a proxy
+  judge, a gold judge, and a sweep of the KL coefficient β (including β = 0);
+- watch PPO exploit a deliberately hackable reward;
+- connect the numbers to sycophancy and overconfidence in deployed assistants.
+
+**Run time:** about 5-6 minutes on a 2-core CPU (default preset); seconds in
+the fast preset, where the models are tiny and random, so the numbers there
+mean nothing. A GPU makes every section faster.
+""")
+
+code("""
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| model:", cfg.model)
+""")
+
+md("""
+## 5.1 The cast: policy, judge, prompts
+
+- the **policy** starts as the SFT model of notebook 02 (and stays frozen as the
+  **reference**);
+- the **judge** is the reward model of notebook 03, trained on every train pair;
+  later it plays the **gold** judge;
+- **prompts** for PPO come from the train split; every measurement uses
+  **held-out** prompts and answers from the eval split.
+
+The budgets of this notebook (how many answers, updates and β values) are in
+one small config for the preset:
+""")
+
+code("""
+from rlhf_lessons.hacking import HackingConfig
+
+hc = HackingConfig.for_preset(cfg)
+hc
+""")
+
+code("""
+from rlhf_lessons.hacking import judge_reward_fn
+from rlhf_lessons.models import load_policy
+from rlhf_lessons.reward import load_judge
+
+ref_policy, tok = load_policy(cfg, "sft", device)
+gold_model, gold_tok, gold_card = load_judge(cfg, device)
+gold = judge_reward_fn(gold_model, gold_tok, cfg.reward.max_len, device)
+print(f"judge: trained on {gold_card.get('train_pairs', '?')} pairs")
+print("judge score of a test answer:",
+      round(gold(["\\n\\nHuman: Hi\\n\\nAssistant:"], ["Hello!"])[0], 3))
+""")
+
+code("""
+import numpy as np
+
+from rlhf_lessons.data import load_all_hh
+
+train_ds = load_all_hh("train", cfg.source, cfg.max_rows_per_subset)
+eval_ds = load_all_hh("eval", cfg.source, cfg.max_rows_per_subset)
+rng = np.random.default_rng(cfg.seed)
+tr = rng.permutation(len(train_ds))[:hc.n_train_prompts]
+train_prompts = [train_ds[int(i)]["prompt"] for i in tr]
+ev = rng.permutation(len(eval_ds))
+eval_prompts = [eval_ds[int(i)]["prompt"] for i in ev[:hc.n_eval_prompts]]
+print(f"{len(train_prompts)} train prompts for PPO, "
+      f"{len(eval_prompts)} held-out prompts for measuring")
+""")
+
+md("""
+## 5.2 What the judge pays for
+
+A **controlled rewrite** changes one surface feature of an answer and keeps its
+content. If the judge's score moves, the judge pays for that feature itself.
+
+| rewrite | template |
+|---|---|
+| hedged | "I'm not completely sure, but I think …" |
+| confident | "Definitely. …" |
+| shorter | the first sentence only |
+| longer | the answer + a polite, content-free closing paragraph |
+| flattering | "Great question! You clearly know a lot about this. …" |
+
+Here is one held-out answer in every version:
+""")
+
+code("""
+import pandas as pd
+
+from rlhf_lessons.hacking import REWRITE_KINDS, rewrite
+
+rows = [eval_ds[int(i)] for i in ev]
+rows = [r for r in rows if r["chosen_response"].strip()]
+rows = rows[:hc.n_effect_answers]
+eff_prompts = [r["prompt"] for r in rows]
+eff_answers = [r["chosen_response"] for r in rows]
+example = eff_answers[0]
+kinds = ["original", *REWRITE_KINDS]
+pd.DataFrame({"rewrite": kinds,
+              "text": [rewrite(example, k)[:150] for k in kinds]})
+""")
+
+md("""
+We score every answer in every version and average the **paired difference**
+Δ = score(rewrite) − score(original). The error bars are 95% bootstrap
+intervals of that mean; `se` is its standard error. An answer that a rewrite
+does not change (e.g. "shorter" on a one-sentence answer) is not counted.
+""")
+
+code("""
+from rlhf_lessons.hacking import judge_effects
+
+seed_everything(cfg.seed)
+effects = judge_effects(gold, eff_prompts, eff_answers, n_boot=hc.n_boot,
+                        seed=cfg.seed)
+base = np.asarray(gold(eff_prompts, eff_answers))
+effects["mean / score std"] = effects["mean"] / base.std()
+print(f"{len(eff_answers)} held-out answers; score std {base.std():.3f}")
+effects.round(3)
+""")
+
+code("""
+from rlhf_lessons.hacking import plot_judge_effects
+
+plot_judge_effects(effects);
+""")
+
+md("""
+Read the table as: *how much does the judge pay for this change alone?* The
+sentences below are written from the numbers above; an interval that contains
+0 means this many answers cannot tell the effect apart from no effect.
+""")
+
+code("""
+def describe(name, row):
+    sure = row.ci_low > 0 or row.ci_high < 0
+    verdict = "clear" if sure else "not distinguishable from 0"
+    return (f"{name:20} {row['mean']:+.3f} "
+            f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}] ({verdict}; "
+            f"{row['share_up']:.0%} of answers went up)")
+
+
+for name, row in effects.iterrows():
+    print(describe(name, row))
+""")
+
+md("""
+## 5.3 The policy learns the bias
+
+Now PPO optimises the policy against this judge (as in notebook 04), and after
+every update we measure the answers it just wrote:
+
+- `words`: length; `confident`, `hedge`, `refusal`, `flattery`: phrase counts
+  (the lists of notebook 01, plus a flattery list);
+- `repetition`: the fraction of word bigrams that repeat an earlier one.
+
+If the judge over-rewards a feature, the policy should drift towards it.
+""")
+
+code("""
+from rlhf_lessons.hacking import answer_features
+
+answer_features("Great question! Definitely. I'm not sure, maybe maybe.")
+""")
+
+code("""
+import copy
+
+from rlhf_lessons import ppo
+from rlhf_lessons.hacking import feature_means, run_ppo, score_stats
+
+norm_df = ppo.sample_and_score(ref_policy, gold, tok,
+                               train_prompts[:hc.n_norm_prompts], cfg.ppo,
+                               seed=cfg.seed)
+gold_stats = score_stats(norm_df["score"])
+print("judge on reference samples (train prompts): mean "
+      f"{gold_stats[0]:.3f}, std {gold_stats[1]:.3f}")
+""")
+
+code("""
+def feature_hook(u, ro, row):
+    return {f"feat/{k}": v for k, v in feature_means(ro.responses).items()}
+
+
+policy = copy.deepcopy(ref_policy)
+value_model = ppo.make_value_model(reward_model=gold_model)
+track = run_ppo(policy, ref_policy, value_model, gold, tok, train_prompts,
+                cfg.ppo, seed=cfg.seed, n_updates=hc.track_updates,
+                score_stats=gold_stats, on_update=feature_hook,
+                desc="PPO vs the judge")
+track[["update", "objective/scores", "objective/kl", "feat/words",
+       "feat/confident", "feat/hedge"]].round(3).tail()
+""")
+
+code("""
+from rlhf_lessons.hacking import plot_feature_drift
+
+plot_feature_drift(track, ("words", "confident", "hedge", "refusal",
+                           "repetition", "flattery"));
+""")
+
+md("""
+Single updates are noisy (each sees a few dozen answers), so compare the
+average of the **first** and **last** few updates, and set each drift beside
+the judge effect that would explain it:
+""")
+
+code("""
+k = max(1, len(track) // 4)
+first, last = track.head(k), track.tail(k)
+links = {"words": "longer", "confident": "confident", "hedge": "hedged",
+         "flattery": "flattering", "refusal": None, "repetition": None}
+drift = pd.DataFrame([
+    {"feature": f, "first": first[f"feat/{f}"].mean(),
+     "last": last[f"feat/{f}"].mean(),
+     "judge effect": effects["mean"].get(e, np.nan) if e else np.nan}
+    for f, e in links.items()]).set_index("feature")
+drift["change"] = drift["last"] - drift["first"]
+drift.round(3)
+""")
+
+code("""
+for f, r in drift.iterrows():
+    if np.isnan(r["judge effect"]) or r["change"] == 0:
+        continue
+    same = np.sign(r["change"]) == np.sign(r["judge effect"])
+    print(f"{f:10} moved {r['change']:+.3f} per answer; the judge pays "
+          f"{r['judge effect']:+.3f} for more of it -> "
+          f"{'the same direction' if same else 'the opposite direction'}")
+""")
+
+md("""
+On held-out prompts, the policy before and after this run (scores in units of
+the reference's spread):
+""")
+
+code("""
+from rlhf_lessons.hacking import evaluate_policy, normalise
+
+judges = {"gold": gold}
+before, before_s = evaluate_policy(ref_policy, ref_policy, tok, eval_prompts,
+                                   cfg.ppo, judges, seed=cfg.seed)
+norms = {"gold": score_stats(before_s["gold_raw"])}
+before_s["gold_score"] = normalise(before_s["gold_raw"], norms["gold"])
+before["gold_score"] = float(before_s["gold_score"].mean())
+after, after_s = evaluate_policy(policy, ref_policy, tok, eval_prompts,
+                                 cfg.ppo, judges, norms, seed=cfg.seed)
+pd.DataFrame({"reference": before, "after PPO": after}).round(3)
+""")
+
+md("""
+## 5.4 Over-optimisation: a proxy judge against a gold judge
+
+Gao et al. (2022) trained a large **gold** reward model and smaller **proxy**
+ones, optimised policies against the proxy and measured both. Plotted against
+the distance from the start, $d = \\sqrt{\\mathrm{KL}(\\pi \\| \\pi_{ref})}$, the
+proxy score kept rising while the gold score rose, **peaked, and fell**: past
+some point, pleasing the proxy hurts the true goal (Goodhart's law).
+
+Our version, both judges trained on the **train split only**:
+- **gold** = the notebook-03 judge (all train pairs);
+- **proxy** = the same recipe on a small random slice of the train pairs.
+""")
+
+code("""
+from rlhf_lessons.hacking import load_proxy_judge
+
+proxy_model, proxy_tok, proxy_card = load_proxy_judge(cfg, hc, device)
+proxy = judge_reward_fn(proxy_model, proxy_tok, cfg.reward.max_len, device)
+print(f"proxy: {proxy_card['train_pairs']} train pairs, "
+      f"{proxy_card['steps']} steps")
+""")
+
+code("""
+from rlhf_lessons.hacking import judge_accuracy
+
+acc_rows = [eval_ds[int(i)] for i in ev[:hc.n_acc_pairs]]
+acc = {}
+for name, m, t in [("gold", gold_model, gold_tok),
+                   ("proxy", proxy_model, proxy_tok)]:
+    acc[name] = judge_accuracy(
+        m, t, [r["prompt"] for r in acc_rows],
+        [r["chosen_response"] for r in acc_rows],
+        [r["rejected_response"] for r in acc_rows], cfg.reward.max_len, device)
+    lo, hi = acc[name]["ci95"]
+    print(f"{name:5} held-out accuracy {acc[name]['accuracy']:.3f} "
+          f"(95% CI {lo:.3f}-{hi:.3f}, n={acc[name]['n']})")
+""")
+
+md("""
+Now the sweep: for each β, PPO starts again from the SFT policy and optimises
+the **proxy** for the same number of updates (with a larger learning rate than
+notebook 04, to travel far from the reference within minutes). Every few
+updates we sample answers to the held-out prompts and record:
+
+- KL to the reference (nats, summed over the answer) and $\\sqrt{KL}$;
+- the proxy and gold scores, each in units of its spread on the reference's
+  answers, so the reference sits at (0, 0).
+
+β = 0 means no KL penalty at all. Finished runs are saved, so a re-run skips
+them.
+""")
+
+code("""
+import dataclasses
+
+from rlhf_lessons.hacking import beta_sweep, sweep_checkpoint
+
+sweep_cfg = dataclasses.replace(cfg.ppo, lr=hc.sweep_lr)
+runs = beta_sweep(ref_policy, tok, proxy, gold, train_prompts, eval_prompts,
+                  sweep_cfg, hc.sweep_betas, hc.sweep_updates,
+                  hc.sweep_eval_every, proxy_model=proxy_model,
+                  seed=cfg.seed, checkpoint=sweep_checkpoint(cfg, hc))
+print({b: f"{r.wall_s:.0f}s" for b, r in runs.items()})
+""")
+
+code("""
+from rlhf_lessons.hacking import sweep_table
+
+sweep = sweep_table(runs)
+sweep.round(3)
+""")
+
+code("""
+from rlhf_lessons.hacking import plot_overoptimisation
+
+plot_overoptimisation(runs);
+""")
+
+md("""
+What do *our* numbers show? The cell below checks the shape Gao et al. predict,
+first along the β = 0 run (the furthest from the reference) and then across the
+final points of all runs. It reports what happened, whichever way it went.
+""")
+
+code("""
+from rlhf_lessons.hacking import peak_then_fall
+
+
+def shape(xs, proxy_ys, gold_ys, label):
+    g = peak_then_fall(xs, gold_ys)
+    p_rise = float(proxy_ys[-1] - proxy_ys[0])
+    print(f"{label}: proxy changed {p_rise:+.3f} from the first to the last "
+          f"point; gold peaked at {g['peak_y']:+.3f} (sqrt KL "
+          f"{g['peak_x']:.2f}) and ended at {g['last_y']:+.3f}")
+    print("  gold rises, peaks inside, then falls:",
+          "yes" if g["peaks_inside"] else "no")
+
+
+pts0 = runs[min(runs)].points.sort_values("sqrt_kl")
+shape(pts0["sqrt_kl"].to_numpy(), pts0["proxy_score"].to_numpy(),
+      pts0["gold_score"].to_numpy(), f"beta={min(runs):g} run")
+s = sweep.sort_values("sqrt_kl")
+shape(s["sqrt_kl"].to_numpy(), s["proxy_score"].to_numpy(),
+      s["gold_score"].to_numpy(), "final points across beta")
+""")
+
+md("""
+Keep in mind what limits this small experiment: a few minutes of PPO, a few
+dozen held-out prompts per point (so each score has noise of roughly
+1/√n in these units), and a gold judge that is itself only a little better than
+the proxy (section 5.4's accuracies). Gao et al. used judges of up to 3B
+parameters and far longer runs.
+""")
+
+md("""
+## 5.5 A deliberately hackable reward
+
+The clearest case of reward hacking: a reward that is trivial to game. Here the
+reward is **the number of "!" in the answer**. It is easy to check, looks
+harmless ("enthusiasm!"), and has nothing to do with a good answer.
+""")
+
+code("""
+from rlhf_lessons.hacking import exclamation_reward
+
+exclamation_reward(["q", "q"], ["Sure.", "Sure!!! Great!"])
+""")
+
+code("""
+hack_cfg = dataclasses.replace(cfg.ppo, lr=hc.hack_lr)
+hack_policy = copy.deepcopy(ref_policy)
+hack_stats = ppo.score_stats_of(ppo.sample_and_score(
+    ref_policy, exclamation_reward, tok, train_prompts[:hc.n_norm_prompts],
+    hack_cfg, seed=cfg.seed))
+hack_value = ppo.make_value_model(policy=hack_policy)
+hack = run_ppo(hack_policy, ref_policy, hack_value, exclamation_reward, tok,
+               train_prompts, hack_cfg, seed=cfg.seed,
+               n_updates=hc.hack_updates, score_stats=hack_stats,
+               on_update=feature_hook, desc="PPO vs '!' count")
+hack[["update", "objective/raw_scores", "objective/kl",
+      "feat/repetition"]].round(3).tail()
+""")
+
+code("""
+hack_after, hack_s = evaluate_policy(hack_policy, ref_policy, tok,
+                                     eval_prompts, cfg.ppo, judges, norms,
+                                     seed=cfg.seed)
+n_show = min(6, len(hack_s))
+pd.DataFrame({
+    "before": [a[:100] for a in before_s["answer"][:n_show]],
+    "'!' before": before_s["exclamations"][:n_show].to_numpy(),
+    "after": [a[:100] for a in hack_s["answer"][:n_show]],
+    "'!' after": hack_s["exclamations"][:n_show].to_numpy(),
+    "gold after": hack_s["gold_score"][:n_show].round(2).to_numpy(),
+})
+""")
+
+code("""
+hack_summary = pd.DataFrame({"reference": before, "after '!' PPO": hack_after})
+hack_summary.loc[["exclamations", "repetition", "words", "gold_score", "kl"]
+                 ].round(3)
+""")
+
+code("""
+print(f"'!' per held-out answer: {before['exclamations']:.2f} -> "
+      f"{hack_after['exclamations']:.2f}; gold judge "
+      f"{before['gold_score']:+.2f} -> {hack_after['gold_score']:+.2f} "
+      f"(reference std units); KL {hack_after['kl']:.2f} nats")
+""")
+
+md("""
+### Explore: compare two runs
+
+Pick any two runs (each β of the sweep, the run against the judge of section
+5.3, and the "!" run) and compare their held-out answers and training curves
+side by side.
+""")
+
+code("""
+from rlhf_lessons.hacking import RunRecord, make_run_explorer
+
+all_runs = {r.name: r for r in runs.values()}
+all_runs["vs judge (5.3)"] = RunRecord(
+    "vs judge (5.3)", cfg.ppo.kl_coef, track,
+    pd.DataFrame([before, after]), after_s)
+all_runs["'!' count (5.5)"] = RunRecord(
+    "'!' count (5.5)", cfg.ppo.kl_coef, hack,
+    pd.DataFrame([before, hack_after]), hack_s)
+make_run_explorer(all_runs, left=runs[min(runs)].name,
+                  right=runs[max(runs)].name)
+""")
+
+md("""
+## Check your understanding
+
+1. In section 5.2, which rewrite moved the judge's score most, and was its
+   interval clear of 0? What does that say about the raters (or the data) the
+   judge learned from?
+2. A deployed assistant answers "Definitely, X" where the honest answer is "I
+   think X, but I'm not sure". Using the "confident vs hedged" row, explain how
+   RLHF could push a model towards overconfidence even though no one asked for
+   it.
+3. The flattery rewrite adds praise of the user and no information. If a judge
+   paid for it, what would PPO learn, and why is that called **sycophancy**?
+4. In section 5.3, did every feature drift in the direction of its judge
+   effect? If one did not, name two reasons (hint: noise, and what else the
+   judge pays for).
+5. In the β sweep, what does β = 0 remove, and what happened to the KL and to
+   the gold score of that run compared with the largest β?
+6. Gao et al. saw the gold score peak and fall. Did our numbers show it? If
+   not, which limits of this experiment could hide it?
+7. The "!" reward is absurd on purpose. Name a reward used in real systems
+   (e.g. answer length, a thumbs-up rate, a unit-test pass rate) that could be
+   hacked the same way, and how you would notice.
+
+✏️ **Try it:**
+- add a rewrite of your own to `REWRITE_KINDS` (e.g. "As an expert, …") and
+  re-run section 5.2;
+- set `hack_cfg` to use `length_reward` instead of "!" count: what does the
+  policy do when longer is always better?
+- add β = 0.005 to the sweep (`dataclasses.replace(hc, sweep_betas=...)`).
+""")
+
+code("""
+from rlhf_lessons.utils import update_metrics
+
+metrics = update_metrics(
+    "05_reward_hacking_and_confidence", cfg,
+    wall_s=round(time.time() - t0, 1),
+    judge_effects={k: round(float(v), 4) for k, v in effects["mean"].items()},
+    judge_effects_se={k: round(float(v), 4) for k, v in effects["se"].items()},
+    beta_sweep=[{k: round(float(r[k]), 4) for k in
+                 ("beta", "sqrt_kl", "proxy_score", "gold_score")}
+                for _, r in sweep.iterrows()],
+    proxy_accuracy=round(acc["proxy"]["accuracy"], 4),
+    gold_accuracy=round(acc["gold"]["accuracy"], 4),
+    feature_drift={f: round(float(v), 4) for f, v in drift["change"].items()},
+    hack_exclamations_before=round(before["exclamations"], 3),
+    hack_exclamations_after=round(hack_after["exclamations"], 3),
+    hack_gold_before=round(before["gold_score"], 3),
+    hack_gold_after=round(hack_after["gold_score"], 3),
+)
+{k: metrics[k] for k in ("wall_s", "judge_effects", "beta_sweep")}
+""")
+
+save(str(OUT))
