@@ -126,11 +126,14 @@ def score(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch
     passed and attention takes its fast causal path. Taught in notebook 03.
     """
     idx = last_token_index(attention_mask)
+    # Embeddings passed in directly: the same computation as ``input_ids=``, without
+    # transformers' "pad token seen but no attention mask" warning on right padding.
+    emb = model.transformer.wte(input_ids)
     if _is_right_padded(attention_mask):
-        out = model.transformer(input_ids=input_ids)
+        out = model.transformer(inputs_embeds=emb)
     else:
         pos = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
-        out = model.transformer(input_ids=input_ids, attention_mask=attention_mask,
+        out = model.transformer(inputs_embeds=emb, attention_mask=attention_mask,
                                 position_ids=pos)
     h = out.last_hidden_state  # (batch, seq, d)
     h_last = h[torch.arange(h.shape[0], device=h.device), idx]  # (batch, d)
@@ -403,7 +406,7 @@ def _batch_stats(rc: torch.Tensor, rr: torch.Tensor) -> dict:
 def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", seed: int = 0,
                        eval_pairs: PairSet | None = None, checkpoint: Path | None = None,
                        pad_id: int = 0, show_progress: bool = True, max_steps: int | None = None,
-                       log_every: int = 1):
+                       log_every: int = 1, checkpoint_every: int = 0):
     """Train the judge with the Bradley–Terry loss; returns metrics as a DataFrame.
 
     - length-bucketed batches of ``rc.batch_size`` pairs, chosen and rejected in ONE
@@ -411,8 +414,9 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
     - AdamW (lr ``rc.lr``, no weight decay), grad-norm clip ``rc.max_grad_norm``, linear
       lr decay to 0 over ``rc.epochs`` epochs (or ``rc.max_steps``);
     - bf16 autocast only where the hardware runs it natively;
-    - every ``rc.eval_every`` steps: eval accuracy on ``eval_pairs`` and, if
-      ``checkpoint`` is set, an atomic checkpoint there; a run restarts from it.
+    - every ``rc.eval_every`` steps: eval accuracy on ``eval_pairs``;
+    - every ``checkpoint_every`` steps (default: ``rc.eval_every``), if ``checkpoint``
+      is set, an atomic checkpoint there; a rerun resumes from it.
 
     Metric keys follow TRL: loss, accuracy, margin, rewards/chosen_mean,
     rewards/rejected_mean, mean_reward, min_reward, max_reward, learning_rate,
@@ -483,6 +487,8 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
                                 "eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"],
                                 "elapsed_s": time.perf_counter() - t0})
                 model.train()
+        ck_every = checkpoint_every or rc.eval_every
+        if ck_every and (step % ck_every == 0 or step == total):
             if checkpoint is not None:
                 atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
                                    "sched": sched.state_dict(), "step": step,
@@ -786,7 +792,7 @@ def build_judge(cfg: LessonConfig, device="cpu", show_progress: bool = True,
     t0 = time.perf_counter()
     metrics = train_reward_model(model, train, cfg.reward, device, seed=cfg.seed,
                                  checkpoint=ck, pad_id=tok.pad_token_id,
-                                 show_progress=show_progress)
+                                 show_progress=show_progress, checkpoint_every=20)
     wall = time.perf_counter() - t0
     card = {"key": judge_key(cfg), "preset": cfg.preset, "backbone": cfg.reward.backbone,
             "reward": dataclasses.asdict(cfg.reward), "model": dataclasses.asdict(cfg.model),
