@@ -336,3 +336,21 @@ def test_rewrite_effects_table(tok):
     assert table.loc["hedged", "n"] == 2
     assert table.loc["shorter (first sentence)", "n"] == 1  # "Sure." has one sentence
     assert (table["mean Δchars"].loc[["hedged", "longer (polite filler)"]] > 0).all()
+
+
+# ---------------------------------------------------------------- tier 3 (slow)
+@pytest.mark.slow
+def test_default_judge_beats_the_length_only_judge(request):
+    """Default preset: the judge must beat the length-only judge on held-out pairs."""
+    from rlhf_lessons.config import preset
+
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("default-preset quality check (minutes): run `pytest -m slow`")
+
+    cfg = preset("default")
+    model, tok2, _ = R.load_judge(cfg, "cpu")
+    train = R.hh_pairs(cfg, tok2, "train")
+    ev_pairs = R.hh_pairs(cfg, tok2, "eval")
+    ev = R.evaluate(model, ev_pairs, "cpu", tok2.pad_token_id)
+    table = R.accuracy_table(ev_pairs, ev["correct"], R.length_judge_directions(train))
+    assert ev["accuracy"] > table.loc["overall", "length_judge"]
