@@ -65,8 +65,9 @@ class SFTConfig:
     """Instruction tuning on chosen answers (notebook 02)."""
 
     max_len: int = 256
+    max_answer_tokens: int = 64  # train on answers that end (EOS) within this many tokens
     batch_size: int = 16
-    epochs: float = 1.0
+    epochs: float = 2.0
     lr: float = 3e-4
     warmup_steps: int = 20
     max_steps: int = 0  # 0 = as many as ``epochs`` needs

@@ -351,7 +351,7 @@ def load_hh_rlhf(
                 raise
             say_once(f"📦 Loading {HH_HUB_ID} from the Hub failed ({type(err).__name__}); "
                      "using the copy in data/.")
-    result = parse_preference_file(path, strict=strict, allow_empty_answer=True)
+    result = _parse_bundled(path, strict)
     if result.skipped:
         print(result.summary(str(path)), flush=True)
     rows = [dict(r, subset=subset) for r in result.rows
@@ -359,6 +359,17 @@ def load_hh_rlhf(
     if max_rows:
         rows = rows[:max_rows]
     return datasets.Dataset.from_list(rows)
+
+
+_BUNDLED_CACHE: dict = {}
+
+
+def _parse_bundled(path: Path, strict: bool) -> ParseResult:
+    """Parse a bundled file once per process (notebooks load the same subset many times)."""
+    key = (str(path), path.stat().st_mtime_ns, strict)
+    if key not in _BUNDLED_CACHE:
+        _BUNDLED_CACHE[key] = parse_preference_file(path, strict=strict, allow_empty_answer=True)
+    return _BUNDLED_CACHE[key]
 
 
 def _load_hh_hub(subset: str, split: str, max_rows: int):

@@ -230,7 +230,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
 
 
 def write_model_card(path: Path, cfg: LessonConfig, figures: dict, stage: str,
-                     extra: str = "") -> None:
+                     extra: str = "", data: str = "") -> None:
     """MODEL_CARD.md for a shipped checkpoint: data, tokenizer, size, steps, time, quality."""
     mc = cfg.model
     lines = [
@@ -245,8 +245,9 @@ def write_model_card(path: Path, cfg: LessonConfig, figures: dict, stage: str,
         f"n_positions={mc.n_positions}, {figures['n_params']:,} parameters |",
         f"| tokenizer | byte-level BPE, vocab {cfg.pretrain.vocab_size}, trained on the "
         "train split only; id 0 = `<|endoftext|>` = EOS = pad |",
-        "| data | HH-RLHF test files bundled in data/hh-rlhf, TRAIN split only "
-        "(rows with i % 10 != 0), all four subsets, chosen and rejected transcripts |",
+        "| data | " + (data or "HH-RLHF test files bundled in data/hh-rlhf, TRAIN split only "
+                         "(rows with i % 10 != 0), all four subsets, chosen and rejected "
+                         "transcripts") + " |",
         "| weights | stored as float16 safetensors (loaded as float32) |",
     ]
     for k, v in figures.items():

@@ -10,6 +10,10 @@ CHOSEN answers of the HH-RLHF train split (conversation so far -> chosen answer)
 Each example is ``prompt tokens + answer tokens + EOS``; the loss counts the answer
 tokens only (the prompt's labels are -100), so the model learns to answer rather than
 to write the user's side of the conversation. The EOS teaches it to stop.
+
+Only answers that end within ``cfg.sft.max_answer_tokens`` tokens are used (about half
+of the HH-RLHF chosen answers at 64): the policy must learn to finish inside the short
+budgets that generation and PPO give it, and it imitates the lengths it is shown.
 """
 
 from __future__ import annotations
@@ -163,6 +167,13 @@ def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | Non
     model.to(device).train()
     pairs, origin = sft_pairs(cfg, "train")
     examples = [encode_example(tokenizer, p, a, sc.max_len) for p, a in pairs]
+    if sc.max_answer_tokens:
+        # Keep answers that END within the generation budget: a model that imitates
+        # 200-token answers cannot stop inside the 32-64 tokens that PPO samples.
+        short = [e for e in examples if len(e["input_ids"]) - e["n_prompt"] <= sc.max_answer_tokens]
+        print(f"SFT data: kept {len(short):,} of {len(examples):,} examples whose answer ends "
+              f"within {sc.max_answer_tokens} tokens (EOS included)")
+        examples = short
     steps_per_epoch = math.ceil(len(examples) / sc.batch_size)
     total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
     run_dir = Path(run_dir or output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
@@ -229,6 +240,18 @@ def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = No
             "n_eos_prompts": len(prompts), "samples": rows}
 
 
+SFT_CARD_DATA = ("the {n:,} chosen answers of the HH-RLHF TRAIN split (rows with i % 10 != 0) "
+                 "that end within {k} tokens, each after its conversation so far")
+SFT_CARD_EXTRA = """## How it was made
+`python -m rlhf_lessons.sft --ship`: {steps} AdamW steps of {sc.batch_size} examples
+({sc.epochs:g} epochs), peak lr {sc.lr:g} with {sc.warmup_steps} warm-up steps and linear decay
+to 0, gradient clipping 1.0, starting from data/models/course-gpt2. The loss counts answer
+tokens only (prompt tokens are masked with -100); every answer ends with EOS. `eval_answer_ppl`
+is measured on the chosen answers of ALL eval-split rows (long ones too); `eos_rate` is the
+share of 200 eval prompts whose sampled answer (temperature 0.7) ends within
+{sc.max_new_tokens} new tokens."""
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, help="optimiser steps (default: one epoch)")
@@ -239,7 +262,7 @@ def main(argv=None) -> None:
     out = train_sft(cfg, run_dir=args.run_dir, max_steps=args.steps)
     ev = evaluate_sft(cfg, out["model"], out["tokenizer"])
     f = dict(out["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
-             eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=ev["eos_rate"],
+             eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=round(ev["eos_rate"], 3),
              n_eos_prompts=ev["n_eos_prompts"])
     print(f"done: held-out answer ppl {f['eval_answer_ppl']}, EOS rate {f['eos_rate']:.2f} "
           f"on {f['n_eos_prompts']} held-out prompts, {f['wall_s'] / 60:.1f} min")
@@ -253,9 +276,10 @@ def main(argv=None) -> None:
         save_model(out["model"], out["tokenizer"], SFT_DIR,
                    card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
                    dtype=torch.float16)
-        write_model_card(SFT_DIR, cfg, f, "SFT", extra=(
-            "Fine-tuned from data/models/course-gpt2 on the chosen answers of the HH-RLHF "
-            "train split (prompt tokens masked out of the loss; EOS after each answer)."))
+        table = {k: v for k, v in f.items() if k != "data"}  # "data" gets its own row
+        write_model_card(SFT_DIR, cfg, table, "SFT", data=SFT_CARD_DATA.format(
+            n=f["examples"], k=cfg.sft.max_answer_tokens), extra=SFT_CARD_EXTRA.format(
+            steps=f["steps"], sc=cfg.sft))
         print(f"shipped to {SFT_DIR}")
 
 

@@ -211,3 +211,34 @@ def make_plot_demo(margin: float = 1.0):
     slider.observe(update, names="value")
     update()
     return w.VBox([slider, out])
+
+
+def make_generation_widget(model, tokenizer, question: str = "Tell me a joke.",
+                           temperature: float = 0.7, max_new_tokens: int = 64):
+    """Prompt, temperature and max-tokens controls around
+    :func:`rlhf_lessons.generation.sample_answers` (notebook 02)."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from rlhf_lessons.generation import sample_answers
+
+    text = w.Text(value=question, description="you ask", layout=w.Layout(width="95%"))
+    temp = w.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1,
+                         description="temperature", continuous_update=False)
+    budget = w.IntSlider(value=max_new_tokens, min=8, max=max_new_tokens * 2, step=8,
+                         description="max tokens", continuous_update=False)
+    out = w.Output()
+
+    def update(_change=None):
+        with out:
+            out.clear_output(wait=True)
+            try:
+                display(sample_answers(model, tokenizer, text.value, temp.value,
+                                       budget.value))
+            except ValueError as err:
+                print(f"⚠️ {err}")
+
+    for control in (text, temp, budget):
+        control.observe(update, names="value")
+    update()
+    return w.VBox([text, w.HBox([temp, budget]), out])

@@ -21,7 +21,6 @@ from rlhf_lessons.models import (
     build_gpt2,
     load_model,
     load_policy,
-    load_tokenizer,
     save_model,
 )
 from rlhf_lessons.pretrain import corpus_texts, lr_at, unigram_perplexity
@@ -207,3 +206,15 @@ def test_sft_entry_point_runs(tmp_path):
     assert result["figures"]["steps"] == 3
     assert 0.0 <= result["figures"]["eos_rate"] <= 1.0
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_sample_answers_table_and_greedy(tiny):
+    from rlhf_lessons.generation import sample_answers
+
+    model, tok = tiny
+    df = sample_answers(model, tok, "Tell me a joke", temperature=0.8, max_new_tokens=5, n=3)
+    assert list(df.columns) == ["answer", "tokens", "stopped (EOS)"] and len(df) == 3
+    assert (df["tokens"] <= 5).all()
+    assert len(sample_answers(model, tok, "hi", temperature=0, max_new_tokens=4)) == 1
+    with pytest.raises(ValueError, match="question is empty"):
+        sample_answers(model, tok, "   ")

@@ -1,0 +1,352 @@
+import sys
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from nbcommon import SETUP, build
+
+cells = [
+("md", """
+# 01 · Browse the preference data
+
+RLHF starts with people, not models: people compared two answers and said which
+one is better. This notebook opens that data and looks at it closely, before any
+model learns from it.
+
+**You will:**
+- explain why RLHF collects *comparisons* instead of written answers;
+- browse Anthropic's HH-RLHF pairs: the shared history, the chosen and the
+  rejected answer;
+- measure what raters seem to reward: length, refusals, hedges, confident words;
+- know the course's train/eval split, and why the eval part is never trained on;
+- tell instruction-tuning data (Dolly) from preference data (HH-RLHF).
+
+**Run time:** under a minute on a CPU (a few seconds with
+`RLHF_LESSONS_FAST=1`). No GPU needed.
+"""),
+("code", SETUP),
+("md", """
+## 1.1 Why compare two answers?
+
+*Instruction tuning* (SFT, notebook 02) teaches a model from **one written answer
+per prompt**: "here is a prompt, copy this answer".
+
+- Writing a good answer for every prompt is slow and costly.
+- Many prompts have **no single right answer**. "Tell me a joke" has thousands of
+  good answers; which one should the model copy?
+
+So RLHF asks an easier question. Show a person **two** answers to the same prompt
+and let them pick the better one. Picking is fast, and "A is better than B" is
+meaningful even when no answer is perfect.
+
+A judge model (notebook 03) learns to predict those picks; the policy then learns
+to please the judge (notebook 04).
+"""),
+("md", """
+## 1.2 HH-RLHF: four subsets
+
+Anthropic's *Helpful and Harmless* data (Bai et al. 2022, MIT licence) has four
+subsets. The course bundles their **test files**, so everything runs offline.
+
+| subset | what the raters did |
+|---|---|
+| `harmless-base` | tried to make the assistant say something harmful, then picked the **less harmful** answer |
+| `helpful-base` | asked for help, picked the **more helpful** answer (early models) |
+| `helpful-online` | the same, with answers from models trained on earlier rounds |
+| `helpful-rejection-sampled` | the same, with answers picked by best-of-n from a judge |
+
+Each row is two whole conversations that share their history and differ only in
+the last assistant turn.
+
+⚠️ `harmless-base` comes from red-teaming: people *tried* to get harmful
+answers, so some prompts and rejected answers are offensive. The package splits each row into the shared `prompt`
+and the two final answers.
+"""),
+("code", '''from rlhf_lessons import data
+
+ds = data.load_all_hh("all", source=cfg.source,
+                      max_rows_per_subset=cfg.max_rows_per_subset)
+print(ds)'''),
+("md", """
+This is how one row looks on disk: a transcript with `\\n\\nHuman:` and
+`\\n\\nAssistant:` markers (here the first `helpful-base` row, shortened).
+"""),
+("code", '''first = list(ds["subset"]).index("helpful-base")
+print(repr(ds[first]["chosen"][:300]))'''),
+("md", """
+`to_dataframe` gives one row per pair, with the **final answers** in `chosen`
+and `rejected` and their lengths. Pandas is the easiest way to count things.
+"""),
+("code", '''import pandas as pd
+
+pd.set_option("display.max_colwidth", 60)
+df = data.to_dataframe(ds)
+n_pairs = df.groupby("subset").size()
+print("pairs per subset:", n_pairs.to_dict())
+first_rows = df.groupby("subset").head(1)
+first_rows[["subset", "n_turns", "chosen", "rejected"]]'''),
+("md", """
+## 1.3 The pair browser
+
+The history is shown once; the two final answers sit side by side, and the
+words where they differ are highlighted. Here is one pair that mentions a joke
+(when there is one among the rows loaded):
+"""),
+("code", '''from IPython.display import HTML
+
+from rlhf_lessons import widgets
+
+jokes = widgets.filter_pairs(df, "all", "joke")
+print(len(jokes), "pairs mention 'joke'")
+HTML(widgets.render_pair_html(df, "all", 0, query="joke"))'''),
+("md", """
+### Explore
+
+Pick a subset, slide through the pairs, or search for a word (`recipe`,
+`steal`, `poem`). For each pair, ask yourself: would *you* have chosen the same
+answer? How often is the difference small?
+"""),
+("code", '''widgets.make_pair_browser(df)'''),
+("md", """
+## 1.4 What do the raters reward?
+
+Now let's count, with plots. Everything below is computed from the rows loaded
+above.
+
+### 1.4.1 Turns per conversation
+
+A *turn* is one message. Two turns = one question and its answer (the final
+answer counts as a turn).
+"""),
+("code", '''from rlhf_lessons import plots
+
+share_single = (df["n_turns"] == 2).mean()
+print(f"single exchange (2 turns): {share_single:.0%} of pairs; "
+      f"median {df['n_turns'].median():.0f} turns, max {df['n_turns'].max()}")
+ax = plots.plot_turns_histogram(df["n_turns"])'''),
+("md", """
+### 1.4.2 Answer lengths, chosen vs rejected
+
+Box plots show the middle half of the answers (the box) and the median (the
+line). The y axis is logarithmic: answers run from one word to whole essays.
+"""),
+("code", '''ax = plots.plot_answer_lengths(df, unit="chars")'''),
+("code", '''medians = df.groupby("subset")[["chosen_chars", "rejected_chars"]].median()
+medians'''),
+("md", """
+### 1.4.3 The length bias
+
+A lazy judge could always pick **the longer answer**. How often would it agree
+with the humans? Ties (equal length, e.g. identical answers) are left out and
+counted.
+"""),
+("code", '''from rlhf_lessons import analysis
+
+longer = analysis.longer_wins_rate(df, unit="chars")
+longer'''),
+("code", '''ax = plots.plot_longer_wins(longer)'''),
+("code", '''for subset, row in longer.iterrows():
+    side = "longer" if row["rate"] > 0.5 else "shorter"
+    best = max(row["rate"], 1 - row["rate"])
+    print(f"{subset:26s} always picking the {side} answer "
+          f"agrees with the raters {best:.1%} of the time")'''),
+("md", """
+Keep these numbers in mind. They are the **length baselines**: a judge model
+must beat them, on the same pairs, before we can say it learned anything beyond
+length. Where the longer answer wins more than half the time, a policy trained
+against such a judge can learn to simply write more (notebook 05).
+"""),
+("md", """
+### 1.4.4 Words that separate chosen from rejected
+
+For each word, count the answers that use it, on each side. The *log-odds*
+$\\log\\frac{n_\\text{chosen}+1}{n_\\text{rejected}+1}$ is positive for words
+more typical of chosen answers, negative for rejected ones. Rare words are
+dropped (they give noisy ratios).
+"""),
+("code", """import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+for ax, subset in zip(axes, ["harmless-base", "helpful-base"]):
+    part = df[df["subset"] == subset]
+    min_count = max(3, len(part) // 80)  # about 1% of the answers
+    rates = analysis.word_rates(part, min_count=min_count)
+    top = analysis.top_words(rates, n=10, by="log_odds")
+    plots.plot_word_differences(top, ax=ax, title=subset)"""),
+("md", """
+Which side do apologies fall on? And web links? The table gives the log-odds of
+a few words per subset (positive = more typical of **chosen** answers; empty =
+the word never appears in the rows loaded).
+"""),
+("code", """WATCH = ["sorry", "can't", "https", "www", "definitely", "maybe"]
+rows = {}
+for subset, part in df.groupby("subset"):
+    rates = analysis.word_rates(part, min_count=1).set_index("word")
+    rows[subset] = rates.reindex(WATCH)["log_odds"]
+pd.DataFrame(rows).T.round(2)"""),
+("md", """
+### 1.4.5 Refusals, hedges and confident phrases
+
+Words are noisy; short phrases say more. The package keeps three curated lists
+(notebook 05 reuses them to catch a policy that games its judge):
+"""),
+("code", """for name, phrases in analysis.PHRASE_GROUPS.items():
+    print(f"{name:9s}", ", ".join(phrases))"""),
+("code", """phrases = analysis.phrase_rates(df)
+ax = plots.plot_phrase_rates(phrases)"""),
+("code", """for _, r in phrases.iterrows():
+    more = "chosen" if r["diff"] > 0 else "rejected"
+    print(f"{r['subset']:26s} {r['group']:9s} chosen {r['chosen_rate']:5.1%}"
+          f"  rejected {r['rejected_rate']:5.1%}  -> more in {more}")"""),
+("md", """
+This is the first glimpse of what human raters reward, and it is not one
+thing. Compare the refusal rates of `harmless-base` with those of the helpful
+subsets above: where a refusal is more common among the chosen answers, the
+raters rewarded saying no; where it is more common among the rejected ones, they
+punished it. A judge trained on all four subsets has to learn both, from the
+conversation alone.
+"""),
+("md", """
+### Explore
+
+Type your own phrases, separated by commas, e.g. `great question`,
+`as an AI`, `step 1`, `here's a`.
+"""),
+("code", """widgets.make_phrase_explorer(df, "I'm sorry, I can't")"""),
+("md", """
+## 1.5 The train/eval split
+
+Offline we only have the test files, so the course makes its own split, once,
+by row number: **row *i* of each subset is eval when *i* % 10 == 0**, train
+otherwise. It is deterministic and spreads the eval rows over the whole file.
+
+**Nothing from the eval part is ever used to train anything**: not the
+tokenizer, pretraining, SFT, the judge, or the PPO prompts. Every accuracy the
+course reports is measured on eval pairs that no model has seen. Later
+notebooks ask for `load_hh_rlhf(subset, "train")` or `"eval"`.
+"""),
+("code", """df["split"] = df["row"].map(data.split_of_row)
+sizes = df.groupby(["subset", "split"]).size().unstack()
+sizes.loc["total"] = sizes.sum()
+print(f"eval share: {(df['split'] == 'eval').mean():.1%} of the rows loaded")
+sizes"""),
+("md", """
+## 1.6 Odd rows: identical pairs and empty answers
+
+Real data is messy. Two kinds of rows deserve a count:
+
+- pairs where **chosen == rejected**: the rater had nothing to choose between.
+  For the judge's loss $-\\log\\sigma(r_c - r_r)$ such a pair always costs
+  $\\log 2$ and its gradient is exactly zero: it teaches nothing.
+- pairs with an **empty answer** on one side: a real choice between an answer
+  and silence.
+
+The loader keeps both (so counts match the source) and we count them here.
+"""),
+("code", """identical = df[df["chosen"] == df["rejected"]]
+empty = df[(df["chosen"] == "") | (df["rejected"] == "")]
+print(len(identical), "pairs with chosen == rejected")
+print(len(empty), "pairs with an empty answer")
+pd.DataFrame({"identical": identical.groupby("subset").size(),
+              "empty answer": empty.groupby("subset").size()}
+             ).fillna(0).astype(int)"""),
+("code", """if len(identical):
+    page = widgets.render_pair_html(identical, "all", 0)
+else:
+    page = "<p>No identical pair among the rows loaded.</p>"
+HTML(page)"""),
+("md", """
+## 1.7 Dolly: instruction data, for contrast
+
+`databricks/databricks-dolly-15k` (CC BY-SA 3.0) was written by Databricks
+employees. Each row has an `instruction`, an optional `context`, **one**
+reference `response`, and a `category`. It lives only on the Hugging Face Hub;
+offline, the course shows its schema instead.
+"""),
+("code", """from IPython.display import display
+
+dolly = data.load_dolly(source=cfg.source)
+if dolly is None:
+    display(pd.Series(data.DOLLY_SCHEMA, name="meaning").to_frame())
+else:
+    print(len(dolly), "rows")
+    display(dolly.to_pandas().head(3))"""),
+("md", """
+Its eight categories are eight kinds of task. With the Hub, the next cell draws
+a bar chart of rows per category; offline it lists the categories and what
+each one asks for.
+"""),
+("code", """TASKS = {
+    "open_qa": "a question answered from general knowledge",
+    "general_qa": "a broad question, open-ended answer",
+    "classification": "sort items into given classes",
+    "closed_qa": "answer from the given context only",
+    "brainstorming": "list ideas",
+    "information_extraction": "pull facts out of the context",
+    "summarization": "summarise the context",
+    "creative_writing": "a poem, story or letter",
+}
+if dolly is None:
+    display(pd.Series({c: TASKS[c] for c in data.DOLLY_CATEGORIES},
+                      name="the task").to_frame())
+else:
+    counts = dolly.to_pandas()["category"].value_counts()
+    ax = plots.plot_dolly_categories(counts)"""),
+("md", """
+**Instruction data vs preference data.**
+
+| | Dolly | HH-RLHF |
+|---|---|---|
+| one row | instruction (+ context) → **one** response | history → **two** answers, one preferred |
+| trains | SFT: copy the response, token by token | the judge: score chosen above rejected |
+| the signal | "say this" | "this is better than that" |
+| cost per row | write a whole answer | read two answers, click one |
+
+A preference pair can also be used as instruction data, by keeping only the
+chosen answer; notebook 02 does exactly that. The reverse is impossible: one
+reference answer says nothing about which of two *other* answers is better.
+"""),
+("code", """example = df[df["n_turns"] == 2].iloc[0]
+question = data.prompt_history(example["prompt"])[0][1]
+print("As instruction data (what SFT copies):")
+print("  instruction:", question[:70])
+print("  response:   ", example["chosen"][:70])
+print("As preference data (what the judge learns from):")
+print("  chosen:     ", example["chosen"][:70])
+print("  rejected:   ", example["rejected"][:70])"""),
+("md", """
+## Check your understanding
+
+1. Why is "Tell me a joke" hard to teach with instruction data, and easy to
+   collect preferences for?
+2. In your run, how often does "pick the longer answer" agree with the raters,
+   overall and on `harmless-base`? What does this mean for a judge's accuracy?
+3. Why can a refusal be rewarded in one subset and punished in another?
+4. Why must no eval row be used to train the tokenizer, SFT, the judge or the
+   PPO prompts?
+5. What does a pair with chosen == rejected teach the judge?
+
+✏️ **Try it**
+
+- Rerun 1.4.3 with `unit="words"` instead of `"chars"`. Does the length bias
+  change?
+- In the phrase explorer, look for flattery (`great question`) or
+  self-description (`as an AI`). Which side of the pairs uses it more?
+- Browse `harmless-base` until you find a pair where you disagree with the
+  rater. What would a judge trained on it learn?
+"""),
+("code", """from rlhf_lessons.utils import update_metrics
+
+rates = longer["rate"].drop("overall")
+update_metrics(
+    "01_browse_preference_data", cfg,
+    wall_s=round(time.time() - t0, 2),
+    n_pairs={s: int(n) for s, n in n_pairs.items()},
+    n_pairs_total=int(len(df)),
+    longer_wins_rate={s: round(float(r), 4) for s, r in rates.items()},
+    longer_wins_rate_overall=round(float(longer.loc["overall", "rate"]), 4),
+    n_length_ties=int(longer.loc["overall", "n_ties"]),
+    n_identical_pairs=len(identical),
+    n_empty_answer_pairs=len(empty),
+)"""),
+]
+
+build(cells, str(__import__("pathlib").Path(__file__).parent.parent / "notebooks" / "01_browse_preference_data.ipynb"))

@@ -1,0 +1,484 @@
+"""Writes notebooks/02_small_gpt2_pretrain_and_sft.ipynb (run from the repo root)."""
+
+from nbbuild import code, md, save
+
+md("""
+# 02 · A small GPT-2 of our own: pretraining, SFT and generation
+
+RLHF starts from a model that can already write. Offline there are no pretrained
+GPT-2 weights, and PPO on a random model only shuffles noise. So we grow our own
+small GPT-2 in the two steps InstructGPT used before any RLHF:
+**pretraining** (predict the next token) and **supervised fine-tuning** (imitate
+good answers).
+
+**You will:**
+- compute the next-token loss by hand and see that it is what `model(labels=...)`
+  returns;
+- compare two tokenizers by what matters on a laptop: text learned per CPU-second;
+- watch pretraining lower the loss, live, then load the copy we trained earlier
+  with exactly the same code;
+- see why SFT masks the prompt tokens, and what SFT changes in the answers;
+- find the limit of SFT that motivates the judge of notebook 03.
+
+**Run time:** about 2-3 minutes on a 2-core CPU (default preset); seconds in the
+fast preset. A GPU is not needed.
+""")
+
+code("""
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| model:", cfg.model)
+""")
+
+md("""
+## 2.1 The pipeline, and where this notebook sits
+
+| step | learns from | notebook |
+|---|---|---|
+| pretraining | raw text: predict the next token | **02** |
+| supervised fine-tuning (SFT) | one reference answer per prompt | **02** |
+| reward model ("the judge") | human choices between two answers | 03 |
+| PPO | the judge's scores on the model's own answers | 04 |
+
+Pretraining is the expensive, *reusable* part: every later step starts from it.
+Our corpus is the **train split** of the bundled HH-RLHF conversations (the eval
+split is never used for training anything).
+""")
+
+code("""
+from rlhf_lessons.pretrain import corpus_texts
+
+train_texts = corpus_texts("train", cfg.max_rows_per_subset)
+eval_texts = corpus_texts("eval", cfg.max_rows_per_subset)
+n_chars = sum(len(t) for t in train_texts)
+print(f"train transcripts: {len(train_texts):,} ({n_chars / 1e6:.1f}M chars)")
+print(f"eval transcripts:  {len(eval_texts):,} (held out)")
+print(repr(train_texts[0][:300]))
+""")
+
+md("""
+## 2.2 The tokenizer: a measured choice
+
+A language model reads **tokens**, not characters. Two candidates:
+
+- the real **GPT-2 BPE**: 50,257 tokens, authentic, bundled in `data/`;
+- a **small byte-level BPE** of our own: 4,096 tokens, trained (with the
+  `tokenizers` library) on the same train text.
+
+For a tiny model the vocabulary is most of the cost: the output layer scores
+*every* token at *every* position. We measure both sides of the trade:
+characters per token (bigger is better) and training tokens per second.
+""")
+
+code("""
+from rlhf_lessons.models import PRETRAINED_DIR, load_gpt2_tokenizer
+from rlhf_lessons.models import load_tokenizer
+
+course_tok = load_tokenizer(PRETRAINED_DIR)
+gpt2_tok = load_gpt2_tokenizer()
+sample = " ".join(eval_texts[:200])
+for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
+    ids = tok(sample, add_special_tokens=False)["input_ids"]
+    ratio = len(sample) / len(ids)
+    print(f"{name:10} vocab {len(tok):6,}: {ratio:.2f} chars/token")
+print(course_tok.tokenize(" Sure, here's a simple recipe for pancakes."))
+""")
+
+code("""
+import pandas as pd
+import torch
+
+from rlhf_lessons.models import build_gpt2
+
+
+def train_tokens_per_s(vocab_size, steps=2, batch=8):
+    \"\"\"Tokens/s of a few training steps of the preset's model size.\"\"\"
+    model = build_gpt2(vocab_size, cfg.model, 0).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randint(0, vocab_size, (batch, cfg.pretrain.seq_len))
+    x = x.to(device)
+    times = []
+    for _ in range(steps + 1):  # the first step warms up and is not timed
+        start = time.perf_counter()
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - start)
+    return x.numel() / (sum(times[1:]) / steps)
+""")
+
+code("""
+rows = []
+for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
+    ids = tok(sample, add_special_tokens=False)["input_ids"]
+    chars_per_token = len(sample) / len(ids)
+    tps = train_tokens_per_s(len(tok))
+    rows.append({"tokenizer": name, "vocab": len(tok),
+                 "chars/token": round(chars_per_token, 2),
+                 "train tokens/s": round(tps),
+                 "train chars/s": round(tps * chars_per_token)})
+tok_table = pd.DataFrame(rows).set_index("tokenizer")
+speedup = (tok_table["train chars/s"].iloc[0]
+           / tok_table["train chars/s"].iloc[1])
+print(f"the course BPE learns from {speedup:.1f}x more text per second")
+tok_table
+""")
+
+md("""
+The GPT-2 tokenizer packs a few more characters into each token, but the course
+BPE trains on far more *text* per CPU-second (the ratio above). On a laptop,
+that wins: the course model uses the small BPE. (The gpu preset uses the real
+GPT-2 and its tokenizer.)
+""")
+
+md("""
+## 2.3 Next-token prediction in a few cells
+
+The whole pretraining objective: at each position, give the **true next token**
+a high probability. The loss is the mean of
+
+$$\\ell_t = -\\log p_\\theta(x_{t+1} \\mid x_{\\le t})$$
+
+Let's compute it by hand for one sentence, with the shipped pretrained model.
+""")
+
+code("""
+from rlhf_lessons.models import load_policy
+
+pretrained, tok = load_policy(cfg, "pretrained", device)
+text = "\\n\\nHuman: What is the capital of France?\\n\\nAssistant: Paris."
+ids = torch.tensor([tok(text)["input_ids"]], device=device)
+with torch.no_grad():
+    logits = pretrained(input_ids=ids).logits  # (1, T, vocab)
+print("ids:", tuple(ids.shape), "-> logits:", tuple(logits.shape))
+""")
+
+code("""
+import torch.nn.functional as F
+
+logp = F.log_softmax(logits[0, :-1], dim=-1)  # position t predicts t+1
+targets = ids[0, 1:]
+per_token = -logp[torch.arange(len(targets)), targets]
+by_hand = per_token.mean().item()
+with torch.no_grad():
+    by_hf = pretrained(input_ids=ids, labels=ids).loss.item()
+print(f"loss by hand {by_hand:.4f} | model(labels=ids).loss {by_hf:.4f}")
+""")
+
+code("""
+pieces = tok.convert_ids_to_tokens(targets.tolist())
+pd.DataFrame({"next token": pieces,
+              "p(next)": per_token.neg().exp().cpu().numpy().round(3),
+              "loss": per_token.cpu().numpy().round(2)}).tail(8)
+""")
+
+md("""
+**Perplexity** is $e^{\\text{loss}}$: the number of tokens the model is "choosing
+between" on average. A uniform guess over 4,096 tokens has perplexity 4,096.
+The honest baseline is the **unigram** model: it knows how common each token is
+and nothing about context.
+""")
+
+md("""
+## 2.4 Pretraining, live (a short demo)
+
+`rlhf_lessons.pretrain` samples random 256-token windows from the train text and
+minimises the loss with AdamW, a warm-up and a cosine schedule. Here is a short
+run from a *random* model. It shows the loss falling; the real run is longer.
+""")
+
+code("""
+import dataclasses
+
+from rlhf_lessons.pretrain import pretrain
+from rlhf_lessons.utils import output_dir
+
+demo_cfg = dataclasses.replace(
+    cfg, pretrain=dataclasses.replace(
+        cfg.pretrain, steps=cfg.pretrain.demo_steps, batch_size=8,
+        eval_every=cfg.pretrain.demo_steps, eval_windows=16))
+demo_dir = output_dir("02_small_gpt2_pretrain_and_sft", cfg) / "pretrain_demo"
+demo = pretrain(demo_cfg, run_dir=demo_dir, tokenizer=course_tok)
+demo_df = pd.DataFrame(demo["metrics"])
+demo_df[["step", "loss"]].tail(3)
+""")
+
+md("""
+### Here is one we trained earlier, with exactly this code
+
+`python -m rlhf_lessons.pretrain --ship` ran the same function for the full
+schedule and saved the result to `data/models/course-gpt2` with a model card.
+Its logged curve:
+""")
+
+code("""
+import json
+
+from rlhf_lessons.plots import plot_metrics
+
+shipped = json.loads((PRETRAINED_DIR / "training.json").read_text())
+card = shipped["figures"]
+full_df = pd.DataFrame(shipped.get("metrics", demo["metrics"]))
+axes = plot_metrics(full_df, ["loss", "eval_loss"], smooth=20)
+print({k: card[k] for k in ("steps", "tokens_seen", "wall_s", "tokens_per_s",
+                            "eval_ppl", "unigram_eval_ppl")})
+""")
+
+md("""
+## 2.5 Held-out perplexity: pretrained model vs unigram
+
+Both are scored on the **eval** transcripts, which no model has seen.
+""")
+
+code("""
+import math
+
+from rlhf_lessons.pretrain import encode_stream, stream_loss
+from rlhf_lessons.pretrain import unigram_perplexity
+
+train_stream = encode_stream(tok, train_texts)
+eval_stream = encode_stream(tok, eval_texts)
+unigram_ppl = unigram_perplexity(train_stream, eval_stream, len(tok))
+n_win = cfg.pretrain.eval_windows
+pre_loss = stream_loss(pretrained, eval_stream, cfg.pretrain.seq_len, device,
+                       max_windows=n_win)
+pretrain_ppl = math.exp(pre_loss)
+print(f"unigram ppl {unigram_ppl:.0f} | pretrained ppl {pretrain_ppl:.1f} | "
+      f"{unigram_ppl / pretrain_ppl:.1f}x lower (on {n_win} windows)")
+""")
+
+md("""
+## 2.6 Samples from the pretrained model
+
+We ask it to continue a few **held-out** prompts. A pretrained model has only
+learned what conversations *look like*, so expect English-shaped text that may
+wander off, and may even write the next "Human:" turn itself.
+""")
+
+code("""
+from rlhf_lessons.data import load_all_hh
+from rlhf_lessons.generation import generate
+
+eval_ds = load_all_hh("eval", max_rows_per_subset=cfg.max_rows_per_subset)
+short = sorted(range(len(eval_ds)), key=lambda i: len(eval_ds[i]["prompt"]))
+demo_prompts = [eval_ds[i]["prompt"] for i in short[200:1000:200]]
+seed_everything(cfg.seed)
+before = generate(pretrained, tok, demo_prompts, cfg.sft.max_new_tokens,
+                  temperature=0.7, seed=cfg.seed)
+pd.set_option("display.max_colwidth", 200)
+pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
+              "pretrained answer": before.texts})
+""")
+
+code("""
+invented = sum("Human:" in t for t in before.texts)
+print(f"{invented} of {len(before.texts)} answers invent a 'Human:' turn;",
+      f"{int(before.finished.sum())} stop on their own (EOS)")
+""")
+
+md("""
+## 2.7 SFT: learn to answer, then stop
+
+SFT shows the model `prompt + answer + EOS` and trains on the **answer tokens
+only**. The prompt tokens get the label `-100`, which the loss skips:
+
+- the model is not rewarded for writing the user's side of the conversation;
+- the final **EOS** token teaches it to stop when the answer is done.
+
+Offline our SFT data are the **chosen** answers of the HH-RLHF train split. With
+the Hub, `rlhf_lessons.sft` uses Dolly's human-written answers instead.
+""")
+
+code("""
+from rlhf_lessons.sft import IGNORE, encode_example
+
+train_ds = load_all_hh("train", max_rows_per_subset=cfg.max_rows_per_subset)
+ex = encode_example(tok, train_ds[3]["prompt"], train_ds[3]["chosen_response"],
+                    cfg.sft.max_len)
+shown = pd.DataFrame({
+    "token": tok.convert_ids_to_tokens(ex["input_ids"]),
+    "in loss?": ["no (prompt)" if lab == IGNORE else "YES (answer)"
+                 for lab in ex["labels"]]})
+print(f"{ex['n_prompt']} prompt tokens masked,",
+      f"{len(ex['labels']) - ex['n_prompt']} answer tokens trained")
+shown.iloc[ex["n_prompt"] - 4: ex["n_prompt"] + 6]
+""")
+
+code("""
+import matplotlib.pyplot as plt
+import numpy as np
+
+mask_row = np.array([[lab != IGNORE for lab in ex["labels"]]], dtype=float)
+fig, ax = plt.subplots(figsize=(8, 0.9))
+ax.imshow(mask_row, aspect="auto", cmap="Greens", vmin=0, vmax=1)
+ax.set_yticks([])
+ax.set_xlabel("token position (dark = counts in the SFT loss)")
+ax.set_title("Prompt tokens are masked; answer tokens and EOS are trained")
+plt.show()
+""")
+
+md("""
+### A short SFT run, live
+
+The same loop as the shipped SFT model, for a few steps, starting from the
+pretrained model (a fresh copy, so the model above stays as it was).
+""")
+
+code("""
+import copy
+
+from rlhf_lessons.sft import train_sft
+
+demo_sft = train_sft(cfg, model=copy.deepcopy(pretrained), tokenizer=tok,
+                     run_dir=output_dir("02_small_gpt2_pretrain_and_sft", cfg)
+                     / "sft_demo", max_steps=cfg.sft.demo_steps)
+pd.DataFrame(demo_sft["metrics"])[["step", "loss", "lr"]].tail(3)
+""")
+
+md("""
+### The SFT model we trained earlier (one epoch, same code)
+""")
+
+code("""
+from rlhf_lessons.models import SFT_DIR
+
+sft_model, _ = load_policy(cfg, "sft", device)
+sft_log = json.loads((SFT_DIR / "training.json").read_text())
+sft_df = pd.DataFrame(sft_log.get("metrics", demo_sft["metrics"]))
+axes = plot_metrics(sft_df, ["loss"], smooth=20)
+axes[0].set_ylabel("answer-token loss")
+print({k: sft_log["figures"][k] for k in ("steps", "examples", "wall_s")})
+""")
+
+md("""
+## 2.8 Before and after SFT
+
+Same held-out prompts, same sampling seed. Then two numbers over many held-out
+prompts: how often the answer **ends with EOS** within the token budget, and the
+perplexity on held-out **answer** tokens (the thing SFT trains).
+""")
+
+code("""
+seed_everything(cfg.seed)
+after = generate(sft_model, tok, demo_prompts, cfg.sft.max_new_tokens,
+                 temperature=0.7, seed=cfg.seed)
+pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
+              "pretrained": before.texts, "after SFT": after.texts})
+""")
+
+code("""
+from rlhf_lessons.sft import evaluate_sft
+
+ev_pre = evaluate_sft(cfg, pretrained, tok)
+ev_sft = evaluate_sft(cfg, sft_model, tok)
+sft_stream_ppl = math.exp(stream_loss(
+    sft_model, eval_stream, cfg.pretrain.seq_len, device, max_windows=n_win))
+compare = pd.DataFrame({
+    "EOS rate": [ev_pre["eos_rate"], ev_sft["eos_rate"]],
+    "answer ppl": [ev_pre["answer_ppl"], ev_sft["answer_ppl"]],
+    "transcript ppl": [pretrain_ppl, sft_stream_ppl]},
+    index=["pretrained", "SFT"]).round(3)
+print(f"EOS measured on {ev_sft['n_eos_prompts']} held-out prompts,",
+      f"within {cfg.sft.max_new_tokens} new tokens")
+compare
+""")
+
+code("""
+fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+compare["EOS rate"].plot.bar(ax=axes[0], color=["#7F7F7F", "#0072B2"])
+axes[0].set_title("answers that stop (EOS)")
+compare["answer ppl"].plot.bar(ax=axes[1], color=["#7F7F7F", "#0072B2"])
+axes[1].set_title("held-out answer perplexity")
+for ax in axes:
+    ax.tick_params(axis="x", rotation=0)
+plt.show()
+""")
+
+md("""
+Read the table, not the hope: the EOS rate and answer perplexity above are this
+run's numbers. SFT is trained to stop after its answer, so its EOS rate should be
+the higher one; if it is not in your run, that is worth a question.
+""")
+
+md("""
+## 2.9 The limits of SFT
+
+SFT needs **one written reference answer per prompt**, and imitates it token by
+token. Three problems:
+
+1. Writing good answers is slow and costly: people must write every one.
+2. Many prompts have no single right answer ("tell me a joke"). SFT pushes the
+   model toward one particular joke.
+3. It learns nothing from *comparisons*. Each HH-RLHF row says "this answer is
+   better than that one", and SFT throws the rejected half away.
+""")
+
+code("""
+row = train_ds[3]
+print("PROMPT  ...", row["prompt"][-150:])
+print("\\nCHOSEN  :", row["chosen_response"][:200])
+print("\\nREJECTED:", row["rejected_response"][:200])
+""")
+
+md("""
+People find it much easier to **compare** two answers than to write a perfect
+one. Notebook 03 trains a **judge** on exactly those comparisons; notebook 04 lets
+the judge steer this SFT model.
+""")
+
+md("""
+### Explore: generate with your own prompt
+
+Change the prompt, the temperature (higher = more random) and the number of new
+tokens. Greedy decoding is temperature 0.
+""")
+
+code("""
+from rlhf_lessons.widgets import make_generation_widget
+
+make_generation_widget(sft_model, tok, max_new_tokens=cfg.sft.max_new_tokens)
+""")
+
+md("""
+## Check your understanding
+
+1. Why is the loss of a uniform guess over the vocabulary equal to
+   $\\log(\\text{vocab size})$, and what perplexity does that give?
+2. The SFT loss skips the prompt tokens. What would the model learn if it did not?
+3. Which number in section 2.8 tells you that SFT taught the model to stop?
+4. Why does a 4,096-token vocabulary train faster than GPT-2's 50,257 for the
+   same model width?
+5. Name one thing the HH-RLHF rows contain that SFT cannot use.
+
+✏️ **Try it:** in the widget, ask the SFT model the same question at temperature
+0.2 and 1.2. Which answers would you, as a rater, prefer, and why?
+""")
+
+code("""
+from rlhf_lessons.utils import update_metrics
+
+metrics = update_metrics(
+    "02_small_gpt2_pretrain_and_sft", cfg,
+    wall_s=round(time.time() - t0, 1),
+    pretrain_eval_ppl=round(pretrain_ppl, 2),
+    sft_eval_ppl=round(sft_stream_ppl, 2),
+    unigram_eval_ppl=round(unigram_ppl, 2),
+    pretrain_answer_ppl=round(ev_pre["answer_ppl"], 2),
+    sft_answer_ppl=round(ev_sft["answer_ppl"], 2),
+    pretrain_eos_rate=ev_pre["eos_rate"],
+    sft_eos_rate=ev_sft["eos_rate"],
+    pretrain_tokens_per_s=card["tokens_per_s"],
+    pretrain_wall_s=card["wall_s"],
+    eval_windows=n_win,
+    tokenizer_speedup=round(float(speedup), 2))
+metrics
+""")
+
+save(str(__import__("pathlib").Path(__file__).parent.parent / "notebooks" / "02_small_gpt2_pretrain_and_sft.ipynb"))
