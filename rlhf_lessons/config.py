@@ -147,7 +147,7 @@ class LessonConfig:
     max_rows_per_subset: int = 0
 
     @classmethod
-    def from_env(cls, **overrides) -> "LessonConfig":
+    def from_env(cls, **overrides) -> LessonConfig:
         """The preset chosen by the environment, with keyword overrides on top."""
         env = os.environ
         if env.get("RLHF_LESSONS_FAST", "").strip() not in ("", "0"):
