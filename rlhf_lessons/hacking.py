@@ -73,13 +73,27 @@ class HackingConfig:
     n_train_prompts: int = 1024  # TRAIN prompts PPO samples from
     n_eval_prompts: int = 64  # held-out prompts for scores, KL and samples
     n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
-    track_updates: int = 24  # PPO against the gold judge, features per update
+    track_updates: int = 20  # PPO against the gold judge, features per update
     sweep_betas: tuple[float, ...] = (0.0, 0.02, 0.1, 0.5)
-    sweep_updates: int = 16  # per beta, against the proxy judge
+    sweep_updates: int = 12  # per beta, against the proxy judge
     sweep_eval_every: int = 4  # held-out evaluation points along each sweep run
-    sweep_lr: float = 3e-5  # a larger step than notebook 04, to reach high KL fast
-    hack_updates: int = 24  # PPO against the hackable reward
-    hack_lr: float = 5e-5
+    sweep_lr: float = 1e-4  # a larger step than notebook 04, to reach high KL fast
+    hack_updates: int = 16  # PPO against the hackable reward
+    hack_lr: float = 1e-4
+    track_lr: float = 3e-5  # PPO against the judge, section 5.3
+    proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)
+    # Notebook 05 runs many short PPO runs: smaller rollouts and fewer epochs per
+    # update than notebook 04 keep the whole lesson within its CPU budget.
+    rollout_batch: int = 16
+    ppo_epochs: int = 2
+
+    def ppo_config(self, base: PPOConfig, lr: float) -> PPOConfig:
+        """``base`` (``cfg.ppo``) with this notebook's rollout size, epochs and ``lr``."""
+        mb = max(1, min(base.mini_batches, self.rollout_batch))
+        while self.rollout_batch % mb:
+            mb -= 1
+        return dataclasses.replace(base, rollout_batch=self.rollout_batch,
+                                   mini_batches=mb, ppo_epochs=self.ppo_epochs, lr=lr)
 
     @classmethod
     def for_preset(cls, cfg: LessonConfig) -> HackingConfig:
@@ -88,7 +102,8 @@ class HackingConfig:
             return cls(n_effect_answers=16, n_boot=200, proxy_pairs=64, n_acc_pairs=32,
                        n_train_prompts=32, n_eval_prompts=8, n_norm_prompts=8,
                        track_updates=2, sweep_betas=(0.0, 0.1), sweep_updates=2,
-                       sweep_eval_every=1, sweep_lr=1e-4, hack_updates=2, hack_lr=1e-4)
+                       sweep_eval_every=1, sweep_lr=1e-4, hack_updates=2, hack_lr=1e-4,
+                       track_lr=1e-4, rollout_batch=8)
         return cls()
 
 
@@ -508,18 +523,43 @@ def evaluate_policy(policy, ref_policy, tokenizer, prompts: Sequence[str], cfg: 
 # Gold and proxy judges
 # --------------------------------------------------------------------------
 def proxy_key(cfg: LessonConfig, hc: HackingConfig) -> str:
-    return f"{cfg.short_hash('model', 'reward')}-{hc.proxy_pairs}"
+    return f"{cfg.short_hash('model', 'reward')}-{hc.proxy_pairs}-{hc.proxy_labels}"
+
+
+def relabel_by(pairs, r_chosen, r_rejected) -> int:
+    """Swap the sides of each pair where ``r_rejected > r_chosen``; returns the count.
+
+    ``pairs``: a :class:`rlhf_lessons.reward.PairSet` (changed in place);
+    ``r_chosen, r_rejected: (n,)`` a judge's scores. After this the "chosen" side is
+    the one that judge prefers: its labels replace the human ones (Gao et al.'s
+    synthetic setup, where a gold reward model labels the proxy's data).
+    Taught in notebook 05.
+    """
+    r_chosen, r_rejected = np.asarray(r_chosen), np.asarray(r_rejected)
+    if r_chosen.shape != (len(pairs),) or r_rejected.shape != (len(pairs),):
+        raise ValueError(f"relabel_by: need {len(pairs)} scores per side, got "
+                         f"{r_chosen.shape} and {r_rejected.shape}")
+    flip = np.flatnonzero(r_rejected > r_chosen)
+    for i in flip:
+        pairs.chosen_ids[i], pairs.rejected_ids[i] = pairs.rejected_ids[i], pairs.chosen_ids[i]
+        pairs.chosen[i], pairs.rejected[i] = pairs.rejected[i], pairs.chosen[i]
+    lc = pairs.len_chosen.copy()
+    pairs.len_chosen[flip], pairs.len_rejected[flip] = pairs.len_rejected[flip], lc[flip]
+    return int(flip.size)
 
 
 def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
-                     show_progress: bool = True):
+                     show_progress: bool = True, gold_model=None):
     """The proxy judge: the notebook-03 recipe on only ``hc.proxy_pairs`` TRAIN pairs.
 
     Returns ``(model, tokenizer, card)``. Same backbone and settings as the gold
     judge (:func:`rlhf_lessons.reward.load_judge`), which sees every train pair;
-    the rows are a seeded random slice of the train split (never eval). Saved under
-    ``outputs/05_.../proxy-<key>/`` and reloaded when the settings match.
-    Taught in notebook 05.
+    the rows are a seeded random slice of the train split (never eval). With
+    ``hc.proxy_labels == "gold"`` (needs ``gold_model``) the gold judge decides
+    which side of each pair is "chosen", as in Gao et al.: the proxy then tries to
+    imitate the gold judge from few examples. With "human" it keeps HH-RLHF's
+    labels. Saved under ``outputs/05_.../proxy-<key>/`` and reloaded when the
+    settings match. Taught in notebook 05.
     """
     from rlhf_lessons import reward as rm
     from rlhf_lessons.data import load_all_hh
@@ -545,6 +585,14 @@ def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
     del backbone
     pairs = rm.prepare_pairs(rows, tok, cfg.reward.max_len, drop_identical=True,
                              allow_empty=True, name="proxy train slice")
+    n_flipped = 0
+    if hc.proxy_labels == "gold":
+        if gold_model is None:
+            raise ValueError("proxy_labels='gold' needs gold_model (the gold judge)")
+        rc, rr = rm.score_pairs(gold_model, pairs, device, pad_id=tok.pad_token_id)
+        n_flipped = relabel_by(pairs, rc, rr)
+    elif hc.proxy_labels != "human":
+        raise ValueError(f"proxy_labels={hc.proxy_labels!r}: expected 'gold' or 'human'")
     steps = cfg.reward.max_steps or max(1, math.ceil(len(pairs) / cfg.reward.batch_size
                                                      * cfg.reward.epochs))
     t0 = time.perf_counter()
@@ -552,6 +600,7 @@ def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
                                     pad_id=tok.pad_token_id, show_progress=show_progress,
                                     max_steps=steps)
     card = {"key": key, "role": "proxy", "train_pairs": len(pairs), "steps": steps,
+            "labels": hc.proxy_labels, "n_flipped_by_gold": n_flipped,
             "train_wall_s": round(time.perf_counter() - t0, 1),
             "final_train_loss_avg10": float(metrics["loss"].dropna().tail(10).mean())}
     rm.save_judge(model, tok, here, card)
@@ -562,14 +611,17 @@ def judge_accuracy(model, tokenizer, prompts, chosen, rejected, max_len: int = 2
                    device="cpu") -> dict:
     """Held-out pairwise accuracy of a judge with its 95% Wilson interval.
 
-    Ties (equal scores) count as wrong, as in notebook 03. Taught in notebook 05.
+    Ties (equal scores) count as wrong, as in notebook 03. ``prefers_chosen`` (n,)
+    bool says, per pair, whether the judge sided with the raters (to compare two
+    judges pair by pair). Taught in notebook 05.
     """
     from rlhf_lessons.reward import score_texts, wilson_ci
 
     rc = score_texts(model, tokenizer, list(prompts), list(chosen), max_len, device)
     rr = score_texts(model, tokenizer, list(prompts), list(rejected), max_len, device)
     k, n = int((rc > rr).sum()), len(rc)
-    return {"accuracy": k / n if n else float("nan"), "ci95": wilson_ci(k, n), "n": n}
+    return {"accuracy": k / n if n else float("nan"), "ci95": wilson_ci(k, n), "n": n,
+            "prefers_chosen": rc > rr}
 
 
 # --------------------------------------------------------------------------
@@ -645,6 +697,9 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
     ref_summary, ref_samples = evaluate_policy(ref_policy, ref_policy, tokenizer,
                                                eval_prompts, ppo_cfg, judges, seed=seed + 1)
     norms = {k: score_stats(ref_samples[f"{k}_raw"]) for k in judges}
+    for k in judges:  # the reference in the units of its own spread: 0 by design
+        ref_samples[f"{k}_score"] = normalise(ref_samples[f"{k}_raw"], norms[k])
+        ref_summary[f"{k}_score"] = float(ref_samples[f"{k}_score"].mean())
     norm_df = ppo.sample_and_score(ref_policy, proxy, tokenizer,
                                    list(train_prompts)[:max(ppo_cfg.rollout_batch, 8)],
                                    ppo_cfg, seed=seed + 2)
@@ -660,7 +715,8 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
         vm = (ppo.make_value_model(reward_model=proxy_model) if proxy_model is not None
               else ppo.make_value_model(policy=policy))
         cfg_b = dataclasses.replace(ppo_cfg, kl_coef=beta, adaptive_kl_target=0.0)
-        state = {"points": [], "samples": None}
+        state = {"points": [{"beta": beta, "update": 0, **ref_summary}],
+                 "samples": ref_samples}
 
         def evaluate(u, policy=policy, cfg_b=cfg_b, beta=beta, state=state):
             summ, samples = evaluate_policy(policy, ref_policy, tokenizer, eval_prompts,
@@ -668,7 +724,6 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
             state["points"].append({"beta": beta, "update": u, **summ})
             state["samples"] = samples
 
-        evaluate(0)
 
         def hook(u, ro, row, evaluate=evaluate):
             if (u + 1) % eval_every == 0 or u + 1 == n_updates:

@@ -199,8 +199,9 @@ import copy
 from rlhf_lessons import ppo
 from rlhf_lessons.hacking import feature_means, run_ppo, score_stats
 
+track_cfg = hc.ppo_config(cfg.ppo, hc.track_lr)
 norm_df = ppo.sample_and_score(ref_policy, gold, tok,
-                               train_prompts[:hc.n_norm_prompts], cfg.ppo,
+                               train_prompts[:hc.n_norm_prompts], track_cfg,
                                seed=cfg.seed)
 gold_stats = score_stats(norm_df["score"])
 print("judge on reference samples (train prompts): mean "
@@ -215,7 +216,7 @@ def feature_hook(u, ro, row):
 policy = copy.deepcopy(ref_policy)
 value_model = ppo.make_value_model(reward_model=gold_model)
 track = run_ppo(policy, ref_policy, value_model, gold, tok, train_prompts,
-                cfg.ppo, seed=cfg.seed, n_updates=hc.track_updates,
+                track_cfg, seed=cfg.seed, n_updates=hc.track_updates,
                 score_stats=gold_stats, on_update=feature_hook,
                 desc="PPO vs the judge")
 track[["update", "objective/scores", "objective/kl", "feat/words",
@@ -269,12 +270,12 @@ from rlhf_lessons.hacking import evaluate_policy, normalise
 
 judges = {"gold": gold}
 before, before_s = evaluate_policy(ref_policy, ref_policy, tok, eval_prompts,
-                                   cfg.ppo, judges, seed=cfg.seed)
+                                   track_cfg, judges, seed=cfg.seed)
 norms = {"gold": score_stats(before_s["gold_raw"])}
 before_s["gold_score"] = normalise(before_s["gold_raw"], norms["gold"])
 before["gold_score"] = float(before_s["gold_score"].mean())
 after, after_s = evaluate_policy(policy, ref_policy, tok, eval_prompts,
-                                 cfg.ppo, judges, norms, seed=cfg.seed)
+                                 track_cfg, judges, norms, seed=cfg.seed)
 pd.DataFrame({"reference": before, "after PPO": after}).round(3)
 """)
 
@@ -288,17 +289,25 @@ proxy score kept rising while the gold score rose, **peaked, and fell**: past
 some point, pleasing the proxy hurts the true goal (Goodhart's law).
 
 Our version, both judges trained on the **train split only**:
-- **gold** = the notebook-03 judge (all train pairs);
-- **proxy** = the same recipe on a small random slice of the train pairs.
+- **gold** = the notebook-03 judge (all train pairs, human labels);
+- **proxy** = the same recipe on a small random slice of the train pairs,
+  **labelled by the gold judge** (Gao et al.'s synthetic setup): the proxy
+  tries to imitate the gold judge from few examples, so where they disagree is
+  exactly where a policy can please one and not the other.
+
+Below: each judge's accuracy against the human labels on held-out pairs, and
+how often the two judges agree.
 """)
 
 code("""
 from rlhf_lessons.hacking import load_proxy_judge
 
-proxy_model, proxy_tok, proxy_card = load_proxy_judge(cfg, hc, device)
+proxy_model, proxy_tok, proxy_card = load_proxy_judge(
+    cfg, hc, device, gold_model=gold_model)
 proxy = judge_reward_fn(proxy_model, proxy_tok, cfg.reward.max_len, device)
-print(f"proxy: {proxy_card['train_pairs']} train pairs, "
-      f"{proxy_card['steps']} steps")
+print(f"proxy: {proxy_card['train_pairs']} train pairs, labels: "
+      f"{proxy_card['labels']} ({proxy_card['n_flipped_by_gold']} pairs "
+      f"flipped by the gold judge), {proxy_card['steps']} steps")
 """)
 
 code("""
@@ -315,6 +324,9 @@ for name, m, t in [("gold", gold_model, gold_tok),
     lo, hi = acc[name]["ci95"]
     print(f"{name:5} held-out accuracy {acc[name]['accuracy']:.3f} "
           f"(95% CI {lo:.3f}-{hi:.3f}, n={acc[name]['n']})")
+agree = float(np.mean(acc["gold"]["prefers_chosen"]
+                      == acc["proxy"]["prefers_chosen"]))
+print(f"proxy and gold pick the same side in {agree:.1%} of these pairs")
 """)
 
 md("""
@@ -332,11 +344,11 @@ them.
 """)
 
 code("""
-import dataclasses
-
 from rlhf_lessons.hacking import beta_sweep, sweep_checkpoint
 
-sweep_cfg = dataclasses.replace(cfg.ppo, lr=hc.sweep_lr)
+sweep_cfg = hc.ppo_config(cfg.ppo, hc.sweep_lr)
+print(f"lr {sweep_cfg.lr:g} (notebook 04: {cfg.ppo.lr:g}); "
+      f"{sweep_cfg.rollout_batch} answers per update")
 runs = beta_sweep(ref_policy, tok, proxy, gold, train_prompts, eval_prompts,
                   sweep_cfg, hc.sweep_betas, hc.sweep_updates,
                   hc.sweep_eval_every, proxy_model=proxy_model,
@@ -408,7 +420,7 @@ exclamation_reward(["q", "q"], ["Sure.", "Sure!!! Great!"])
 """)
 
 code("""
-hack_cfg = dataclasses.replace(cfg.ppo, lr=hc.hack_lr)
+hack_cfg = hc.ppo_config(cfg.ppo, hc.hack_lr)
 hack_policy = copy.deepcopy(ref_policy)
 hack_stats = ppo.score_stats_of(ppo.sample_and_score(
     ref_policy, exclamation_reward, tok, train_prompts[:hc.n_norm_prompts],
@@ -424,7 +436,7 @@ hack[["update", "objective/raw_scores", "objective/kl",
 
 code("""
 hack_after, hack_s = evaluate_policy(hack_policy, ref_policy, tok,
-                                     eval_prompts, cfg.ppo, judges, norms,
+                                     eval_prompts, hack_cfg, judges, norms,
                                      seed=cfg.seed)
 n_show = min(6, len(hack_s))
 pd.DataFrame({
@@ -499,7 +511,8 @@ md("""
   re-run section 5.2;
 - set `hack_cfg` to use `length_reward` instead of "!" count: what does the
   policy do when longer is always better?
-- add β = 0.005 to the sweep (`dataclasses.replace(hc, sweep_betas=...)`).
+- add β = 0.005 to the sweep: `import dataclasses`, then
+  `hc = dataclasses.replace(hc, sweep_betas=(0.0, 0.005, 0.02, 0.1, 0.5))`.
 """)
 
 code("""
@@ -514,6 +527,7 @@ metrics = update_metrics(
                  ("beta", "sqrt_kl", "proxy_score", "gold_score")}
                 for _, r in sweep.iterrows()],
     proxy_accuracy=round(acc["proxy"]["accuracy"], 4),
+    proxy_gold_agreement=round(agree, 4),
     gold_accuracy=round(acc["gold"]["accuracy"], 4),
     feature_drift={f: round(float(v), 4) for f, v in drift["change"].items()},
     hack_exclamations_before=round(before["exclamations"], 3),

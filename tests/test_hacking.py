@@ -164,6 +164,30 @@ def test_hacking_config_fast_is_smaller():
     assert 0.0 in full.sweep_betas and 0.0 in fast.sweep_betas
 
 
+def test_ppo_config_for_notebook_05():
+    base = LessonConfig(preset="default").ppo
+    hc = hk.HackingConfig(rollout_batch=12, ppo_epochs=3)
+    c = hc.ppo_config(base, lr=1e-3)
+    assert (c.rollout_batch, c.ppo_epochs, c.lr) == (12, 3, 1e-3)
+    assert c.rollout_batch % c.mini_batches == 0
+    assert c.kl_coef == base.kl_coef  # everything else is notebook 04's
+
+
+def test_relabel_by_swaps_where_the_judge_disagrees():
+    from rlhf_lessons.reward import pairset_from_ids
+
+    ps = pairset_from_ids([[1], [2, 2], [3]], [[4, 4, 4], [5], [6]])
+    ps.chosen, ps.rejected = ["c0", "c1", "c2"], ["r0", "r1", "r2"]
+    n = hk.relabel_by(ps, [0.0, 1.0, -1.0], [1.0, 0.0, 0.5])  # rows 0 and 2 flip
+    assert n == 2
+    assert ps.chosen_ids == [[4, 4, 4], [2, 2], [6]]
+    assert ps.rejected_ids == [[1], [5], [3]]
+    assert ps.chosen == ["r0", "c1", "r2"]
+    assert ps.len_chosen.tolist() == [3, 2, 1] and ps.len_rejected.tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="need 3 scores"):
+        hk.relabel_by(ps, [0.0], [1.0])
+
+
 # ---------------------------------------------------------------- run explorer
 def _run(name, answers, golds):
     samples = pd.DataFrame({"prompt": ["p1", "p2"], "answer": answers,
