@@ -109,21 +109,33 @@ def run_ours(peer: Path, threads: int = 2) -> dict:
     }
 
 
-def run(peer_dir_path: str | Path | None = None, threads: int = 2) -> dict:
+def run(peer_dir_path: str | Path | None = None, python_for_peer: str | Path | None = None,
+        threads: int = 2) -> dict:
     """Both sides in one run: {"ours": {...}, "peer": {...}, "ppo_episodes_per_s_ratio"}.
 
-    Ours runs in a fresh subprocess (clean peak RSS), then TRL in its own venv.
-    fp32 on both sides: our loop does not use bf16 autocast.
+    Ours runs in a fresh subprocess (clean peak RSS), then TRL with
+    ``python_for_peer`` (default: the cached ``trl==1.12.0`` venv). fp32 on both
+    sides: our loop does not use bf16 autocast, so the peer runs without ``--bf16``.
     """
     peer = peer_dir(peer_dir_path)
     ours = run_script(sys.executable, Path(__file__).resolve(),
                       ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads)],
                       threads=threads)
-    python = ensure_venv(TRL_VERSION)
+    python = python_for_peer or ensure_venv(TRL_VERSION)
     theirs = run_script(python, peer / "trl_ppo.py", [], threads=threads)
     ratio = ours["episodes_per_s"] / theirs["episodes_per_s"]
+    # On a shared machine one starved update can dominate a total; the ratio of
+    # median update times is the robust companion figure (same work per update).
+    med = _median(theirs["update_s"]) / _median(ours["update_s"])
     return {"ours": ours, "peer": theirs, "ppo_episodes_per_s_ratio": round(ratio, 3),
+            "ppo_median_update_speedup": round(med, 3),
             "ppo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)}
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def main():
@@ -135,11 +147,12 @@ def main():
     if o.ours_only:
         print(json.dumps(run_ours(peer_dir(o.peer_dir), o.threads)), flush=True)
         return
-    res = run(o.peer_dir, o.threads)
+    res = run(o.peer_dir, threads=o.threads)
     print(json.dumps(res["ours"]), flush=True)
     print(json.dumps(res["peer"]), flush=True)
-    print(json.dumps({"ppo_episodes_per_s_ratio": res["ppo_episodes_per_s_ratio"],
-                      "ppo_peak_rss_ratio": res["ppo_peak_rss_ratio"]}), flush=True)
+    print(json.dumps({k: res[k] for k in ("ppo_episodes_per_s_ratio",
+                                          "ppo_median_update_speedup",
+                                          "ppo_peak_rss_ratio")}), flush=True)
 
 
 if __name__ == "__main__":
