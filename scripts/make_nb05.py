@@ -13,12 +13,12 @@ OUT = Path(__file__).resolve().parent.parent / "notebooks" / \
 md("""
 # 05 · Reward hacking and the confidence bias
 
-Human raters tend to prefer answers that sound fluent and sure of themselves.
-The judge of notebook 03 learned from those choices, and PPO (notebook 04)
-pushes the policy towards whatever the judge pays for. This notebook makes that
-chain visible with the course's own models and measured numbers: it is one
-mechanism behind assistants that flatter their users and sound certain when
-they are not.
+A common account of why assistants flatter their users and sound certain when
+they are not goes like this: human raters favour fluent, confident answers; the
+judge (notebook 03) learns that preference from their choices; and PPO
+(notebook 04) pushes the policy towards whatever the judge pays for. This
+notebook measures each link of that chain with the course's own models, and
+reports what the numbers show, whichever way they go.
 
 **You will:**
 - measure what the judge pays for with *controlled rewrites* of the same answer
@@ -389,6 +389,8 @@ def shape(xs, proxy_ys, gold_ys, label):
           "yes" if g["peaks_inside"] else "no")
 
 
+n_ev = len(eval_prompts)
+print(f"noise of one mean score: about 1/sqrt({n_ev}) = {n_ev ** -0.5:.2f}")
 pts0 = runs[min(runs)].points.sort_values("sqrt_kl")
 shape(pts0["sqrt_kl"].to_numpy(), pts0["proxy_score"].to_numpy(),
       pts0["gold_score"].to_numpy(), f"beta={min(runs):g} run")
@@ -399,10 +401,10 @@ shape(s["sqrt_kl"].to_numpy(), s["proxy_score"].to_numpy(),
 
 md("""
 Keep in mind what limits this small experiment: a few minutes of PPO, a few
-dozen held-out prompts per point (so each score has noise of roughly
-1/√n in these units), and a gold judge that is itself only a little better than
-the proxy (section 5.4's accuracies). Gao et al. used judges of up to 3B
-parameters and far longer runs.
+dozen held-out prompts per point (the noise of each mean score is printed
+above), and a gold judge whose own held-out accuracy (printed in 5.4) is far
+from perfect. Gao et al. used reward models of up to 3B parameters and far
+longer runs.
 """)
 
 md("""

@@ -249,3 +249,38 @@ def test_run_ppo_matches_train_ppo():
     assert b["hook"].tolist() == [0, 1]
     for key in ("objective/kl", "objective/scores", "loss/policy_avg", "policy/clipfrac_avg"):
         assert a[key].tolist() == pytest.approx(b[key].tolist(), abs=1e-6), key
+
+
+def test_beta_sweep_end_to_end_and_resume(tmp_path):
+    """Two betas, one update each, hand-checkable rewards as proxy and gold."""
+    from rlhf_lessons.models import load_policy
+
+    cfg = LessonConfig.from_env()
+    ref, tok = load_policy(cfg, "sft")
+    prompts = [f"\n\nHuman: question {i}?\n\nAssistant:" for i in range(8)]
+    pcfg = hk.HackingConfig.for_preset(cfg).ppo_config(cfg.ppo, lr=1e-4)
+    ck = tmp_path / "sweep.pt"
+    kw = dict(betas=(0.0, 0.5), n_updates=1, eval_every=1, seed=0, checkpoint=ck,
+              show_progress=False)
+    runs = hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+                         prompts[:4], pcfg, **kw)
+    assert sorted(runs) == [0.0, 0.5]
+    for beta, rec in runs.items():
+        assert rec.beta == beta and rec.name == f"beta={beta:g}"
+        assert rec.points["update"].tolist() == [0, 1]
+        first = rec.points.iloc[0]
+        # the reference is the origin: no KL, scores 0 in its own units
+        assert first["sqrt_kl"] == 0.0
+        assert first["gold_score"] == pytest.approx(0.0, abs=1e-9)
+        assert len(rec.samples) == 4 and "gold_score" in rec.samples
+        assert rec.metrics["objective/kl"].iloc[0] == pytest.approx(0.0, abs=1e-5)
+    table = hk.sweep_table(runs)
+    assert table["beta"].tolist() == [0.0, 0.5]
+    assert {"sqrt_kl", "proxy_score", "gold_score"} <= set(table.columns)
+    # a re-run with the same checkpoint reuses the finished runs
+    again = hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+                          prompts[:4], pcfg, **kw)
+    assert [again[b].wall_s for b in (0.0, 0.5)] == [runs[b].wall_s for b in (0.0, 0.5)]
+    with pytest.raises(ValueError, match="betas must be >= 0"):
+        hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+                      prompts[:4], pcfg, betas=(-1.0,), n_updates=1, eval_every=1)
