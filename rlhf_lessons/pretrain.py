@@ -132,8 +132,12 @@ def prepare(cfg: LessonConfig, tokenizer=None):
 
 
 def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
-             max_minutes: float | None = None, show_progress: bool = True) -> dict:
+             max_minutes: float | None = None, show_progress: bool = True,
+             final_eval_windows: int = 0) -> dict:
     """Pretrain a GPT-2 of size ``cfg.model`` on the train transcripts; resumable.
+
+    The final held-out loss scores every eval window, or ``final_eval_windows`` of
+    them spread evenly (a quick demo does not need the whole stream).
 
     Returns a dict with the model, tokenizer, metrics (list of dicts) and figures.
     """
@@ -206,7 +210,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
     bar.close()
     wall = time.perf_counter() - t0
     model.eval()
-    eval_loss = stream_loss(model, eval_stream, pc.seq_len, device)
+    eval_loss = stream_loss(model, eval_stream, pc.seq_len, device,
+                            max_windows=final_eval_windows)
     figures = {
         "steps": step,
         "stopped_early": stopped_early,

@@ -91,6 +91,23 @@ def encode_example(tokenizer, prompt: str, answer: str, max_len: int) -> dict:
             "n_prompt": len(p_ids)}
 
 
+def short_answer_examples(examples: list[dict], max_answer_tokens: int,
+                          verbose: bool = True) -> list[dict]:
+    """The examples whose answer ends (EOS included) within ``max_answer_tokens``.
+
+    A model that imitates 200-token answers cannot stop inside the 32-64 tokens that
+    generation and PPO give it, so SFT trains, and is scored, on answers that fit.
+    ``max_answer_tokens=0`` keeps every example.
+    """
+    if not max_answer_tokens:
+        return examples
+    short = [e for e in examples if len(e["input_ids"]) - e["n_prompt"] <= max_answer_tokens]
+    if verbose:
+        print(f"SFT data: kept {len(short):,} of {len(examples):,} examples whose answer ends "
+              f"within {max_answer_tokens} tokens (EOS included)")
+    return short
+
+
 def collate(examples: list[dict], pad_id: int) -> dict:
     """Right-pad a batch. input_ids, attention_mask, labels: (B, T)."""
     width = max(len(e["input_ids"]) for e in examples)
@@ -166,14 +183,8 @@ def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | Non
         model, tokenizer = load_policy(cfg, "pretrained", device)
     model.to(device).train()
     pairs, origin = sft_pairs(cfg, "train")
-    examples = [encode_example(tokenizer, p, a, sc.max_len) for p, a in pairs]
-    if sc.max_answer_tokens:
-        # Keep answers that END within the generation budget: a model that imitates
-        # 200-token answers cannot stop inside the 32-64 tokens that PPO samples.
-        short = [e for e in examples if len(e["input_ids"]) - e["n_prompt"] <= sc.max_answer_tokens]
-        print(f"SFT data: kept {len(short):,} of {len(examples):,} examples whose answer ends "
-              f"within {sc.max_answer_tokens} tokens (EOS included)")
-        examples = short
+    examples = short_answer_examples(
+        [encode_example(tokenizer, p, a, sc.max_len) for p, a in pairs], sc.max_answer_tokens)
     steps_per_epoch = math.ceil(len(examples) / sc.batch_size)
     total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
     run_dir = Path(run_dir or output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
@@ -228,10 +239,16 @@ def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | Non
 
 
 def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = None) -> dict:
-    """Held-out answer-token loss/perplexity and the EOS rate on eval prompts."""
+    """Held-out answer-token loss/perplexity and the EOS rate on eval prompts.
+
+    The perplexity is scored on eval answers of the kind SFT trains on (ending within
+    ``cfg.sft.max_answer_tokens``); the EOS rate on evenly spaced eval prompts.
+    """
     device = next(model.parameters()).device
     pairs, _ = sft_pairs(dataclasses.replace(cfg, source="local"), "eval")
-    examples = [encode_example(tokenizer, p, a, cfg.sft.max_len) for p, a in pairs]
+    examples = short_answer_examples(
+        [encode_example(tokenizer, p, a, cfg.sft.max_len) for p, a in pairs],
+        cfg.sft.max_answer_tokens, verbose=False)
     loss = answer_loss(model, examples, tokenizer.pad_token_id, device)
     n = n_prompts or cfg.sft.n_eval_prompts
     prompts = [p for p, _ in pairs[:: max(1, len(pairs) // n)]][:n]
@@ -247,7 +264,7 @@ SFT_CARD_EXTRA = """## How it was made
 ({sc.epochs:g} epochs), peak lr {sc.lr:g} with {sc.warmup_steps} warm-up steps and linear decay
 to 0, gradient clipping 1.0, starting from data/models/course-gpt2. The loss counts answer
 tokens only (prompt tokens are masked with -100); every answer ends with EOS. `eval_answer_ppl`
-is measured on the chosen answers of ALL eval-split rows (long ones too); `eos_rate` is the
+is measured on the eval-split chosen answers that end within that many tokens; `eos_rate` is the
 share of 200 eval prompts whose sampled answer (temperature 0.7) ends within
 {sc.max_new_tokens} new tokens."""
 

@@ -98,7 +98,7 @@ import torch
 from rlhf_lessons.models import build_gpt2
 
 
-def train_tokens_per_s(vocab_size, steps=2, batch=8):
+def train_tokens_per_s(vocab_size, steps=2, batch=4):
     \"\"\"Tokens/s of a few training steps of the preset's model size.\"\"\"
     model = build_gpt2(vocab_size, cfg.model, 0).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -205,7 +205,8 @@ demo_cfg = dataclasses.replace(
         cfg.pretrain, steps=cfg.pretrain.demo_steps, batch_size=8,
         eval_every=cfg.pretrain.demo_steps, eval_windows=16))
 demo_dir = output_dir("02_small_gpt2_pretrain_and_sft", cfg) / "pretrain_demo"
-demo = pretrain(demo_cfg, run_dir=demo_dir, tokenizer=course_tok)
+demo = pretrain(demo_cfg, run_dir=demo_dir, tokenizer=course_tok,
+                final_eval_windows=16)
 demo_df = pd.DataFrame(demo["metrics"])
 demo_df[["step", "loss"]].tail(3)
 """)
@@ -362,7 +363,8 @@ md("""
 
 Same held-out prompts, same sampling seed. Then two numbers over many held-out
 prompts: how often the answer **ends with EOS** within the token budget, and the
-perplexity on held-out **answer** tokens (the thing SFT trains).
+perplexity on held-out **answer** tokens (the thing SFT trains; scored on eval
+answers that end within the same token budget as the SFT data).
 """)
 
 code("""
