@@ -19,24 +19,15 @@ peak RSS is its own; TRL runs in ``.bench-venvs/trl-1.12.0`` (made once).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ensure_venv, peer_dir, run_script  # noqa: E402
+from peers import ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
 
 TRL_VERSION = "1.12.0"
-
-
-def load_workload(peer: Path):
-    spec = importlib.util.spec_from_file_location("workload", peer / "workload.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["workload"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def workload_config(W):

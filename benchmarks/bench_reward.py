@@ -16,21 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import peer_dir  # noqa: E402
-
-
-def load_workload(peer: Path):
-    spec = importlib.util.spec_from_file_location("workload", peer / "workload.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["workload"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from peers import load_workload, peer_dir  # noqa: E402
 
 
 def run(peer: Path, threads: int = 2) -> dict:

@@ -99,3 +99,14 @@ if __name__ == "__main__":
         print(json.dumps(run_trl_reward(peer_dir(o.peer_dir), trl_version=o.trl)))
     else:
         print(py)
+
+
+def load_workload(peer: Path):
+    """Import the peer's workload.py (the one definition of the shared benchmark work)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("workload", peer / "workload.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["workload"] = mod
+    spec.loader.exec_module(mod)
+    return mod

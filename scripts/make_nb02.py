@@ -1,6 +1,6 @@
 """Writes notebooks/02_small_gpt2_pretrain_and_sft.ipynb (run from the repo root)."""
 
-from nbbuild import code, md, save
+from nbbuild import code, md, save, setup_cell
 
 md("""
 # 02 · A small GPT-2 of our own: pretraining, SFT and generation
@@ -24,18 +24,7 @@ good answers).
 fast preset. A GPU is not needed.
 """)
 
-code("""
-import time
-t0 = time.time()
-
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
-
-cfg = LessonConfig.from_env()
-device = get_device(cfg)
-seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| model:", cfg.model)
-""")
+setup_cell('print("preset:", cfg.preset, "| model:", cfg.model)')
 
 md("""
 ## 2.1 The pipeline, and where this notebook sits
@@ -483,4 +472,4 @@ metrics = update_metrics(
 metrics
 """)
 
-save(str(__import__("pathlib").Path(__file__).parent.parent / "notebooks" / "02_small_gpt2_pretrain_and_sft.ipynb"))
+save("notebooks/02_small_gpt2_pretrain_and_sft.ipynb")

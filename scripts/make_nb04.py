@@ -1,6 +1,6 @@
 """Writes notebooks/04_ppo_with_the_judge.ipynb (run from the repo root)."""
 
-from nbbuild import code, md, save
+from nbbuild import code, md, save, setup_cell
 
 md("""
 # 04 · PPO with the judge
@@ -23,18 +23,7 @@ so it cannot simply drift into whatever text the judge happens to like.
 fast preset. A GPU is not needed.
 """)
 
-code("""
-import time
-t0 = time.time()
-
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
-
-cfg = LessonConfig.from_env()
-device = get_device(cfg)
-seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| PPO:", cfg.ppo)
-""")
+setup_cell('print("preset:", cfg.preset, "| PPO:", cfg.ppo)')
 
 md("""
 ## 4.1 The four models

@@ -5,7 +5,7 @@ Run from scripts/: ``cd scripts && ../.venv/bin/python make_nb05.py``.
 
 from pathlib import Path
 
-from nbbuild import code, md, save
+from nbbuild import code, md, save, setup_cell
 
 OUT = Path(__file__).resolve().parent.parent / "notebooks" / \
     "05_reward_hacking_and_confidence.ipynb"
@@ -34,18 +34,7 @@ the fast preset, where the models are tiny and random, so the numbers there
 mean nothing. A GPU makes every section faster.
 """)
 
-code("""
-import time
-t0 = time.time()
-
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
-
-cfg = LessonConfig.from_env()
-device = get_device(cfg)
-seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| model:", cfg.model)
-""")
+setup_cell('print("preset:", cfg.preset, "| model:", cfg.model)')
 
 md("""
 ## 5.1 The cast: policy, judge, prompts

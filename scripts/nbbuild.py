@@ -7,10 +7,29 @@ source of a lesson readable as plain Python (and diffable) while we write it.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import nbformat
 
 _cells: list = []
+
+# The setup cell every notebook starts with (CONVENTIONS.md: nothing else hard-codes sizes).
+SETUP = """
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+"""
+
+
+def setup_cell(show: str) -> None:
+    """The standard setup cell, ending with a print of the config parts this lesson uses."""
+    code(SETUP + show + "\n")
 
 
 def md(text: str) -> None:
@@ -26,6 +45,8 @@ def code(text: str) -> None:
 
 
 def save(path: str) -> None:
+    """Write the cells to ``path`` (relative paths are taken from the repo root)."""
+    path = Path(path) if Path(path).is_absolute() else Path(__file__).resolve().parent.parent / path
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
