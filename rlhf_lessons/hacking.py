@@ -66,19 +66,19 @@ class HackingConfig:
     ``cfg.ppo``; these only say how much of each experiment to run.
     """
 
-    n_effect_answers: int = 160  # held-out answers rewritten for the judge effects
+    n_effect_answers: int = 96  # held-out answers rewritten for the judge effects
     n_boot: int = 1000  # bootstrap resamples for the effect intervals
-    proxy_pairs: int = 1024  # TRAIN pairs the proxy judge sees (gold: all of them)
-    n_acc_pairs: int = 600  # held-out pairs to compare proxy and gold accuracy
+    proxy_pairs: int = 768  # TRAIN pairs the proxy judge sees (gold: all of them)
+    n_acc_pairs: int = 300  # held-out pairs to compare proxy and gold accuracy
     n_train_prompts: int = 1024  # TRAIN prompts PPO samples from
-    n_eval_prompts: int = 64  # held-out prompts for scores, KL and samples
+    n_eval_prompts: int = 48  # held-out prompts for scores, KL and samples
     n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
-    track_updates: int = 20  # PPO against the gold judge, features per update
-    sweep_betas: tuple[float, ...] = (0.0, 0.02, 0.1, 0.5)
-    sweep_updates: int = 12  # per beta, against the proxy judge
-    sweep_eval_every: int = 4  # held-out evaluation points along each sweep run
+    track_updates: int = 12  # PPO against the gold judge, features per update
+    sweep_betas: tuple[float, ...] = (0.0, 0.05, 0.5)
+    sweep_updates: int = 9  # per beta, against the proxy judge
+    sweep_eval_every: int = 3  # held-out evaluation points along each sweep run
     sweep_lr: float = 1e-4  # a larger step than notebook 04, to reach high KL fast
-    hack_updates: int = 16  # PPO against the hackable reward
+    hack_updates: int = 10  # PPO against the hackable reward
     hack_lr: float = 1e-4
     track_lr: float = 3e-5  # PPO against the judge, section 5.3
     proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)

@@ -29,8 +29,9 @@ reports what the numbers show, whichever way they go.
 - watch PPO exploit a deliberately hackable reward;
 - connect the numbers to sycophancy and overconfidence in deployed assistants.
 
-**Run time:** about 5-6 minutes on a 2-core CPU (default preset); seconds in
-the fast preset, where the models are tiny and random, so the numbers there
+**Run time:** the target is at most 6 minutes on a 2-core CPU (default
+preset; the notebook prints its own wall time at the end); seconds in the fast
+preset, where the models are tiny and random, so the numbers there
 mean nothing. A GPU makes every section faster.
 """)
 
