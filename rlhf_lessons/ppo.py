@@ -353,7 +353,13 @@ def make_value_model(policy=None, reward_model=None) -> nn.Module:
 
 
 def judge_scores(reward_model, batch: Batch) -> torch.Tensor:
-    """A sequence-classifier judge's score at ``batch.score_index``: (B,)."""
+    """A sequence-classifier judge's score at ``batch.score_index``: (B,).
+
+    ``score_index`` is the last real token that is not EOS, where transformers'
+    ``GPT2ForSequenceClassification`` (and so TRL and the benchmark workload) pool
+    when pad == eos. The course's own judge (notebook 03) was trained to read AT the
+    EOS of the re-tokenised text: give it to PPO through :func:`judge_reward_fn`.
+    """
     with torch.no_grad():
         h = gpt2_hidden(reward_model, batch.ids, batch.mask, batch.pos)
         last = h[torch.arange(h.size(0), device=h.device), batch.score_index]
