@@ -207,8 +207,9 @@ def parse_preference_file(
                         raise PreferenceDataError(f"{path}, line {lineno}: {err}") from None
                     result.skipped.append((lineno, str(err)))
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        where = f"after line {lineno}" if lineno else "before the first complete line"
         raise PreferenceDataError(
-            f"{path}: the gzip stream is truncated or corrupt after line {lineno} "
+            f"{path}: the gzip stream is truncated or corrupt {where} "
             f"({type(err).__name__}: {err}). Re-download or re-compress the file."
         ) from None
     except UnicodeDecodeError as err:
@@ -220,7 +221,7 @@ def _parse_row(line: str, row: int, lineno: int, allow_empty_answer: bool) -> di
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
-        raise ValueError(f"not valid JSON ({err.msg} at column {err.colno})") from None
+        raise ValueError(f"not valid JSON ({err.msg} at character {err.pos + 1})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     for key in ("chosen", "rejected"):
