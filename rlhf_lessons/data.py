@@ -229,12 +229,18 @@ def _parse_row(line: str, row: int, lineno: int, allow_empty_answer: bool) -> di
             raise ValueError(f"missing key {key!r} (keys present: {sorted(obj)})")
         if not isinstance(obj[key], str):
             raise ValueError(f"{key!r} must be a string, got {type(obj[key]).__name__}")
-    pair = split_pair(obj["chosen"], obj["rejected"], allow_empty_answer=allow_empty_answer)
+    return _pair_row(obj["chosen"], obj["rejected"], row, lineno, allow_empty_answer)
+
+
+def _pair_row(chosen: str, rejected: str, row: int, lineno: int,
+              allow_empty_answer: bool) -> dict:
+    """The dict of one parsed pair (the columns of every loader's Dataset)."""
+    pair = split_pair(chosen, rejected, allow_empty_answer=allow_empty_answer)
     return {
         "row": row,
         "line": lineno,
-        "chosen": obj["chosen"],
-        "rejected": obj["rejected"],
+        "chosen": chosen,
+        "rejected": rejected,
         "prompt": pair.prompt,
         "chosen_response": pair.chosen,
         "rejected_response": pair.rejected,
@@ -387,15 +393,10 @@ def _load_hh_hub(subset: str, split: str, max_rows: int):
     bad = 0
     for i, r in enumerate(ds):
         try:
-            pair = split_pair(r["chosen"], r["rejected"], allow_empty_answer=True)
+            rows.append(dict(_pair_row(r["chosen"], r["rejected"], i, i + 1, True),
+                             subset=subset))
         except ValueError:
             bad += 1
-            continue
-        rows.append({
-            "row": i, "line": i + 1, "chosen": r["chosen"], "rejected": r["rejected"],
-            "prompt": pair.prompt, "chosen_response": pair.chosen,
-            "rejected_response": pair.rejected, "n_turns": pair.n_turns, "subset": subset,
-        })
     if bad:
         print(f"{HH_HUB_ID}/{subset}: skipped {bad} rows with no shared Assistant turn")
     return datasets.Dataset.from_list(rows)
