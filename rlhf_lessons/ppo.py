@@ -24,9 +24,10 @@ the same) and otherwise is a copy of the policy backbone with a zero-initialised
 head (values start at 0, so the first advantages are just the shaped rewards).
 
 Speed: the GPT-2s here are tiny, so Python overhead dominates on a CPU. A short
-functional GPT-2 forward (:func:`gpt2_hidden`) that reuses the HF weights, with a
-preallocated KV cache, replaces ``model.generate`` and the HF forward; a test checks
-it against the HF model. Other architectures fall back to the HF forward.
+functional GPT-2 forward (:func:`rlhf_lessons.lean_gpt2.gpt2_hidden`) that reuses the
+HF weights, with a preallocated KV cache, replaces ``model.generate`` and the HF
+forward; a test checks it against the HF model. Other architectures fall back to the
+HF forward.
 """
 
 from __future__ import annotations
@@ -39,93 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rlhf_lessons.config import PPOConfig
+from rlhf_lessons.lean_gpt2 import KVCache, backbone_of, fast_ok, gpt2_hidden
 from rlhf_lessons.utils import atomic_torch_save, progress
 
 KL_ESTIMATORS = ("k1", "k3")
 RewardFn = Callable[[list[str], list[str]], Sequence[float]]
-
-
-# ---------------------------------------------------------------------------
-# 0. A lean GPT-2 forward (same maths and weights as transformers' GPT-2)
-# ---------------------------------------------------------------------------
-def backbone_of(model) -> nn.Module:
-    """The ``GPT2Model`` inside a GPT-2 LM, classifier or :class:`ValueModel`."""
-    return getattr(model, "transformer", model)
-
-
-def _fast_ok(backbone) -> bool:
-    c = getattr(backbone, "config", None)
-    return (
-        c is not None
-        and getattr(c, "model_type", "") == "gpt2"
-        and c.activation_function in ("gelu_new", "gelu_pytorch_tanh")
-        and not c.scale_attn_by_inverse_layer_idx
-        and not c.reorder_and_upcast_attn
-        and c.scale_attn_weights
-    )
-
-
-class KVCache:
-    """Preallocated keys and values: per layer (B, heads, max_len, head_dim)."""
-
-    def __init__(self, n_layer: int, batch: int, n_head: int, max_len: int, head_dim: int,
-                 dtype=torch.float32, device="cpu"):
-        shape = (batch, n_head, max_len, head_dim)
-        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layer)]
-        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layer)]
-        self.length = 0
-
-
-def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
-                position_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-    """Last hidden states of a GPT-2 backbone, (B, T, d).
-
-    input_ids, position_ids: (B, T). key_mask: (B, S) bool, which keys are real
-    tokens, S = cache.length + T. With ``cache`` the new keys/values are written
-    into it (no autograd through the cache; use it under ``torch.no_grad``).
-    Padded query rows also see themselves, so their (unused) output is finite.
-    """
-    bb = backbone_of(model)
-    if not _fast_ok(bb):
-        if cache is not None:
-            raise ValueError("the KV-cache path needs a standard GPT-2")
-        out = bb(input_ids=input_ids, attention_mask=key_mask.long(),
-                 position_ids=position_ids)
-        return out.last_hidden_state
-    c = bb.config
-    B, T = input_ids.shape
-    d, H = c.n_embd, c.n_head
-    hd = d // H
-    past = cache.length if cache is not None else 0
-    S = past + T
-    x = bb.wte(input_ids) + bb.wpe(position_ids)
-    q_pos = torch.arange(past, S, device=x.device)
-    k_pos = torch.arange(S, device=x.device)
-    allow = (k_pos[None, :] <= q_pos[:, None])[None] & key_mask[:, None, :S].bool()
-    allow = allow | (k_pos[None, :] == q_pos[:, None])[None]
-    attn_mask = allow[:, None]  # (B, 1, T, S)
-    for i, blk in enumerate(bb.h):
-        h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
-        qkv = torch.addmm(blk.attn.c_attn.bias, h.reshape(-1, d), blk.attn.c_attn.weight)
-        q, k, v = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            cache.k[i][:, :, past:S] = k
-            cache.v[i][:, :, past:S] = v
-            k, v = cache.k[i][:, :, :S], cache.v[i][:, :, :S]
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        a = a.transpose(1, 2).reshape(-1, d)
-        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(B, T, d)
-        h = F.layer_norm(x, (d,), blk.ln_2.weight, blk.ln_2.bias, blk.ln_2.eps)
-        h = F.gelu(torch.addmm(blk.mlp.c_fc.bias, h.reshape(-1, d), blk.mlp.c_fc.weight),
-                   approximate="tanh")
-        x = x + torch.addmm(blk.mlp.c_proj.bias, h, blk.mlp.c_proj.weight).view(B, T, d)
-    if cache is not None:
-        cache.length = S
-    return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
 
 
 # ---------------------------------------------------------------------------
@@ -189,7 +111,7 @@ def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
     logps = torch.zeros((B, R), dtype=torch.float32, device=dev)
     ents = torch.zeros((B, R), dtype=torch.float32, device=dev)
     done = torch.zeros(B, dtype=torch.bool, device=dev)
-    fast = _fast_ok(bb)
+    fast = fast_ok(bb)
     if fast:
         cache = KVCache(c.n_layer, B, c.n_head, P + R, c.n_embd // c.n_head, dtype, dev)
         last = gpt2_hidden(policy, prompt_ids, key_mask[:, :P], pos, cache)[:, -1]

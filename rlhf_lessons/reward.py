@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lessons.config import LessonConfig, RewardConfig
+from rlhf_lessons.lean_gpt2 import last_token_hidden
 from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
@@ -117,26 +118,34 @@ def _is_right_padded(mask: torch.Tensor) -> bool:
     return bool((mask[:, 1:] <= mask[:, :-1]).all())
 
 
+# Inference (no autograd) scores at most this many token positions per forward.
+SCORE_CHUNK_TOKENS = 8192
+
+
 def score(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Judge scores ``(batch,)`` for ``input_ids, attention_mask: (batch, seq)``.
 
-    Positions count real tokens only (``cumsum(mask) - 1``), so a left-padded row
-    gets the same score as its right-padded twin. With right padding the causal mask
-    alone already hides the padding from every real token, so no padding mask is
-    passed and attention takes its fast causal path. Taught in notebook 03.
+    Right-padded batches (what the trainer and the evaluation build) take the lean
+    forward of :func:`rlhf_lessons.lean_gpt2.last_token_hidden`: the causal mask
+    alone hides the padding, and only the last real position is computed through
+    the final block. Left-padded rows get positions that count real tokens only
+    (``cumsum(mask) - 1``), so they score the same as their right-padded twins.
+    Taught in notebook 03.
     """
+    rows = max(1, SCORE_CHUNK_TOKENS // max(1, input_ids.shape[1]))
+    if not torch.is_grad_enabled() and input_ids.shape[0] > rows:
+        # Nothing is kept for a backward pass, so scoring a big batch in slices
+        # gives the same numbers with a fraction of the peak memory.
+        return torch.cat([score(model, input_ids[i:i + rows], attention_mask[i:i + rows])
+                          for i in range(0, input_ids.shape[0], rows)])
     idx = last_token_index(attention_mask)
-    # Embeddings passed in directly: the same computation as ``input_ids=``, without
-    # transformers' "pad token seen but no attention mask" warning on right padding.
-    emb = model.transformer.wte(input_ids)
     if _is_right_padded(attention_mask):
-        out = model.transformer(inputs_embeds=emb)
+        h_last = last_token_hidden(model, input_ids, idx)  # (batch, d)
     else:
         pos = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
-        out = model.transformer(inputs_embeds=emb, attention_mask=attention_mask,
-                                position_ids=pos)
-    h = out.last_hidden_state  # (batch, seq, d)
-    h_last = h[torch.arange(h.shape[0], device=h.device), idx]  # (batch, d)
+        h = model.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=pos).last_hidden_state  # (batch, seq, d)
+        h_last = h[torch.arange(h.shape[0], device=h.device), idx]
     return model.score(h_last).squeeze(-1).float()
 
 
@@ -299,8 +308,21 @@ def pairset_from_ids(chosen_ids, rejected_ids, subset: str = "pairs") -> PairSet
                    [""] * n, [""] * n, [""] * n, lc, lr, same)
 
 
-def _pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+# Batch lengths are rounded up to a multiple of this. On a CPU every new tensor
+# shape costs a one-off kernel set-up and keeps cached memory (bf16 especially):
+# with 8 lengths instead of ~60, the bench workload trained 30% faster and its peak
+# memory fell from 1.8 to 0.95 GB.
+PAD_MULTIPLE = 32
+
+
+def _pad_right(seqs: list[list[int]], pad_id: int, multiple: int = 1,
+               max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token lists to the longest, rounded up to ``multiple`` (at most
+    ``max_len``): ``(ids, mask)``, each ``(len(seqs), L)`` long."""
     L = max(len(s) for s in seqs)
+    L = -(-L // multiple) * multiple
+    if max_len is not None:
+        L = max(min(L, max_len), max(len(s) for s in seqs))
     ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), L), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -324,9 +346,11 @@ def length_bucketed_batches(pairs: PairSet, batch_size: int, seed: int) -> list[
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _batch_tensors(pairs: PairSet, idx: list[int], pad_id: int, device):
+def _batch_tensors(pairs: PairSet, idx: list[int], pad_id: int, device,
+                   max_len: int | None = None):
+    """Chosen then rejected of pairs ``idx``: ``(ids, mask)``, each ``(2·len(idx), L)``."""
     seqs = [pairs.chosen_ids[i] for i in idx] + [pairs.rejected_ids[i] for i in idx]
-    ids, mask = _pad_right(seqs, pad_id)
+    ids, mask = _pad_right(seqs, pad_id, PAD_MULTIPLE, max_len)
     return ids.to(device), mask.to(device)
 
 
@@ -343,9 +367,10 @@ def score_pairs(model, pairs: PairSet, device="cpu", batch_size: int = 32,
     rc, rr = np.zeros(len(pairs)), np.zeros(len(pairs))
     chunks = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     it = progress(chunks, desc="scoring", leave=False) if show_progress else chunks
+    n_pos = getattr(model.config, "n_positions", None)
     with torch.no_grad(), autocast(torch.device(device)):
         for chunk in it:
-            ids, mask = _batch_tensors(pairs, list(chunk), pad_id, device)
+            ids, mask = _batch_tensors(pairs, list(chunk), pad_id, device, n_pos)
             r = score(model, ids, mask).cpu().numpy()
             rc[chunk], rr[chunk] = r[: len(chunk)], r[len(chunk):]
     return rc, rr
@@ -367,7 +392,7 @@ def score_texts(model, tok, prompts: list[str], answers: list[str], max_len: int
     with torch.no_grad(), autocast(torch.device(device)):
         for i in range(0, len(ids), batch_size):
             chunk = order[i: i + batch_size]
-            t, m = _pad_right([ids[j] for j in chunk], tok.pad_token_id)
+            t, m = _pad_right([ids[j] for j in chunk], tok.pad_token_id, PAD_MULTIPLE, max_len)
             out[chunk] = score(model, t.to(device), m.to(device)).cpu().numpy()
     return out
 
@@ -422,8 +447,6 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
     rewards/rejected_mean, mean_reward, min_reward, max_reward, learning_rate,
     grad_norm; eval rows add eval_accuracy and eval_loss. Taught in notebook 03.
     """
-    import pandas as pd
-
     device = torch.device(device)
     if len(train) == 0:
         raise ValueError("no training pairs (after dropping identical ones)")
@@ -432,7 +455,8 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
     total = max_steps if max_steps is not None else (
         rc.max_steps or max(1, math.ceil(n_batches * rc.epochs)))
     model.to(device).train()
-    fuse_gelu(model)
+    fuse_gelu(model)  # for models that take the transformers forward
+    n_pos = getattr(model.config, "n_positions", None)
     opt = torch.optim.AdamW(model.parameters(), lr=rc.lr, weight_decay=0.0,
                             fused=device.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
@@ -461,7 +485,7 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
     t0 = time.perf_counter() - (metrics[-1]["elapsed_s"] if metrics else 0.0)
     while step < total:
         idx = batch_at(step)
-        ids, mask = _batch_tensors(train, idx, pad_id, device)
+        ids, mask = _batch_tensors(train, idx, pad_id, device, n_pos)
         with autocast(device):
             r = score(model, ids, mask)
         r_c, r_r = r[: len(idx)], r[len(idx):]
@@ -496,6 +520,8 @@ def train_reward_model(model, train: PairSet, rc: RewardConfig, device="cpu", se
                                   Path(checkpoint))
     bar.close()
     model.eval()
+    import pandas as pd  # only for the returned table: not held in memory while training
+
     return pd.DataFrame(metrics)
 
 

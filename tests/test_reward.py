@@ -96,13 +96,33 @@ def test_score_reads_the_real_eos_with_pad_equal_eos_on_both_sides():
 def test_fused_gelu_is_the_same_function():
     model = tiny_judge()
     ids = torch.tensor([[1, 2, 3, 0]])
-    mask = torch.ones_like(ids)
-    with torch.no_grad():
-        before = R.score(model, ids, mask).item()
+    with torch.no_grad():  # the transformers forward: the one that uses mlp.act
+        before = model.transformer(input_ids=ids).last_hidden_state
         R.fuse_gelu(model)
-        after = R.score(model, ids, mask).item()
+        after = model.transformer(input_ids=ids).last_hidden_state
     assert type(model.transformer.h[0].mlp.act) is torch.nn.GELU
-    assert after == pytest.approx(before, abs=1e-6)
+    torch.testing.assert_close(after, before, atol=1e-6, rtol=1e-5)
+
+
+def test_pad_right_rounds_lengths_up_but_not_past_the_cap():
+    ids, mask = R._pad_right([[5, 6, 7], [8]], pad_id=0, multiple=4)
+    assert ids.tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
+    assert R._pad_right([[1] * 5], 0, multiple=4)[0].shape == (1, 8)
+    assert R._pad_right([[1] * 5], 0, multiple=4, max_len=6)[0].shape == (1, 6)
+
+
+def test_inference_in_slices_gives_the_same_scores(monkeypatch):
+    model = tiny_judge()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 16, (10, 6), generator=g)
+    mask = torch.ones_like(ids)
+    mask[3, 4:] = 0
+    with torch.no_grad():
+        whole = R.score(model, ids, mask)
+        monkeypatch.setattr(R, "SCORE_CHUNK_TOKENS", 12)  # 2 rows of 6 per slice
+        sliced = R.score(model, ids, mask)
+    torch.testing.assert_close(sliced, whole)
 
 
 def test_head_init_scale():

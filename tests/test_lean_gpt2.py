@@ -1,0 +1,88 @@
+"""The lean GPT-2 forward (rlhf_lessons.lean_gpt2) against transformers' own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rlhf_lessons import lean_gpt2 as L
+
+
+def gpt2(n_layer: int, seed: int = 0, **kw):
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(seed)
+    conf = GPT2Config(vocab_size=20, n_positions=16, n_embd=32, n_layer=n_layer, n_head=4,
+                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **kw)
+    return GPT2Model(conf)
+
+
+def right_padded(lengths, T, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 20, (len(lengths), T), generator=g)
+    for i, n in enumerate(lengths):
+        ids[i, n:] = 0
+    return ids, torch.tensor(lengths) - 1
+
+
+def hf_at_last(bb, ids, last):
+    mask = (torch.arange(ids.shape[1])[None] <= last[:, None]).long()
+    h = bb(input_ids=ids, attention_mask=mask).last_hidden_state
+    return h[torch.arange(len(last)), last]
+
+
+@pytest.mark.parametrize("n_layer", [1, 3])
+def test_last_token_hidden_matches_transformers_values_and_gradients(n_layer):
+    ids, last = right_padded([7, 3, 10, 1], T=10)
+    ours_m, hf_m = gpt2(n_layer), gpt2(n_layer)
+    ours = L.last_token_hidden(ours_m, ids, last)
+    hf = hf_at_last(hf_m, ids, last)
+    assert ours.shape == (4, 32)
+    torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-4)
+    w = torch.randn(32, generator=torch.Generator().manual_seed(2))
+    (ours @ w).sum().backward()
+    (hf @ w).sum().backward()
+    for (name, a), (_, b) in zip(ours_m.named_parameters(), hf_m.named_parameters()):
+        assert b.grad is not None, name
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_non_standard_gpt2_takes_the_transformers_forward():
+    # layer-scaled attention is maths the lean forward does not do
+    bb = gpt2(2, scale_attn_by_inverse_layer_idx=True)
+    assert not L.fast_ok(bb)
+    ids, last = right_padded([5, 2], T=6)
+    with torch.no_grad():
+        torch.testing.assert_close(L.last_token_hidden(bb, ids, last),
+                                   hf_at_last(bb, ids, last), atol=1e-5, rtol=1e-4)
+
+
+def test_active_dropout_takes_the_transformers_forward():
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(0)
+    bb = GPT2Model(GPT2Config(vocab_size=20, n_positions=16, n_embd=32, n_layer=1, n_head=4,
+                              resid_pdrop=0.5)).train()
+    ids, last = right_padded([5, 2], T=6)
+    with torch.no_grad():
+        a, b = L.last_token_hidden(bb, ids, last), L.last_token_hidden(bb, ids, last)
+    assert not torch.equal(a, b)  # dropout really ran
+    bb.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(L.last_token_hidden(bb, ids, last),
+                                   hf_at_last(bb, ids, last), atol=1e-5, rtol=1e-4)
+
+
+def test_causal_attention_matches_sdpa_in_fp32_and_under_cpu_bf16_autocast():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=g) for _ in range(3))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(L.causal_attention(q, k, v), ref)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = L.causal_attention(q, k, v)
+    assert ours.dtype == torch.bfloat16
+    # bf16 keeps 8 bits of mantissa: agreement to about 1e-2
+    torch.testing.assert_close(ours.float(), ref, atol=3e-2, rtol=3e-2)
+    # and it is causal: the first query sees only the first key
+    torch.testing.assert_close(ours[:, :, 0].float(), v[:, :, 0], atol=2e-2, rtol=2e-2)
