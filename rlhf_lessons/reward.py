@@ -29,6 +29,15 @@ with an optional margin ``m`` and an optional centring term
 ``center_coef · mean((r_c + r_r)²)`` that keeps scores near 0 (TRL's
 ``center_rewards_coefficient``).
 
+Precision
+---------
+Training runs under bf16 autocast where the hardware does bf16 natively (CUDA, CPUs
+with AVX512-BF16 or AMX), for speed. Scoring (:func:`score_pairs`,
+:func:`score_texts`, so evaluation, PPO rewards and the widget) always runs in fp32:
+it is cheap, and bf16 rounding flips pairs whose two scores are close, so a judge
+would score a different accuracy on a machine with bf16 than on one without (the
+course judge: 0.587 scored in bf16, 0.590 in fp32, on the same 857 pairs).
+
 Data policy
 -----------
 - Pairs whose two encoded sides are identical carry no signal: they are dropped from
@@ -359,7 +368,7 @@ def score_pairs(model, pairs: PairSet, device="cpu", batch_size: int = 32,
     """Scores of every pair's two sides: ``(r_chosen (n,), r_rejected (n,))``.
 
     One forward per batch for chosen and rejected together; pairs are length-sorted
-    so batches pad little. Taught in notebook 03.
+    so batches pad little. Always in fp32 (see "Precision" above). Taught in notebook 03.
     """
     model.eval()
     order = np.argsort([max(len(a), len(b)) for a, b in zip(pairs.chosen_ids,
@@ -368,7 +377,7 @@ def score_pairs(model, pairs: PairSet, device="cpu", batch_size: int = 32,
     chunks = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     it = progress(chunks, desc="scoring", leave=False) if show_progress else chunks
     n_pos = getattr(model.config, "n_positions", None)
-    with torch.no_grad(), autocast(torch.device(device)):
+    with torch.no_grad():
         for chunk in it:
             ids, mask = _batch_tensors(pairs, list(chunk), pad_id, device, n_pos)
             r = score(model, ids, mask).cpu().numpy()
@@ -380,7 +389,7 @@ def score_texts(model, tok, prompts: list[str], answers: list[str], max_len: int
                 device="cpu", batch_size: int = 32) -> np.ndarray:
     """The judge's score of each (prompt, answer): ``(n,)``, left-truncated to ``max_len``.
 
-    Taught in notebook 03.
+    In fp32, like :func:`score_pairs`. Taught in notebook 03.
     """
     if len(prompts) != len(answers):
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
@@ -389,7 +398,7 @@ def score_texts(model, tok, prompts: list[str], answers: list[str], max_len: int
     out = np.zeros(len(ids))
     model.eval()
     order = np.argsort([len(x) for x in ids])
-    with torch.no_grad(), autocast(torch.device(device)):
+    with torch.no_grad():
         for i in range(0, len(ids), batch_size):
             chunk = order[i: i + batch_size]
             t, m = _pad_right([ids[j] for j in chunk], tok.pad_token_id, PAD_MULTIPLE, max_len)
@@ -872,11 +881,27 @@ def load_judge(cfg: LessonConfig, device="cpu", verbose: bool = True):
     return model.to(device).eval(), tok, card
 
 
-def main(argv=None) -> None:
-    """``python -m rlhf_lessons.reward [--ship]``: train (or resume) and evaluate the judge.
+def _score_for_card(model, tok, cfg: LessonConfig, card: dict, device):
+    """Held-out figures of ``model`` into ``card``; returns the accuracy table."""
+    train = hh_pairs(cfg, tok, "train")
+    ev_pairs = hh_pairs(cfg, tok, "eval")
+    ev = evaluate(model, ev_pairs, device, tok.pad_token_id, show_progress=True)
+    table = accuracy_table(ev_pairs, ev["correct"], length_judge_directions(train))
+    card.update({"eval_pairs": len(ev_pairs), "eval_accuracy": round(ev["accuracy"], 4),
+                 "eval_accuracy_ci95": [round(x, 4) for x in ev["ci95"]],
+                 "eval_accuracy_by_subset": {s: round(float(v), 4) for s, v in
+                                             table["judge"].items() if s != "overall"},
+                 "length_rule_accuracy": round(float(table.loc["overall", "length_judge"]), 4)})
+    return table
 
-    ``--ship`` also writes the fp16 copy to ``data/models/course-judge`` with a
-    MODEL_CARD.md (wall time, steps, accuracy).
+
+def main(argv=None) -> None:
+    """``python -m rlhf_lessons.reward [--ship | --recard]``: train (or resume) and
+    evaluate the judge.
+
+    ``--ship`` also writes the fp16 copy to ``data/models/course-judge`` and scores
+    THAT copy for its MODEL_CARD.md (wall time, steps, accuracy). ``--recard`` trains
+    nothing: it re-scores the shipped judge and rewrites its card.
     """
     import argparse
 
@@ -884,6 +909,7 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--recard", action="store_true")
     ap.add_argument("--backbone", choices=("pretrained", "sft"), default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--epochs", type=float, default=None)
@@ -894,26 +920,30 @@ def main(argv=None) -> None:
     if over:
         cfg = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, **over))
     device = get_device(cfg)
+    if o.recard:
+        model, tok, card = load_saved_judge(SHIPPED_JUDGE_DIR, device)
+        table = _score_for_card(model, tok, cfg, card, device)
+        (SHIPPED_JUDGE_DIR / "training.json").write_text(
+            json.dumps(card, indent=2, default=str) + "\n")
+        (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
+        print(table.round(3).to_string())
+        return
     print(f"judge key {judge_key(cfg)}; reward config {dataclasses.asdict(cfg.reward)}")
     model, tok, card, metrics = build_judge(cfg, device)
     here = judge_dir(cfg)
     save_judge(model, tok, here, card)
     metrics.to_csv(here / "metrics.csv", index=False)
-    train = hh_pairs(cfg, tok, "train")
-    ev_pairs = hh_pairs(cfg, tok, "eval")
-    ev = evaluate(model, ev_pairs, device, tok.pad_token_id, show_progress=True)
-    table = accuracy_table(ev_pairs, ev["correct"], length_judge_directions(train))
+    table = _score_for_card(model, tok, cfg, card, device)
     print(table.round(3).to_string())
-    card.update({"eval_pairs": len(ev_pairs), "eval_accuracy": round(ev["accuracy"], 4),
-                 "eval_accuracy_ci95": [round(x, 4) for x in ev["ci95"]],
-                 "eval_accuracy_by_subset": {s: round(float(v), 4) for s, v in
-                                             table["judge"].items() if s != "overall"},
-                 "length_rule_accuracy": round(float(table.loc["overall", "length_judge"]), 4)})
     save_judge(model, tok, here, card)
     print(json.dumps({k: card[k] for k in ("key", "steps", "train_wall_s", "eval_accuracy",
                                            "eval_accuracy_ci95", "length_rule_accuracy")}))
     if o.ship:
         save_judge(model, tok, SHIPPED_JUDGE_DIR, card, fp16=True)
+        shipped, _, _ = load_saved_judge(SHIPPED_JUDGE_DIR, device)
+        table = _score_for_card(shipped, tok, cfg, card, device)  # the fp16 weights
+        (SHIPPED_JUDGE_DIR / "training.json").write_text(
+            json.dumps(card, indent=2, default=str) + "\n")
         cols = [c for c in ("step", "epoch", "loss", "accuracy", "margin", "learning_rate",
                             "eval_accuracy") if c in metrics]
         metrics[cols].round(5).to_csv(SHIPPED_JUDGE_DIR / "metrics.csv", index=False)
@@ -938,7 +968,8 @@ transformers `.logits` pool one token earlier, at the last non-pad token).
 - Training: {card['steps']} steps, batch {card['reward']['batch_size']} pairs,
   lr {card['reward']['lr']} linear to 0, {card['reward']['epochs']} epoch(s),
   {card['precision']}, {card['train_wall_s']} s wall on this machine's CPU.
-- Held-out (eval split, {card['eval_pairs']} pairs, identical pairs count as wrong):
+- Held-out (eval split, {card['eval_pairs']} pairs, identical pairs count as wrong; the
+  shipped fp16 weights, scored in fp32):
   accuracy {card['eval_accuracy']} (95% Wilson CI {card['eval_accuracy_ci95']});
   the length-only judge (direction per subset chosen on train) scores
   {card['length_rule_accuracy']}.

@@ -125,6 +125,22 @@ def test_inference_in_slices_gives_the_same_scores(monkeypatch):
     torch.testing.assert_close(sliced, whole)
 
 
+def test_scoring_stays_fp32_where_training_uses_bf16(monkeypatch):
+    import rlhf_lessons.utils as U
+
+    monkeypatch.setattr(U, "use_bf16", lambda device: True)  # as on a bf16 machine
+    model = tiny_judge()
+    pairs = R.pairset_from_ids([[5, 6, 7, 0], [3, 9, 0]], [[5, 6, 8, 0], [3, 4, 4, 2, 0]])
+    rc, rr = R.score_pairs(model, pairs)
+    with torch.no_grad():
+        one = lambda s: R.score(model, torch.tensor([s]), torch.ones(1, len(s))).item()  # noqa: E731
+        want_c = [one(s) for s in pairs.chosen_ids]
+        want_r = [one(s) for s in pairs.rejected_ids]
+    # bf16 would be off by ~1e-3; fp32 agrees to rounding
+    assert rc.tolist() == pytest.approx(want_c, abs=1e-6)
+    assert rr.tolist() == pytest.approx(want_r, abs=1e-6)
+
+
 def test_head_init_scale():
     model = R.build_reward_model(tiny_backbone(), pad_token_id=0, seed=1)
     w = model.score.weight
