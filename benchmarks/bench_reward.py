@@ -61,6 +61,11 @@ def run(peer: Path, threads: int = 2) -> dict:
     def reward_fn(ids, mask):
         return R.score(model, ids, mask)
 
+    # The peer README's compute-limit yardstick: 6·N·T, N = non-embedding parameters,
+    # T = real (unpadded) training tokens.
+    n_body = W.n_params(model) - model.transformer.wte.weight.numel() - \
+        model.transformer.wpe.weight.numel()
+    n_tokens = sum(len(p["chosen_ids"]) + len(p["rejected_ids"]) for p in train_pairs)
     train_acc = W.pairwise_accuracy(reward_fn, train_pairs, tok.pad_token_id)
     heldout_acc = W.pairwise_accuracy(reward_fn, heldout_pairs, tok.pad_token_id)
     return {
@@ -76,6 +81,7 @@ def run(peer: Path, threads: int = 2) -> dict:
         "steps": int(metrics["step"].max()),
         "final_train_loss": round(float(metrics["loss"].dropna().mean()), 4),
         "mode": "bf16" if use_bf16(device) else "fp32",
+        "gflop_per_s_6nt": round(6 * n_body * n_tokens * W.RM_EPOCHS / train_s / 1e9, 1),
         "n_params": W.n_params(model),
         "versions": W.versions(),
     }
