@@ -208,6 +208,44 @@ plots.plot_metrics(demo_metrics, ["loss", "accuracy", "eval_accuracy"],
 """)
 
 md(r"""
+**Why the trainer is quick.** The judge reads one position per text, the last
+real token. In a causal model every layer needs the keys and values of *all*
+earlier positions, but the last layer's query, attention and MLP are needed at
+that one position only. The trainer's forward
+(`lean_gpt2.last_token_hidden`) computes just that. Same numbers, less work:
+""")
+
+code(r"""
+from rlhf_lessons import lean_gpt2
+from rlhf_lessons.utils import Timer
+
+seqs = train_pairs.chosen_ids[: 2 * cfg.reward.batch_size]
+L = max(len(s) for s in seqs)
+ids = torch.tensor([s + [tok.pad_token_id] * (L - len(s)) for s in seqs],
+                   device=device)
+last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+rows = torch.arange(len(seqs), device=device)
+
+def full_forward():  # every position through every layer, then pick `last`
+    emb = judge.transformer.wte(ids)
+    return judge.transformer(inputs_embeds=emb).last_hidden_state[rows, last]
+
+def lean_forward():
+    return lean_gpt2.last_token_hidden(judge, ids, last)
+
+for name, fn in (("full", full_forward), ("lean", lean_forward)):
+    fn().sum().backward()  # warm-up
+    with Timer() as t:
+        for _ in range(3):
+            fn().sum().backward()
+    print(f"{name} forward + backward: {1000 * t.seconds / 3:6.1f} ms")
+judge.zero_grad()
+with torch.no_grad():
+    gap = (full_forward() - lean_forward()).abs().max().item()
+print(f"largest difference in the hidden state: {gap:.1e}")
+""")
+
+md(r"""
 ## 3.5 The full judge
 
 A full epoch takes several minutes on a CPU, so the course ships a judge trained
