@@ -24,7 +24,7 @@ turns those comparisons into a judge: a small GPT-2 with a one-number head.
   "longer wins" and "shorter wins" baselines;
 - probe what the judge pays for with controlled rewrites of the same answer.
 
-**Run time:** about 3–4 minutes on 2 CPU cores in the default preset (the full
+**Run time:** about 1–2 minutes on 2 CPU cores in the default preset (the full
 judge is loaded, only a short demo trains live); seconds on a GPU.
 """)
 
@@ -246,6 +246,14 @@ print(f"largest difference in the hidden state: {gap:.1e}")
 """)
 
 md(r"""
+Predict the gain before you read it: the final block is one of
+`cfg.model.n_layer` blocks and the lean forward skips most of *its* work, so
+at most about `n_layer / (n_layer - 1)` times faster (the final block's keys
+and values, the embeddings and the rest still cost the same). The fewer the
+layers, the bigger the gain; a 12-layer `gpt2` gains little.
+""")
+
+md(r"""
 ## 3.5 The full judge
 
 A full epoch takes several minutes on a CPU, so the course ships a judge trained
@@ -447,6 +455,10 @@ md(r"""
   in front. Which scores higher, and does 3.9 predict it?
 - Train the judge from the SFT backbone instead
   (`python -m rlhf_lessons.reward --backbone sft`) and compare 3.6.
+- Tune the judge without fooling yourself: `python scripts/judge_sweep.py`
+  compares learning rates and epochs on a validation split carved from the
+  *train* pairs. Why would picking the setting with the best 3.6 number
+  overstate how good that judge is?
 """)
 
 code(r"""
@@ -460,6 +472,9 @@ metrics = update_metrics(
     eval_accuracy_ci95=[round(float(x), 4) for x in ev["ci95"]],
     length_rule_accuracy=round(float(table.loc["overall", "length_judge"]), 4),
     eval_accuracy_by_subset=by["judge"].round(4).to_dict(),
+    eval_accuracy_ci95_by_subset={
+        s: [round(float(r["ci_low"]), 4), round(float(r["ci_high"]), 4)]
+        for s, r in by.iterrows()},
     baseline_longer_by_subset=by["longer_wins"].round(4).to_dict(),
     baseline_shorter_by_subset=by["shorter_wins"].round(4).to_dict(),
     length_judge_directions=directions,
