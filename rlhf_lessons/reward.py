@@ -923,9 +923,7 @@ def main(argv=None) -> None:
     if o.recard:
         model, tok, card = load_saved_judge(SHIPPED_JUDGE_DIR, device)
         table = _score_for_card(model, tok, cfg, card, device)
-        (SHIPPED_JUDGE_DIR / "training.json").write_text(
-            json.dumps(card, indent=2, default=str) + "\n")
-        (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
+        _write_shipped_card(card, table)
         print(table.round(3).to_string())
         return
     print(f"judge key {judge_key(cfg)}; reward config {dataclasses.asdict(cfg.reward)}")
@@ -942,13 +940,17 @@ def main(argv=None) -> None:
         save_judge(model, tok, SHIPPED_JUDGE_DIR, card, fp16=True)
         shipped, _, _ = load_saved_judge(SHIPPED_JUDGE_DIR, device)
         table = _score_for_card(shipped, tok, cfg, card, device)  # the fp16 weights
-        (SHIPPED_JUDGE_DIR / "training.json").write_text(
-            json.dumps(card, indent=2, default=str) + "\n")
+        _write_shipped_card(card, table)
         cols = [c for c in ("step", "epoch", "loss", "accuracy", "margin", "learning_rate",
                             "eval_accuracy") if c in metrics]
         metrics[cols].round(5).to_csv(SHIPPED_JUDGE_DIR / "metrics.csv", index=False)
-        (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
         print(f"shipped to {SHIPPED_JUDGE_DIR}")
+
+
+def _write_shipped_card(card: dict, table) -> None:
+    (SHIPPED_JUDGE_DIR / "training.json").write_text(
+        json.dumps(card, indent=2, default=str) + "\n")
+    (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
 
 
 def _model_card(card: dict, table) -> str:
