@@ -233,15 +233,21 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.chosen_ids)
 
+    def select(self, idx) -> PairSet:
+        """The pairs at positions ``idx``, in that order (counts of dropped pairs are
+        not carried over)."""
+        ks = np.asarray(idx, dtype=int)
+        pick = lambda xs: [xs[i] for i in ks]  # noqa: E731
+        return dataclasses.replace(
+            self, chosen_ids=pick(self.chosen_ids), rejected_ids=pick(self.rejected_ids),
+            subset=pick(self.subset), prompt=pick(self.prompt), chosen=pick(self.chosen),
+            rejected=pick(self.rejected), len_chosen=self.len_chosen[ks],
+            len_rejected=self.len_rejected[ks], identical=self.identical[ks],
+            n_identical_dropped=0, n_empty=0, n_truncated=0, notes=[])
+
     def head(self, n: int) -> PairSet:
         """The first ``n`` pairs (counts of dropped pairs are not carried over)."""
-        cut = slice(0, n)
-        return dataclasses.replace(
-            self, chosen_ids=self.chosen_ids[cut], rejected_ids=self.rejected_ids[cut],
-            subset=self.subset[cut], prompt=self.prompt[cut], chosen=self.chosen[cut],
-            rejected=self.rejected[cut], len_chosen=self.len_chosen[cut],
-            len_rejected=self.len_rejected[cut], identical=self.identical[cut],
-            n_identical_dropped=0, n_empty=0, n_truncated=0, notes=[])
+        return self.select(range(min(n, len(self))))
 
     def summary(self) -> str:
         return (f"{len(self)} pairs; {self.n_identical_dropped} identical pairs dropped, "

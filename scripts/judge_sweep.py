@@ -31,16 +31,6 @@ GRID = [  # (lr, epochs, center_coef)
 ]
 
 
-def subset_pairs(pairs: R.PairSet, keep: np.ndarray) -> R.PairSet:
-    ks = np.flatnonzero(keep)
-    pick = lambda xs: [xs[i] for i in ks]  # noqa: E731
-    return dataclasses.replace(
-        pairs, chosen_ids=pick(pairs.chosen_ids), rejected_ids=pick(pairs.rejected_ids),
-        subset=pick(pairs.subset), prompt=pick(pairs.prompt), chosen=pick(pairs.chosen),
-        rejected=pick(pairs.rejected), len_chosen=pairs.len_chosen[ks],
-        len_rejected=pairs.len_rejected[ks], identical=pairs.identical[ks])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lr", type=float)
@@ -57,7 +47,8 @@ def main() -> None:
     tok.padding_side = "right"
     train = R.hh_pairs(cfg, tok, "train")
     is_val = np.arange(len(train)) % 10 == 5
-    fit, val = subset_pairs(train, ~is_val), subset_pairs(train, is_val)
+    fit = train.select(np.flatnonzero(~is_val))
+    val = train.select(np.flatnonzero(is_val))
     print(f"fit {len(fit)} pairs, validation {len(val)} pairs (both from TRAIN)")
     for lr, epochs, cc in grid:
         name = f"lr={lr:g},epochs={epochs:g},center={cc:g}"

@@ -220,6 +220,15 @@ def test_resume_from_checkpoint_gives_the_same_end(tmp_path, monkeypatch):
         m_ref["loss"].dropna().tolist(), abs=1e-5)
 
 
+def test_pairset_select_keeps_every_field_in_step():
+    ps = R.pairset_from_ids([[1, 0], [2, 2, 0], [3, 0]], [[1, 0], [4, 0], [5, 5, 5, 0]])
+    sub = ps.select([2, 0])
+    assert sub.chosen_ids == [[3, 0], [1, 0]]
+    assert sub.rejected_ids == [[5, 5, 5, 0], [1, 0]]
+    assert sub.len_rejected.tolist() == [4, 2] and sub.identical.tolist() == [False, True]
+    assert len(ps.head(2)) == 2 and ps.head(9).chosen_ids == ps.chosen_ids
+
+
 def test_batches_are_length_bucketed_and_cover_every_pair():
     pairs = synthetic_pairs(40, 0)
     batches = R.length_bucketed_batches(pairs, 8, seed=0)
