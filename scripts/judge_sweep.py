@@ -3,7 +3,7 @@
 The eval split is what notebook 03 reports, so it must not pick the settings: every
 10th train pair (index % 10 == 5) is held out here as validation, the judge is
 trained on the rest with each candidate setting, and each result is one JSON line
-in ``outputs/judge_sweep/results.jsonl`` (a rerun skips the settings already done).
+in ``outputs/judge_sweep/results-<preset>.jsonl`` (a rerun skips the settings already done).
 The winner is then trained on the whole train split by
 ``python -m rlhf_lessons.reward --ship`` and scored once on eval.
 
@@ -37,10 +37,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--center-coef", type=float, default=0.0)
     o = ap.parse_args()
-    grid = [(o.lr, o.epochs, o.center_coef)] if o.lr and o.epochs else GRID
+    if (o.lr is None) != (o.epochs is None):
+        ap.error("give --lr and --epochs together (one setting), or neither (the grid)")
+    grid = [(o.lr, o.epochs, o.center_coef)] if o.lr is not None else GRID
     cfg = LessonConfig.from_env()
     device = get_device(cfg)
-    out = output_dir("judge_sweep", cfg) / "results.jsonl"
+    # one file per preset: a fast run's rows must never count as a default run's
+    out = output_dir("judge_sweep", cfg) / f"results-{cfg.preset}.jsonl"
     done = {json.loads(line)["name"] for line in out.read_text().splitlines()} \
         if out.exists() else set()
     backbone0, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
