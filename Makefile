@@ -3,12 +3,13 @@
 #   make test   the whole test suite (notebooks run in the fast preset)
 #   make lab    JupyterLab on notebooks/
 #   make bench  speed against Hugging Face TRL on the shared peer workload
+#   make sync   after editing a lesson: pair each notebook with its .py twin, strip outputs
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lab bench fast clean
+.PHONY: run test lab bench fast sync clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
+	$(VENV)/bin/nbstripout --keep-id notebooks/[0-9][0-9]_*.ipynb
 
 clean:
 	rm -rf outputs

@@ -1,12 +1,22 @@
-"""Notebooks are committed without outputs: executed copies live in outputs/ only."""
+"""Notebooks are jupytext pairs, committed without outputs.
+
+Each ``notebooks/NN_topic.ipynb`` has a percent-format twin ``NN_topic.py``; either
+can be edited (JupyterLab with jupytext, or an editor) and ``make sync`` brings the
+other up to date. Executed copies live in ``outputs/`` only.
+"""
 
 import json
 
+import jupytext
 import pytest
 
 from rlhf_lessons.config import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c["cell_type"], c["source"].strip()) for c in nb["cells"]]
 
 
 def test_notebooks_exist():
@@ -22,5 +32,20 @@ def test_notebook_is_committed_clean(path):
         and (cell.get("outputs") or cell.get("execution_count") is not None)
     ]
     assert not dirty, (f"{path.name}: code cells {dirty} have outputs or execution counts; "
-                       "clear them (Kernel > Restart & Clear Output) before committing")
+                       "run `make sync` (it strips them) before committing")
     assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_pair_in_sync(path):
+    twin = path.with_suffix(".py")
+    assert twin.exists(), f"{path.name} has no jupytext twin {twin.name}: run `make sync`"
+    ipynb = jupytext.read(path)
+    py = jupytext.read(twin)
+    assert ipynb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", (
+        f"{path.name}: not paired (jupytext formats metadata missing)")
+    a, b = _cells(ipynb), _cells(py)
+    if a != b:
+        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        pytest.fail(f"{path.name} and {twin.name} differ (first at cell {first}; "
+                    f"{len(a)} vs {len(b)} cells): edit one, then run `make sync`")

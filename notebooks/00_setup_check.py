@@ -1,10 +1,21 @@
-import sys
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from nbcommon import SETUP, build
-
-cells = [
-("md", """
+# %% [markdown]
+"""
 # 00 · Setup check
 
 Before the lessons start, make sure your machine has everything they need.
@@ -17,22 +28,39 @@ Before the lessons start, make sure your machine has everything they need.
 - know what to do when something is missing.
 
 **Run time:** a few seconds on a CPU or a GPU.
-"""),
-("md", """
+"""
+
+# %% [markdown]
+"""
 ## 0.1 The setup cell
 
 Every notebook in the course starts with the same cell. It reads the **preset**
 (`fast` for tests, `default` for a laptop CPU, `gpu` for the real GPT-2), picks
 the device, and seeds every random number generator.
-"""),
-("code", SETUP),
-("md", """
+"""
+
+# %%
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| data source:", cfg.source)
+
+# %% [markdown]
+"""
 ## 0.2 Versions
 
 The course was written for the versions in `requirements.txt`. Older or newer
 versions usually work; if a cell fails, compare with this table first.
-"""),
-("code", '''import platform
+"""
+
+# %%
+import platform
 from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
@@ -52,16 +80,20 @@ versions = {"python": platform.python_version()}
 versions.update({name: installed(name) for name in PACKAGES})
 missing = [k for k, v in versions.items() if v == "MISSING"]
 print("missing:", missing or "nothing")
-pd.Series(versions, name="version").to_frame()'''),
-("md", """
+pd.Series(versions, name="version").to_frame()
+
+# %% [markdown]
+"""
 ## 0.3 Device and precision
 
 `get_device` tries a CUDA GPU, then Apple's MPS, then the CPU
 (`RLHF_LESSONS_DEVICE=cpu` forces a choice). Training runs in **bf16** where the
 hardware does bf16 natively (recent NVIDIA GPUs; CPUs with AVX512-BF16 or AMX)
 and in **fp32** everywhere else, because emulated bf16 is *slower* than fp32.
-"""),
-("code", '''import torch
+"""
+
+# %%
+import torch
 
 from rlhf_lessons.utils import cpu_has_native_bf16, precision_name
 
@@ -69,38 +101,50 @@ print("device:        ", device)
 print("precision:     ", precision_name(device))
 print("CUDA available:", torch.cuda.is_available())
 print("native CPU bf16:", cpu_has_native_bf16())
-print("torch threads: ", torch.get_num_threads())'''),
-("md", """
+print("torch threads: ", torch.get_num_threads())
+
+# %% [markdown]
+"""
 ## 0.4 The preset
 
 Everything that sets a size (models, steps, how many rows to read) lives in the
 config, so a notebook never hard-codes one. Here is what your preset chose.
-"""),
-("code", '''pd.Series({
+"""
+
+# %%
+pd.Series({
     "preset": cfg.preset,
     "data source": cfg.source,
     "model": cfg.model.name,
     "layers x width": f"{cfg.model.n_layer} x {cfg.model.n_embd}",
     "rows per subset (0 = all)": cfg.max_rows_per_subset,
     "PPO updates": cfg.ppo.n_updates,
-}, name="value").to_frame()'''),
-("md", """
+}, name="value").to_frame()
+
+# %% [markdown]
+"""
 ## 0.5 Is the data there?
 
 The four HH-RLHF test files ship with the course in `data/`, so the lessons
 work offline. The package knows where they are; we only ask it.
-"""),
-("code", '''from rlhf_lessons import data
+"""
+
+# %%
+from rlhf_lessons import data
 
 pd.DataFrame({
     "bundled file present": {s: data.local_hh_path(s).exists()
                              for s in data.SUBSETS},
     "rows expected": data.LOCAL_ROWS,
-})'''),
-("code", '''hub = data.hub_reachable() if cfg.source != "local" else False
+})
+
+# %%
+hub = data.hub_reachable() if cfg.source != "local" else False
 print("Hugging Face Hub used:", hub,
-      "(source=local: the bundled copy)" if cfg.source == "local" else "")'''),
-("md", """
+      "(source=local: the bundled copy)" if cfg.source == "local" else "")
+
+# %% [markdown]
+r"""
 ## 0.6 One plot
 
 All plots come from `rlhf_lessons.plots` and share one palette: **chosen** and
@@ -109,23 +153,33 @@ colours. The curve below is the heart of notebook 03: if a judge gives the
 chosen answer a reward higher by a *margin* $m$, it says a human would prefer it
 with probability
 
-$$P(\\text{chosen} \\succ \\text{rejected}) = \\sigma(m) = \\frac{1}{1+e^{-m}}.$$
-"""),
-("code", '''from rlhf_lessons import plots
+$$P(\text{chosen} \succ \text{rejected}) = \sigma(m) = \frac{1}{1+e^{-m}}.$$
+"""
 
-ax = plots.plot_preference_curve(margin=1.0)'''),
-("code", '''pd.Series(plots.PALETTE, name="colour").to_frame()'''),
-("md", """
+# %%
+from rlhf_lessons import plots
+
+ax = plots.plot_preference_curve(margin=1.0)
+
+# %%
+pd.Series(plots.PALETTE, name="colour").to_frame()
+
+# %% [markdown]
+r"""
 ### Explore
 
 Move the slider. At which margin is the judge 90% sure? (Hint: solve
-$\\sigma(m) = 0.9$.) If you see only text below instead of a slider, your
+$\sigma(m) = 0.9$.) If you see only text below instead of a slider, your
 Jupyter lacks the widget extension: see the table in 0.7.
-"""),
-("code", '''from rlhf_lessons import widgets
+"""
 
-widgets.make_plot_demo(margin=1.0)'''),
-("md", """
+# %%
+from rlhf_lessons import widgets
+
+widgets.make_plot_demo(margin=1.0)
+
+# %% [markdown]
+"""
 ## 0.7 When something is missing
 
 | Symptom | What to do |
@@ -137,8 +191,10 @@ widgets.make_plot_demo(margin=1.0)'''),
 | a bundled file shows `False` in 0.5 | your clone is incomplete: `git status`, then `git checkout -- data/` |
 | the Hub cannot be reached | nothing: the course runs offline on the bundled data |
 | a lesson is too slow | run it with `RLHF_LESSONS_FAST=1` to check it works, then on a GPU |
-"""),
-("md", """
+"""
+
+# %% [markdown]
+"""
 ## Check your understanding
 
 1. Which device will the next notebooks use on your machine, and why that one?
@@ -147,12 +203,11 @@ widgets.make_plot_demo(margin=1.0)'''),
 
 ✏️ **Try it:** restart the kernel with `RLHF_LESSONS_FAST=1` set in the
 environment and run this notebook again. Which rows of the table in 0.4 change?
-"""),
-("code", '''from rlhf_lessons.utils import update_metrics
+"""
+
+# %%
+from rlhf_lessons.utils import update_metrics
 
 update_metrics("00_setup_check", cfg, wall_s=round(time.time() - t0, 2),
                device=str(device), precision=precision_name(device),
-               missing_packages=missing)'''),
-]
-
-build(cells, str(__import__("pathlib").Path(__file__).parent.parent / "notebooks" / "00_setup_check.ipynb"))
+               missing_packages=missing)

@@ -1,8 +1,21 @@
-"""Writes notebooks/02_small_gpt2_pretrain_and_sft.ipynb (run from the repo root)."""
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-from nbbuild import code, md, save, setup_cell
-
-md("""
+# %% [markdown]
+"""
 # 02 · A small GPT-2 of our own: pretraining, SFT and generation
 
 RLHF starts from a model that can already write. Offline there are no pretrained
@@ -22,11 +35,22 @@ good answers).
 
 **Run time:** about 2-3 minutes on a 2-core CPU (default preset); seconds in the
 fast preset. A GPU is not needed.
-""")
+"""
 
-setup_cell('print("preset:", cfg.preset, "| model:", cfg.model)')
+# %%
+import time
+t0 = time.time()
 
-md("""
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| model:", cfg.model)
+
+# %% [markdown]
+"""
 ## 2.1 The pipeline, and where this notebook sits
 
 | step | learns from | notebook |
@@ -39,9 +63,9 @@ md("""
 Pretraining is the expensive, *reusable* part: every later step starts from it.
 Our corpus is the **train split** of the bundled HH-RLHF conversations (the eval
 split is never used for training anything).
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.pretrain import corpus_texts
 
 train_texts = corpus_texts("train", cfg.max_rows_per_subset)
@@ -50,9 +74,9 @@ n_chars = sum(len(t) for t in train_texts)
 print(f"train transcripts: {len(train_texts):,} ({n_chars / 1e6:.1f}M chars)")
 print(f"eval transcripts:  {len(eval_texts):,} (held out)")
 print(repr(train_texts[0][:300]))
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 2.2 The tokenizer: a measured choice
 
 A language model reads **tokens**, not characters. Two candidates:
@@ -64,9 +88,9 @@ A language model reads **tokens**, not characters. Two candidates:
 For a tiny model the vocabulary is most of the cost: the output layer scores
 *every* token at *every* position. We measure both sides of the trade:
 characters per token (bigger is better) and training tokens per second.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.models import PRETRAINED_DIR, load_gpt2_tokenizer
 from rlhf_lessons.models import load_tokenizer
 
@@ -78,9 +102,8 @@ for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
     ratio = len(sample) / len(ids)
     print(f"{name:10} vocab {len(tok):6,}: {ratio:.2f} chars/token")
 print(course_tok.tokenize(" Sure, here's a simple recipe for pancakes."))
-""")
 
-code("""
+# %%
 import pandas as pd
 import torch
 
@@ -88,7 +111,7 @@ from rlhf_lessons.models import build_gpt2
 
 
 def train_tokens_per_s(vocab_size, steps=2, batch=4):
-    \"\"\"Tokens/s of a few training steps of the preset's model size.\"\"\"
+    """Tokens/s of a few training steps of the preset's model size."""
     model = build_gpt2(vocab_size, cfg.model, 0).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, vocab_size, (batch, cfg.pretrain.seq_len))
@@ -101,9 +124,9 @@ def train_tokens_per_s(vocab_size, steps=2, batch=4):
         opt.zero_grad()
         times.append(time.perf_counter() - start)
     return x.numel() / (sum(times[1:]) / steps)
-""")
 
-code("""
+
+# %%
 rows = []
 for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
     ids = tok(sample, add_special_tokens=False)["input_ids"]
@@ -118,38 +141,38 @@ speedup = (tok_table["train chars/s"].iloc[0]
            / tok_table["train chars/s"].iloc[1])
 print(f"the course BPE learns from {speedup:.1f}x more text per second")
 tok_table
-""")
 
-md("""
+# %% [markdown]
+"""
 The GPT-2 tokenizer packs a few more characters into each token, but the course
 BPE trains on far more *text* per CPU-second (the ratio above). On a laptop,
 that wins: the course model uses the small BPE. (The gpu preset uses the real
 GPT-2 and its tokenizer.)
-""")
+"""
 
-md("""
+# %% [markdown]
+r"""
 ## 2.3 Next-token prediction in a few cells
 
 The whole pretraining objective: at each position, give the **true next token**
 a high probability. The loss is the mean of
 
-$$\\ell_t = -\\log p_\\theta(x_{t+1} \\mid x_{\\le t})$$
+$$\ell_t = -\log p_\theta(x_{t+1} \mid x_{\le t})$$
 
 Let's compute it by hand for one sentence, with the shipped pretrained model.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.models import load_policy
 
 pretrained, tok = load_policy(cfg, "pretrained", device)
-text = "\\n\\nHuman: What is the capital of France?\\n\\nAssistant: Paris."
+text = "\n\nHuman: What is the capital of France?\n\nAssistant: Paris."
 ids = torch.tensor([tok(text)["input_ids"]], device=device)
 with torch.no_grad():
     logits = pretrained(input_ids=ids).logits  # (1, T, vocab)
 print("ids:", tuple(ids.shape), "-> logits:", tuple(logits.shape))
-""")
 
-code("""
+# %%
 import torch.nn.functional as F
 
 logp = F.log_softmax(logits[0, :-1], dim=-1)  # position t predicts t+1
@@ -159,31 +182,31 @@ by_hand = per_token.mean().item()
 with torch.no_grad():
     by_hf = pretrained(input_ids=ids, labels=ids).loss.item()
 print(f"loss by hand {by_hand:.4f} | model(labels=ids).loss {by_hf:.4f}")
-""")
 
-code("""
+# %%
 pieces = tok.convert_ids_to_tokens(targets.tolist())
 pd.DataFrame({"next token": pieces,
               "p(next)": per_token.neg().exp().cpu().numpy().round(3),
               "loss": per_token.cpu().numpy().round(2)}).tail(8)
-""")
 
-md("""
-**Perplexity** is $e^{\\text{loss}}$: the number of tokens the model is "choosing
+# %% [markdown]
+r"""
+**Perplexity** is $e^{\text{loss}}$: the number of tokens the model is "choosing
 between" on average. A uniform guess over 4,096 tokens has perplexity 4,096.
 The honest baseline is the **unigram** model: it knows how common each token is
 and nothing about context.
-""")
+"""
 
-md("""
+# %% [markdown]
+"""
 ## 2.4 Pretraining, live (a short demo)
 
 `rlhf_lessons.pretrain` samples random 256-token windows from the train text and
 minimises the loss with AdamW, a warm-up and a cosine schedule. Here is a short
 run from a *random* model. It shows the loss falling; the real run is longer.
-""")
+"""
 
-code("""
+# %%
 import dataclasses
 
 from rlhf_lessons.pretrain import pretrain
@@ -198,17 +221,17 @@ demo = pretrain(demo_cfg, run_dir=demo_dir, tokenizer=course_tok,
                 final_eval_windows=16)
 demo_df = pd.DataFrame(demo["metrics"])
 demo_df[["step", "loss"]].tail(3)
-""")
 
-md("""
+# %% [markdown]
+"""
 ### Here is one we trained earlier, with exactly this code
 
 `python -m rlhf_lessons.pretrain --ship` ran the same function for the full
 schedule and saved the result to `data/models/course-gpt2` with a model card.
 Its logged curve:
-""")
+"""
 
-code("""
+# %%
 import json
 
 from rlhf_lessons.plots import plot_metrics
@@ -219,15 +242,15 @@ full_df = pd.DataFrame(shipped.get("metrics", demo["metrics"]))
 axes = plot_metrics(full_df, ["loss", "eval_loss"], smooth=20)
 print({k: card[k] for k in ("steps", "tokens_seen", "wall_s", "tokens_per_s",
                             "eval_ppl", "unigram_eval_ppl")})
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 2.5 Held-out perplexity: pretrained model vs unigram
 
 Both are scored on the **eval** transcripts, which no model has seen.
-""")
+"""
 
-code("""
+# %%
 import math
 
 from rlhf_lessons.pretrain import encode_stream, stream_loss
@@ -242,17 +265,17 @@ pre_loss = stream_loss(pretrained, eval_stream, cfg.pretrain.seq_len, device,
 pretrain_ppl = math.exp(pre_loss)
 print(f"unigram ppl {unigram_ppl:.0f} | pretrained ppl {pretrain_ppl:.1f} | "
       f"{unigram_ppl / pretrain_ppl:.1f}x lower (on {n_win} windows)")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 2.6 Samples from the pretrained model
 
 We ask it to continue a few **held-out** prompts. A pretrained model has only
 learned what conversations *look like*, so expect English-shaped text that may
 wander off, and may even write the next "Human:" turn itself.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.data import load_all_hh
 from rlhf_lessons.generation import generate
 
@@ -265,15 +288,14 @@ before = generate(pretrained, tok, demo_prompts, cfg.sft.max_new_tokens,
 pd.set_option("display.max_colwidth", 200)
 pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
               "pretrained answer": before.texts})
-""")
 
-code("""
+# %%
 invented = sum("Human:" in t for t in before.texts)
 print(f"{invented} of {len(before.texts)} answers invent a 'Human:' turn;",
       f"{int(before.finished.sum())} stop on their own (EOS)")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 2.7 SFT: learn to answer, then stop
 
 SFT shows the model `prompt + answer + EOS` and trains on the **answer tokens
@@ -284,9 +306,9 @@ only**. The prompt tokens get the label `-100`, which the loss skips:
 
 Offline our SFT data are the **chosen** answers of the HH-RLHF train split. With
 the Hub, `rlhf_lessons.sft` uses Dolly's human-written answers instead.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.sft import IGNORE, encode_example
 
 train_ds = load_all_hh("train", max_rows_per_subset=cfg.max_rows_per_subset)
@@ -299,9 +321,8 @@ shown = pd.DataFrame({
 print(f"{ex['n_prompt']} prompt tokens masked,",
       f"{len(ex['labels']) - ex['n_prompt']} answer tokens trained")
 shown.iloc[ex["n_prompt"] - 4: ex["n_prompt"] + 6]
-""")
 
-code("""
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -312,16 +333,16 @@ ax.set_yticks([])
 ax.set_xlabel("token position (dark = counts in the SFT loss)")
 ax.set_title("Prompt tokens are masked; answer tokens and EOS are trained")
 plt.show()
-""")
 
-md("""
+# %% [markdown]
+"""
 ### A short SFT run, live
 
 The same loop as the shipped SFT model, for a few steps, starting from the
 pretrained model (a fresh copy, so the model above stays as it was).
-""")
+"""
 
-code("""
+# %%
 import copy
 
 from rlhf_lessons.sft import train_sft
@@ -330,13 +351,13 @@ demo_sft = train_sft(cfg, model=copy.deepcopy(pretrained), tokenizer=tok,
                      run_dir=output_dir("02_small_gpt2_pretrain_and_sft", cfg)
                      / "sft_demo", max_steps=cfg.sft.demo_steps)
 pd.DataFrame(demo_sft["metrics"])[["step", "loss", "lr"]].tail(3)
-""")
 
-md("""
+# %% [markdown]
+"""
 ### The SFT model we trained earlier (one epoch, same code)
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.models import SFT_DIR
 
 sft_model, _ = load_policy(cfg, "sft", device)
@@ -345,26 +366,25 @@ sft_df = pd.DataFrame(sft_log.get("metrics", demo_sft["metrics"]))
 axes = plot_metrics(sft_df, ["loss"], smooth=20)
 axes[0].set_ylabel("answer-token loss")
 print({k: sft_log["figures"][k] for k in ("steps", "examples", "wall_s")})
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 2.8 Before and after SFT
 
 Same held-out prompts, same sampling seed. Then two numbers over many held-out
 prompts: how often the answer **ends with EOS** within the token budget, and the
 perplexity on held-out **answer** tokens (the thing SFT trains; scored on eval
 answers that end within the same token budget as the SFT data).
-""")
+"""
 
-code("""
+# %%
 seed_everything(cfg.seed)
 after = generate(sft_model, tok, demo_prompts, cfg.sft.max_new_tokens,
                  temperature=0.7, seed=cfg.seed)
 pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
               "pretrained": before.texts, "after SFT": after.texts})
-""")
 
-code("""
+# %%
 from rlhf_lessons.sft import evaluate_sft
 
 ev_pre = evaluate_sft(cfg, pretrained, tok)
@@ -379,9 +399,8 @@ compare = pd.DataFrame({
 print(f"EOS measured on {ev_sft['n_eos_prompts']} held-out prompts,",
       f"within {cfg.sft.max_new_tokens} new tokens")
 compare
-""")
 
-code("""
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
 compare["EOS rate"].plot.bar(ax=axes[0], color=["#7F7F7F", "#0072B2"])
 axes[0].set_title("answers that stop (EOS)")
@@ -390,15 +409,16 @@ axes[1].set_title("held-out answer perplexity")
 for ax in axes:
     ax.tick_params(axis="x", rotation=0)
 plt.show()
-""")
 
-md("""
+# %% [markdown]
+"""
 Read the table, not the hope: the EOS rate and answer perplexity above are this
 run's numbers. SFT is trained to stop after its answer, so its EOS rate should be
 the higher one; if it is not in your run, that is worth a question.
-""")
+"""
 
-md("""
+# %% [markdown]
+"""
 ## 2.9 The limits of SFT
 
 SFT needs **one written reference answer per prompt**, and imitates it token by
@@ -409,39 +429,40 @@ token. Three problems:
    model toward one particular joke.
 3. It learns nothing from *comparisons*. Each HH-RLHF row says "this answer is
    better than that one", and SFT throws the rejected half away.
-""")
+"""
 
-code("""
+# %%
 row = train_ds[3]
 print("PROMPT  ...", row["prompt"][-150:])
-print("\\nCHOSEN  :", row["chosen_response"][:200])
-print("\\nREJECTED:", row["rejected_response"][:200])
-""")
+print("\nCHOSEN  :", row["chosen_response"][:200])
+print("\nREJECTED:", row["rejected_response"][:200])
 
-md("""
+# %% [markdown]
+"""
 People find it much easier to **compare** two answers than to write a perfect
 one. Notebook 03 trains a **judge** on exactly those comparisons; notebook 04 lets
 the judge steer this SFT model.
-""")
+"""
 
-md("""
+# %% [markdown]
+"""
 ### Explore: generate with your own prompt
 
 Change the prompt, the temperature (higher = more random) and the number of new
 tokens. Greedy decoding is temperature 0.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.widgets import make_generation_widget
 
 make_generation_widget(sft_model, tok, max_new_tokens=cfg.sft.max_new_tokens)
-""")
 
-md("""
+# %% [markdown]
+r"""
 ## Check your understanding
 
 1. Why is the loss of a uniform guess over the vocabulary equal to
-   $\\log(\\text{vocab size})$, and what perplexity does that give?
+   $\log(\text{vocab size})$, and what perplexity does that give?
 2. The SFT loss skips the prompt tokens. What would the model learn if it did not?
 3. Which number in section 2.8 tells you that SFT taught the model to stop?
 4. Why does a 4,096-token vocabulary train faster than GPT-2's 50,257 for the
@@ -450,9 +471,9 @@ md("""
 
 ✏️ **Try it:** in the widget, ask the SFT model the same question at temperature
 0.2 and 1.2. Which answers would you, as a rater, prefer, and why?
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.utils import update_metrics
 
 metrics = update_metrics(
@@ -470,6 +491,3 @@ metrics = update_metrics(
     eval_windows=n_win,
     tokenizer_speedup=round(float(speedup), 2))
 metrics
-""")
-
-save("notebooks/02_small_gpt2_pretrain_and_sft.ipynb")

@@ -1,10 +1,21 @@
-import sys
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from nbcommon import SETUP, build
-
-cells = [
-("md", """
+# %% [markdown]
+"""
 # 01 · Browse the preference data
 
 RLHF starts with people, not models: people compared two answers and said which
@@ -21,9 +32,22 @@ model learns from it.
 
 **Run time:** under a minute on a CPU (a few seconds with
 `RLHF_LESSONS_FAST=1`). No GPU needed.
-"""),
-("code", SETUP),
-("md", """
+"""
+
+# %%
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| data source:", cfg.source)
+
+# %% [markdown]
+"""
 ## 1.1 Why compare two answers?
 
 *Instruction tuning* (SFT, notebook 02) teaches a model from **one written answer
@@ -39,8 +63,10 @@ meaningful even when no answer is perfect.
 
 A judge model (notebook 03) learns to predict those picks; the policy then learns
 to please the judge (notebook 04).
-"""),
-("md", """
+"""
+
+# %% [markdown]
+"""
 ## 1.2 HH-RLHF: four subsets
 
 Anthropic's *Helpful and Harmless* data (Bai et al. 2022, MIT licence) has four
@@ -59,53 +85,73 @@ the last assistant turn.
 ⚠️ `harmless-base` comes from red-teaming: people *tried* to get harmful
 answers, so some prompts and rejected answers are offensive. The package splits each row into the shared `prompt`
 and the two final answers.
-"""),
-("code", '''from rlhf_lessons import data
+"""
+
+# %%
+from rlhf_lessons import data
 
 ds = data.load_all_hh("all", source=cfg.source,
                       max_rows_per_subset=cfg.max_rows_per_subset)
-print(ds)'''),
-("md", """
-This is how one row looks on disk: a transcript with `\\n\\nHuman:` and
-`\\n\\nAssistant:` markers (here the first `helpful-base` row, shortened).
-"""),
-("code", '''first = list(ds["subset"]).index("helpful-base")
-print(repr(ds[first]["chosen"][:300]))'''),
-("md", """
+print(ds)
+
+# %% [markdown]
+r"""
+This is how one row looks on disk: a transcript with `\n\nHuman:` and
+`\n\nAssistant:` markers (here the first `helpful-base` row, shortened).
+"""
+
+# %%
+first = list(ds["subset"]).index("helpful-base")
+print(repr(ds[first]["chosen"][:300]))
+
+# %% [markdown]
+"""
 `to_dataframe` gives one row per pair, with the **final answers** in `chosen`
 and `rejected` and their lengths. Pandas is the easiest way to count things.
-"""),
-("code", '''import pandas as pd
+"""
+
+# %%
+import pandas as pd
 
 pd.set_option("display.max_colwidth", 60)
 df = data.to_dataframe(ds)
 n_pairs = df.groupby("subset").size()
 print("pairs per subset:", n_pairs.to_dict())
 first_rows = df.groupby("subset").head(1)
-first_rows[["subset", "n_turns", "chosen", "rejected"]]'''),
-("md", """
+first_rows[["subset", "n_turns", "chosen", "rejected"]]
+
+# %% [markdown]
+"""
 ## 1.3 The pair browser
 
 The history is shown once; the two final answers sit side by side, and the
 words where they differ are highlighted. Here is one pair that mentions a joke
 (when there is one among the rows loaded):
-"""),
-("code", '''from IPython.display import HTML
+"""
+
+# %%
+from IPython.display import HTML
 
 from rlhf_lessons import widgets
 
 jokes = widgets.filter_pairs(df, "all", "joke")
 print(len(jokes), "pairs mention 'joke'")
-HTML(widgets.render_pair_html(df, "all", 0, query="joke"))'''),
-("md", """
+HTML(widgets.render_pair_html(df, "all", 0, query="joke"))
+
+# %% [markdown]
+"""
 ### Explore
 
 Pick a subset, slide through the pairs, or search for a word (`recipe`,
 `steal`, `poem`). For each pair, ask yourself: would *you* have chosen the same
 answer? How often is the difference small?
-"""),
-("code", '''widgets.make_pair_browser(df)'''),
-("md", """
+"""
+
+# %%
+widgets.make_pair_browser(df)
+
+# %% [markdown]
+"""
 ## 1.4 What do the raters reward?
 
 Now let's count, with plots. Everything below is computed from the rows loaded
@@ -115,54 +161,76 @@ above.
 
 A *turn* is one message. Two turns = one question and its answer (the final
 answer counts as a turn).
-"""),
-("code", '''from rlhf_lessons import plots
+"""
+
+# %%
+from rlhf_lessons import plots
 
 share_single = (df["n_turns"] == 2).mean()
 print(f"single exchange (2 turns): {share_single:.0%} of pairs; "
       f"median {df['n_turns'].median():.0f} turns, max {df['n_turns'].max()}")
-ax = plots.plot_turns_histogram(df["n_turns"])'''),
-("md", """
+ax = plots.plot_turns_histogram(df["n_turns"])
+
+# %% [markdown]
+"""
 ### 1.4.2 Answer lengths, chosen vs rejected
 
 Box plots show the middle half of the answers (the box) and the median (the
 line). The y axis is logarithmic: answers run from one word to whole essays.
-"""),
-("code", '''ax = plots.plot_answer_lengths(df, unit="chars")'''),
-("code", '''medians = df.groupby("subset")[["chosen_chars", "rejected_chars"]].median()
-medians'''),
-("md", """
+"""
+
+# %%
+ax = plots.plot_answer_lengths(df, unit="chars")
+
+# %%
+medians = df.groupby("subset")[["chosen_chars", "rejected_chars"]].median()
+medians
+
+# %% [markdown]
+"""
 ### 1.4.3 The length bias
 
 A lazy judge could always pick **the longer answer**. How often would it agree
 with the humans? Ties (equal length, e.g. identical answers) are left out and
 counted.
-"""),
-("code", '''from rlhf_lessons import analysis
+"""
+
+# %%
+from rlhf_lessons import analysis
 
 longer = analysis.longer_wins_rate(df, unit="chars")
-longer'''),
-("code", '''ax = plots.plot_longer_wins(longer)'''),
-("code", '''for subset, row in longer.iterrows():
+longer
+
+# %%
+ax = plots.plot_longer_wins(longer)
+
+# %%
+for subset, row in longer.iterrows():
     side = "longer" if row["rate"] > 0.5 else "shorter"
     best = max(row["rate"], 1 - row["rate"])
     print(f"{subset:26s} always picking the {side} answer "
-          f"agrees with the raters {best:.1%} of the time")'''),
-("md", """
+          f"agrees with the raters {best:.1%} of the time")
+
+# %% [markdown]
+"""
 Keep these numbers in mind. They are the **length baselines**: a judge model
 must beat them, on the same pairs, before we can say it learned anything beyond
 length. Where the longer answer wins more than half the time, a policy trained
 against such a judge can learn to simply write more (notebook 05).
-"""),
-("md", """
+"""
+
+# %% [markdown]
+r"""
 ### 1.4.4 Words that separate chosen from rejected
 
 For each word, count the answers that use it, on each side. The *log-odds*
-$\\log\\frac{n_\\text{chosen}+1}{n_\\text{rejected}+1}$ is positive for words
+$\log\frac{n_\text{chosen}+1}{n_\text{rejected}+1}$ is positive for words
 more typical of chosen answers, negative for rejected ones. Rare words are
 dropped (they give noisy ratios).
-"""),
-("code", """import matplotlib.pyplot as plt
+"""
+
+# %%
+import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
 for ax, subset in zip(axes, ["harmless-base", "helpful-base"]):
@@ -170,48 +238,68 @@ for ax, subset in zip(axes, ["harmless-base", "helpful-base"]):
     min_count = max(3, len(part) // 80)  # about 1% of the answers
     rates = analysis.word_rates(part, min_count=min_count)
     top = analysis.top_words(rates, n=10, by="log_odds")
-    plots.plot_word_differences(top, ax=ax, title=subset)"""),
-("md", """
+    plots.plot_word_differences(top, ax=ax, title=subset)
+
+# %% [markdown]
+"""
 Which side do apologies fall on? And web links? The table gives the log-odds of
 a few words per subset (positive = more typical of **chosen** answers; empty =
 the word never appears in the rows loaded).
-"""),
-("code", """WATCH = ["sorry", "can't", "https", "www", "definitely", "maybe"]
+"""
+
+# %%
+WATCH = ["sorry", "can't", "https", "www", "definitely", "maybe"]
 rows = {}
 for subset, part in df.groupby("subset"):
     rates = analysis.word_rates(part, min_count=1).set_index("word")
     rows[subset] = rates.reindex(WATCH)["log_odds"]
-pd.DataFrame(rows).T.round(2)"""),
-("md", """
+pd.DataFrame(rows).T.round(2)
+
+# %% [markdown]
+"""
 ### 1.4.5 Refusals, hedges and confident phrases
 
 Words are noisy; short phrases say more. The package keeps three curated lists
 (notebook 05 reuses them to catch a policy that games its judge):
-"""),
-("code", """for name, phrases in analysis.PHRASE_GROUPS.items():
-    print(f"{name:9s}", ", ".join(phrases))"""),
-("code", """phrases = analysis.phrase_rates(df)
-ax = plots.plot_phrase_rates(phrases)"""),
-("code", """for _, r in phrases.iterrows():
+"""
+
+# %%
+for name, phrases in analysis.PHRASE_GROUPS.items():
+    print(f"{name:9s}", ", ".join(phrases))
+
+# %%
+phrases = analysis.phrase_rates(df)
+ax = plots.plot_phrase_rates(phrases)
+
+# %%
+for _, r in phrases.iterrows():
     more = "chosen" if r["diff"] > 0 else "rejected"
     print(f"{r['subset']:26s} {r['group']:9s} chosen {r['chosen_rate']:5.1%}"
-          f"  rejected {r['rejected_rate']:5.1%}  -> more in {more}")"""),
-("md", """
+          f"  rejected {r['rejected_rate']:5.1%}  -> more in {more}")
+
+# %% [markdown]
+"""
 This is the first glimpse of what human raters reward, and it is not one
 thing. Compare the refusal rates of `harmless-base` with those of the helpful
 subsets above: where a refusal is more common among the chosen answers, the
 raters rewarded saying no; where it is more common among the rejected ones, they
 punished it. A judge trained on all four subsets has to learn both, from the
 conversation alone.
-"""),
-("md", """
+"""
+
+# %% [markdown]
+"""
 ### Explore
 
 Type your own phrases, separated by commas, e.g. `great question`,
 `as an AI`, `step 1`, `here's a`.
-"""),
-("code", """widgets.make_phrase_explorer(df, "I'm sorry, I can't")"""),
-("md", """
+"""
+
+# %%
+widgets.make_phrase_explorer(df, "I'm sorry, I can't")
+
+# %% [markdown]
+"""
 ## 1.5 The train/eval split
 
 Offline we only have the test files, so the course makes its own split, once,
@@ -222,59 +310,75 @@ otherwise. It is deterministic and spreads the eval rows over the whole file.
 tokenizer, pretraining, SFT, the judge, or the PPO prompts. Every accuracy the
 course reports is measured on eval pairs that no model has seen. Later
 notebooks ask for `load_hh_rlhf(subset, "train")` or `"eval"`.
-"""),
-("code", """df["split"] = df["row"].map(data.split_of_row)
+"""
+
+# %%
+df["split"] = df["row"].map(data.split_of_row)
 sizes = df.groupby(["subset", "split"]).size().unstack()
 sizes.loc["total"] = sizes.sum()
 print(f"eval share: {(df['split'] == 'eval').mean():.1%} of the rows loaded")
-sizes"""),
-("md", """
+sizes
+
+# %% [markdown]
+r"""
 ## 1.6 Odd rows: identical pairs and empty answers
 
 Real data is messy. Two kinds of rows deserve a count:
 
 - pairs where **chosen == rejected**: the rater had nothing to choose between.
-  For the judge's loss $-\\log\\sigma(r_c - r_r)$ such a pair always costs
-  $\\log 2$ and its gradient is exactly zero: it teaches nothing.
+  For the judge's loss $-\log\sigma(r_c - r_r)$ such a pair always costs
+  $\log 2$ and its gradient is exactly zero: it teaches nothing.
 - pairs with an **empty answer** on one side: a real choice between an answer
   and silence.
 
 The loader keeps both (so counts match the source) and we count them here.
-"""),
-("code", """identical = df[df["chosen"] == df["rejected"]]
+"""
+
+# %%
+identical = df[df["chosen"] == df["rejected"]]
 empty = df[(df["chosen"] == "") | (df["rejected"] == "")]
 print(len(identical), "pairs with chosen == rejected")
 print(len(empty), "pairs with an empty answer")
 pd.DataFrame({"identical": identical.groupby("subset").size(),
               "empty answer": empty.groupby("subset").size()}
-             ).fillna(0).astype(int)"""),
-("code", """if len(identical):
+             ).fillna(0).astype(int)
+
+# %%
+if len(identical):
     page = widgets.render_pair_html(identical, "all", 0)
 else:
     page = "<p>No identical pair among the rows loaded.</p>"
-HTML(page)"""),
-("md", """
+HTML(page)
+
+# %% [markdown]
+"""
 ## 1.7 Dolly: instruction data, for contrast
 
 `databricks/databricks-dolly-15k` (CC BY-SA 3.0) was written by Databricks
 employees. Each row has an `instruction`, an optional `context`, **one**
 reference `response`, and a `category`. It lives only on the Hugging Face Hub;
 offline, the course shows its schema instead.
-"""),
-("code", """from IPython.display import display
+"""
+
+# %%
+from IPython.display import display
 
 dolly = data.load_dolly(source=cfg.source)
 if dolly is None:
     display(pd.Series(data.DOLLY_SCHEMA, name="meaning").to_frame())
 else:
     print(len(dolly), "rows")
-    display(dolly.to_pandas().head(3))"""),
-("md", """
+    display(dolly.to_pandas().head(3))
+
+# %% [markdown]
+"""
 Its eight categories are eight kinds of task. With the Hub, the next cell draws
 a bar chart of rows per category; offline it lists the categories and what
 each one asks for.
-"""),
-("code", """TASKS = {
+"""
+
+# %%
+TASKS = {
     "open_qa": "a question answered from general knowledge",
     "general_qa": "a broad question, open-ended answer",
     "classification": "sort items into given classes",
@@ -289,8 +393,10 @@ if dolly is None:
                       name="the task").to_frame())
 else:
     counts = dolly.to_pandas()["category"].value_counts()
-    ax = plots.plot_dolly_categories(counts)"""),
-("md", """
+    ax = plots.plot_dolly_categories(counts)
+
+# %% [markdown]
+"""
 **Instruction data vs preference data.**
 
 | | Dolly | HH-RLHF |
@@ -303,16 +409,20 @@ else:
 A preference pair can also be used as instruction data, by keeping only the
 chosen answer; notebook 02 does exactly that. The reverse is impossible: one
 reference answer says nothing about which of two *other* answers is better.
-"""),
-("code", """example = df[df["n_turns"] == 2].iloc[0]
+"""
+
+# %%
+example = df[df["n_turns"] == 2].iloc[0]
 question = data.prompt_history(example["prompt"])[0][1]
 print("As instruction data (what SFT copies):")
 print("  instruction:", question[:70])
 print("  response:   ", example["chosen"][:70])
 print("As preference data (what the judge learns from):")
 print("  chosen:     ", example["chosen"][:70])
-print("  rejected:   ", example["rejected"][:70])"""),
-("md", """
+print("  rejected:   ", example["rejected"][:70])
+
+# %% [markdown]
+"""
 ## Check your understanding
 
 1. Why is "Tell me a joke" hard to teach with instruction data, and easy to
@@ -332,8 +442,10 @@ print("  rejected:   ", example["rejected"][:70])"""),
   self-description (`as an AI`). Which side of the pairs uses it more?
 - Browse `harmless-base` until you find a pair where you disagree with the
   rater. What would a judge trained on it learn?
-"""),
-("code", """from rlhf_lessons.utils import update_metrics
+"""
+
+# %%
+from rlhf_lessons.utils import update_metrics
 
 rates = longer["rate"].drop("overall")
 update_metrics(
@@ -346,7 +458,4 @@ update_metrics(
     n_length_ties=int(longer.loc["overall", "n_ties"]),
     n_identical_pairs=len(identical),
     n_empty_answer_pairs=len(empty),
-)"""),
-]
-
-build(cells, str(__import__("pathlib").Path(__file__).parent.parent / "notebooks" / "01_browse_preference_data.ipynb"))
+)

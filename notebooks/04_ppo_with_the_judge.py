@@ -1,8 +1,21 @@
-"""Writes notebooks/04_ppo_with_the_judge.ipynb (run from the repo root)."""
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-from nbbuild import code, md, save, setup_cell
-
-md("""
+# %% [markdown]
+"""
 # 04 · PPO with the judge
 
 Notebook 03 trained a judge that scores answers. Now the policy **learns from
@@ -21,11 +34,22 @@ so it cannot simply drift into whatever text the judge happens to like.
 
 **Run time:** about 5 minutes on a 2-core CPU (default preset); seconds in the
 fast preset. A GPU is not needed.
-""")
+"""
 
-setup_cell('print("preset:", cfg.preset, "| PPO:", cfg.ppo)')
+# %%
+import time
+t0 = time.time()
 
-md("""
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| PPO:", cfg.ppo)
+
+# %% [markdown]
+"""
 ## 4.1 The four models
 
 | role | what it is | trained? |
@@ -34,9 +58,9 @@ md("""
 | `ref_policy` | a frozen copy of the SFT model | no: the KL anchor |
 | `value_model` | predicts the return from each token on | yes, with the policy |
 | the reward | the judge of notebook 03 (or any Python function) | no |
-""")
+"""
 
-code("""
+# %%
 import copy
 from rlhf_lessons import ppo
 from rlhf_lessons.models import load_policy, n_params
@@ -45,9 +69,9 @@ policy, tok = load_policy(cfg, "sft", device)
 ref_policy = copy.deepcopy(policy).requires_grad_(False)
 print(f"policy: {n_params(policy):,} parameters; EOS id {tok.eos_token_id}, "
       f"pad id {tok.pad_token_id}, padding side {tok.padding_side}")
-""")
 
-md("""
+# %% [markdown]
+"""
 The value model needs a starting point. Two standard choices (N-details, #7):
 - **a copy of the reward model**: its backbone already reads answers the way
   the judge does, and its head is on the score's scale (TRL's example);
@@ -55,9 +79,9 @@ The value model needs a starting point. Two standard choices (N-details, #7):
 
 We take the judge's copy when there is a judge, and the zero head for the rule
 reward (there is no reward model to copy then).
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.reward import load_judge
 
 judge, judge_tok, card = load_judge(cfg, device)
@@ -65,17 +89,17 @@ judge_fn = ppo.judge_reward_fn(judge, judge_tok, cfg, device)
 value_model = ppo.make_value_model(reward_model=judge)
 print(f"judge: {n_params(judge):,} parameters; value model: "
       f"{n_params(value_model):,} (a copy of the judge)")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 4.2 Prompts: train split for PPO, eval split to judge the result
 
 PPO prompts come from the **train** split only; the before/after comparison uses
 **held-out** prompts from the eval split. We keep single-turn prompts short
 enough for our small model's context.
-""")
+"""
 
-code("""
+# %%
 train_prompts = ppo.ppo_prompts(cfg, "train", tok)
 eval_prompts = ppo.ppo_prompts(cfg, "eval", tok)
 overlap = set(train_prompts) & set(eval_prompts)
@@ -84,24 +108,24 @@ eval_prompts = eval_prompts[:cfg.ppo.n_eval_prompts]
 print(f"{len(train_prompts)} train prompts, {len(eval_prompts)} held-out; "
       f"{len(overlap)} identical texts in both splits dropped from eval")
 print(repr(train_prompts[0]))
-""")
 
-md("""
+# %% [markdown]
+"""
 The judge's raw scores have an arbitrary offset and scale. PPO is easier to
 tune when the score has mean 0 and std 1 **on the reference policy's own
 answers** (N-details). We measure that on train prompts.
-""")
+"""
 
-code("""
+# %%
 ref_train = ppo.sample_and_score(
     ref_policy, judge_fn, tok, train_prompts[:cfg.ppo.n_ref_prompts],
     cfg.ppo, seed=cfg.seed)
 norm = ppo.score_stats_of(ref_train)
 print(f"judge on {len(ref_train)} reference answers: mean {norm[0]:.3f}, "
       f"std {norm[1]:.3f}")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 4.3 One PPO update, step by step
 
 We work on copies, so the real run below starts from the SFT model.
@@ -111,9 +135,9 @@ We work on copies, so the real run below starts from the SFT model.
 Prompts are **left**-padded so every answer starts at the same column, and the
 position ids count real tokens only. Sampling uses `top_k=0, top_p=1` and a
 temperature T; the log-probs are those of the same tempered distribution.
-""")
+"""
 
-code("""
+# %%
 import torch
 
 step_policy = copy.deepcopy(policy)
@@ -125,24 +149,23 @@ print("prompt ids:", tuple(p_ids.shape), "| real tokens per row:",
       p_mask.sum(1).tolist())
 print("position ids of the most padded row:",
       ppo.position_ids(p_mask)[p_mask.sum(1).argmin()].tolist())
-""")
 
-code("""
+# %%
 gen = torch.Generator().manual_seed(cfg.seed)
 raw_ids, logprobs, entropy = ppo.sample_responses(
     step_policy, p_ids, p_mask, cfg.ppo.max_new_tokens,
     cfg.ppo.temperature, tok.eos_token_id, gen)
 print("sampled:", tuple(raw_ids.shape), "| logprobs:", tuple(logprobs.shape))
 print("first answer's logprobs:", logprobs[0, :6].numpy().round(2))
-""")
 
-md("""
+# %% [markdown]
+"""
 Each answer is cut after its **first EOS**: what follows is padding and is
 masked out of every sum and mean from here on. An answer that never emits EOS
 gets a fixed penalty (`missing_eos_penalty`).
-""")
+"""
 
-code("""
+# %%
 r_ids, r_mask, has_eos = ppo.truncate_after_eos(
     raw_ids, tok.eos_token_id, tok.pad_token_id)
 answers = ppo.decode_responses(tok, r_ids, r_mask, tok.eos_token_id)
@@ -150,35 +173,35 @@ print("answer lengths (tokens, EOS included):", r_mask.sum(1).int().tolist())
 print(f"ended with EOS: {has_eos.float().mean():.0%}")
 for p, a in list(zip(b_prompts, answers))[:2]:
     print("-", p.strip()[-70:], "->", repr(a.strip()[:120]))
-""")
 
-md("""
+# %% [markdown]
+"""
 ### 4.3.2 Score
 
 The judge reads each prompt + answer. The score is normalised with the
 reference statistics of 4.2, then the missing-EOS penalty is subtracted.
-""")
+"""
 
-code("""
+# %%
 raw_scores = torch.tensor(judge_fn(b_prompts, answers))
 scores = (raw_scores - norm[0]) / norm[1]
 scores = ppo.apply_missing_eos_penalty(
     scores, has_eos, cfg.ppo.missing_eos_penalty)
 print("raw judge scores:", raw_scores.numpy().round(2))
 print("normalised, penalised:", scores.numpy().round(2))
-""")
 
-md("""
+# %% [markdown]
+r"""
 ### 4.3.3 KL-shaped rewards
 
-Per token, the reward is $-\\beta\\,\\mathrm{KL}_t$, and the score is added at
-the last real token. Two estimators of $\\mathrm{KL}_t$, with
-$r = p_\\text{ref}/p$ (the token was sampled from $p$):
-- k1 $= \\log p - \\log p_\\text{ref}$: unbiased, but negative for some tokens;
-- k3 $= (r - 1) - \\log r$: unbiased too, and never negative.
-""")
+Per token, the reward is $-\beta\,\mathrm{KL}_t$, and the score is added at
+the last real token. Two estimators of $\mathrm{KL}_t$, with
+$r = p_\text{ref}/p$ (the token was sampled from $p$):
+- k1 $= \log p - \log p_\text{ref}$: unbiased, but negative for some tokens;
+- k3 $= (r - 1) - \log r$: unbiased too, and never negative.
+"""
 
-code("""
+# %%
 batch = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has_eos)
 with torch.no_grad():
     ref_logprobs = ppo.response_logprobs(
@@ -188,31 +211,32 @@ k1 = ppo.kl_per_token(logprobs, ref_logprobs, "k1") * r_mask
 k3 = ppo.kl_per_token(logprobs, ref_logprobs, "k3") * r_mask
 print(f"sum of k1 {k1.sum():.2e}, sum of k3 {k3.sum():.2e}, "
       f"min k3 {k3.min():.2e}")
-""")
 
-md("""
+# %% [markdown]
+"""
 The policy *is* the reference so far, so both KLs are 0 up to rounding. The
 score alone shapes the rewards at this first step:
-""")
+"""
 
-code("""
+# %%
 beta = cfg.ppo.kl_coef
 kl = k1 if cfg.ppo.kl_estimator == "k1" else k3
 rewards, non_score = ppo.shape_rewards(scores, kl, r_mask, beta)
 n0 = int(r_mask[0].sum())
 print("rewards:", tuple(rewards.shape), "| row 0, last 4 real tokens:",
       rewards[0, max(0, n0 - 4):n0].numpy().round(3))
-""")
 
-md("""
+# %% [markdown]
+r"""
 ### 4.3.4 Values and GAE
 
 The value model predicts, before each answer token, the return still to come.
-GAE mixes one-step errors $\\delta_t = r_t + \\gamma V_{t+1} - V_t$ into
-$A_t = \\sum_k (\\gamma\\lambda)^k \\delta_{t+k}$. The textbook loop:
-""")
+GAE mixes one-step errors $\delta_t = r_t + \gamma V_{t+1} - V_t$ into
+$A_t = \sum_k (\gamma\lambda)^k \delta_{t+k}$. The textbook loop:
+"""
 
-code("""
+
+# %%
 def gae_loop(rewards, values, mask, gamma, lam):
     adv = torch.zeros_like(rewards)
     for i in range(rewards.shape[0]):
@@ -223,9 +247,9 @@ def gae_loop(rewards, values, mask, gamma, lam):
             last = delta + gamma * lam * last
             adv[i, t] = last
     return adv
-""")
 
-code("""
+
+# %%
 with torch.no_grad():
     values = ppo.response_values(step_value, batch) * r_mask
 g, lam = cfg.ppo.gamma, cfg.ppo.lam
@@ -233,32 +257,32 @@ adv_loop = gae_loop(rewards, values, r_mask, g, lam)
 adv_vec, returns = ppo.gae(rewards, values, r_mask, g, lam)
 print("values:", tuple(values.shape), "| loop vs vectorised, max diff:",
       f"{(adv_loop - adv_vec).abs().max():.1e}")
-""")
 
-md("""
+# %% [markdown]
+"""
 The package's `gae` does the same sum as one (R × R) matrix product, with no
 Python loop. Advantages are then **whitened** over the real tokens (mean 0,
 std 1), which keeps the step size steady whatever the reward scale.
-""")
+"""
 
-code("""
+# %%
 advantages = ppo.masked_whiten(adv_vec, r_mask)
 print(f"advantages: mean {ppo.masked_mean(advantages, r_mask):.2f}, "
       f"std {ppo.masked_var(advantages, r_mask).sqrt():.2f} over "
       f"{int(r_mask.sum())} real tokens")
-""")
 
-md("""
+# %% [markdown]
+r"""
 ### 4.3.5 The clipped update
 
-With $\\rho = \\pi_\\text{new}/\\pi_\\text{old}$, the policy loss is
-$\\max(-A\\rho,\\ -A\\,\\mathrm{clip}(\\rho, 1\\pm\\epsilon))$: once a token's
-probability has moved by more than $\\epsilon$ in the helpful direction, its
+With $\rho = \pi_\text{new}/\pi_\text{old}$, the policy loss is
+$\max(-A\rho,\ -A\,\mathrm{clip}(\rho, 1\pm\epsilon))$: once a token's
+probability has moved by more than $\epsilon$ in the helpful direction, its
 gradient stops. The value loss is clipped the same way around the old values.
 `ppo_update` runs `ppo_epochs` passes over reshuffled minibatches.
-""")
+"""
 
-code("""
+# %%
 ro = ppo.Rollout(b_prompts, answers, batch, has_eos, logprobs, ref_logprobs,
                  entropy, values, raw_scores, scores)
 adv = ppo.compute_advantages(ro, beta, cfg.ppo)
@@ -267,38 +291,37 @@ print("package advantages == ours:",
 opt = ppo.make_optimizer(step_policy, step_value, cfg.ppo)
 upd = ppo.ppo_update(step_policy, step_value, opt, ro, adv, cfg.ppo, gen)
 print("first minibatch:", {k: round(v, 4) for k, v in upd["first"].items()})
-""")
 
-md("""
+# %% [markdown]
+"""
 At the first minibatch nothing has moved yet: the ratio is 1, approxkl and the
 clip fraction are 0. Averaged over the whole update they have moved:
-""")
+"""
 
-code("""
+# %%
 keys = ["ratio", "approxkl", "clipfrac", "vf_clipfrac", "pg_loss", "vf_loss"]
 print({k: round(upd[k], 4) for k in keys})
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 4.4 Sanity check: a transparent rule reward
 
 Before trusting PPO with an opaque judge, give it a reward we can read: **one
 point per "you" in the answer** (at most 5). If the loop is right, the count
 must go up. The value model here is a zero-head copy of the policy.
-""")
+"""
 
-code("""
+# %%
 import re
 
 def rule_reward(prompts, answers):
-    return [min(5, len(re.findall(r"\\byou\\b", a.lower()))) for a in answers]
+    return [min(5, len(re.findall(r"\byou\b", a.lower()))) for a in answers]
 
 rule_before = ppo.sample_and_score(
     ref_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 print(f"held-out answers before: {rule_before.score.mean():.2f} points")
-""")
 
-code("""
+# %%
 import dataclasses
 
 rule_policy = copy.deepcopy(policy)
@@ -313,9 +336,8 @@ rule_initial, rule_final = rule_before.score.mean(), rule_after.score.mean()
 print(f"rule reward on held-out prompts: {rule_initial:.2f} -> "
       f"{rule_final:.2f} ({rule_final - rule_initial:+.2f}) after "
       f"{len(rule_run.metrics)} updates")
-""")
 
-code("""
+# %%
 from rlhf_lessons.plots import plot_metrics
 
 import matplotlib.pyplot as plt
@@ -324,25 +346,24 @@ axes = plot_metrics(rule_run.metrics, ["objective/raw_scores", "objective/kl"],
                     x="update")
 plt.close(axes[0].figure)
 axes[0].figure
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 4.5 PPO with the judge
 
 Now the real reward. First the held-out baseline: the reference policy's answers
 to the eval prompts, scored by the judge. Its spread (std) is the unit of the
 learning target: a gain of at least 1 std at a KL of at most 10 nats.
-""")
+"""
 
-code("""
+# %%
 ref_eval = ppo.sample_and_score(ref_policy, judge_fn, tok, eval_prompts,
                                 cfg.ppo, seed=cfg.seed + 1)
 ref_mean, ref_std = ref_eval.score.mean(), ref_eval.score.std(ddof=0)
 print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
       f"std {ref_std:.3f}")
-""")
 
-code("""
+# %%
 stats = norm if cfg.ppo.normalize_scores else None
 run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
                     train_prompts, cfg.ppo, seed=cfg.seed, score_stats=stats,
@@ -350,32 +371,32 @@ run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
 cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "val/ratio", "response_length"]
 run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(3)
-""")
 
-md("""
+# %% [markdown]
+"""
 What to watch, in TRL's order: the **score** should rise, the **KL** should
 stay between 0 and 10 nats, the **entropy** should not collapse, the **clip
 fraction** should stay small (a big one means steps too large), and the
 **answer length** tells whether the judge is being pleased by length alone.
-""")
+"""
 
-code("""
+# %%
 keys = ["objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "response_length", "val/eos_rate"]
 axes = plot_metrics(run.metrics, keys, x="update")
 plt.close(axes[0].figure)
 axes[0].figure
-""")
 
-md("""
+# %% [markdown]
+r"""
 ## 4.6 Before and after, on held-out prompts
 
 The same eval prompts, the same sampling seed, the reference policy vs the PPO
-policy. The KL column is $\\sum_t \\log\\pi - \\log\\pi_\\text{ref}$ over each
+policy. The KL column is $\sum_t \log\pi - \log\pi_\text{ref}$ over each
 answer's tokens.
-""")
+"""
 
-code("""
+# %%
 final_eval = ppo.sample_and_score(policy, judge_fn, tok, eval_prompts,
                                   cfg.ppo, seed=cfg.seed + 1,
                                   ref_policy=ref_policy)
@@ -385,9 +406,8 @@ print(f"held-out judge score: {ref_mean:.3f} -> {final_mean:.3f} "
       f"= {gain:+.2f} reference std; mean KL {final_kl:.2f} nats")
 print(f"target (>= +1 std at KL <= 10): "
       f"{'met' if gain >= 1 and final_kl <= 10 else 'NOT met'}")
-""")
 
-code("""
+# %%
 import pandas as pd
 
 pd.set_option("display.max_colwidth", 70)
@@ -398,9 +418,8 @@ table = pd.DataFrame({
     "PPO answer": final_eval.answer, "PPO score": final_eval.score.round(2),
 })
 table.head(6)
-""")
 
-code("""
+# %%
 print(f"answer length (tokens): {ref_eval.n_tokens.mean():.1f} -> "
       f"{final_eval.n_tokens.mean():.1f}; ended with EOS: "
       f"{ref_eval.has_eos.mean():.0%} -> {final_eval.has_eos.mean():.0%}")
@@ -409,9 +428,9 @@ if final_eval.n_tokens.nunique() > 1:
     print(f"correlation of score and length after PPO: {corr:+.2f}")
 else:
     print("every answer has the same length: no length correlation")
-""")
 
-md("""
+# %% [markdown]
+"""
 Read the table and the numbers above together. If the length rose a lot and
 score and length correlate strongly, the judge may be rewarding length more than
 quality: the "proxy" reward rises while real quality need not. Notebook 05 digs
@@ -422,9 +441,9 @@ into this reward hacking.
 A smaller β lets the policy move further from the reference for more score; a
 bigger one holds it back. The widget re-runs PPO from the SFT model for a few
 updates with your β and estimator, and draws it beside the run above (grey).
-""")
+"""
 
-code("""
+# %%
 from functools import partial
 
 variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
@@ -433,9 +452,9 @@ variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
 ppo.make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
                      run.metrics, kl_coef=4 * cfg.ppo.kl_coef,
                      kl_estimator="k3")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## Check your understanding
 
 1. Why must the log-probs of the policy and of the reference be computed at the
@@ -455,9 +474,9 @@ md("""
   shout, and what happens to the KL?
 - Swap the value model for a zero-head copy of the policy
   (`ppo.make_value_model(policy=policy)`) and compare `loss/value_avg`.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.utils import update_metrics
 
 m = update_metrics(
@@ -470,6 +489,3 @@ m = update_metrics(
     rule_reward_final=float(rule_final),
     n_updates=len(run.metrics), wall_s=round(time.time() - t0, 1))
 m
-""")
-
-save("notebooks/04_ppo_with_the_judge.ipynb")

@@ -1,16 +1,21 @@
-"""Writes notebooks/05_reward_hacking_and_confidence.ipynb.
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Run from scripts/: ``cd scripts && ../.venv/bin/python make_nb05.py``.
+# %% [markdown]
 """
-
-from pathlib import Path
-
-from nbbuild import code, md, save, setup_cell
-
-OUT = Path(__file__).resolve().parent.parent / "notebooks" / \
-    "05_reward_hacking_and_confidence.ipynb"
-
-md("""
 # 05 · Reward hacking and the confidence bias
 
 A common account of why assistants flatter their users and sound certain when
@@ -33,11 +38,22 @@ reports what the numbers show, whichever way they go.
 preset; the notebook prints its own wall time at the end); seconds in the fast
 preset, where the models are tiny and random, so the numbers there
 mean nothing. A GPU makes every section faster.
-""")
+"""
 
-setup_cell('print("preset:", cfg.preset, "| model:", cfg.model)')
+# %%
+import time
+t0 = time.time()
 
-md("""
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| model:", cfg.model)
+
+# %% [markdown]
+"""
 ## 5.1 The cast: policy, judge, prompts
 
 - the **policy** starts as the SFT model of notebook 02 (and stays frozen as the
@@ -49,16 +65,15 @@ md("""
 
 The budgets of this notebook (how many answers, updates and β values) are in
 one small config for the preset:
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import HackingConfig
 
 hc = HackingConfig.for_preset(cfg)
 hc
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import judge_reward_fn
 from rlhf_lessons.models import load_policy
 from rlhf_lessons.reward import load_judge
@@ -68,10 +83,9 @@ gold_model, gold_tok, gold_card = load_judge(cfg, device)
 gold = judge_reward_fn(gold_model, gold_tok, cfg.reward.max_len, device)
 print(f"judge: trained on {gold_card.get('train_pairs', '?')} pairs")
 print("judge score of a test answer:",
-      round(gold(["\\n\\nHuman: Hi\\n\\nAssistant:"], ["Hello!"])[0], 3))
-""")
+      round(gold(["\n\nHuman: Hi\n\nAssistant:"], ["Hello!"])[0], 3))
 
-code("""
+# %%
 import numpy as np
 
 from rlhf_lessons.data import load_all_hh
@@ -85,9 +99,9 @@ ev = rng.permutation(len(eval_ds))
 eval_prompts = [eval_ds[int(i)]["prompt"] for i in ev[:hc.n_eval_prompts]]
 print(f"{len(train_prompts)} train prompts for PPO, "
       f"{len(eval_prompts)} held-out prompts for measuring")
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 5.2 What the judge pays for
 
 A **controlled rewrite** changes one surface feature of an answer and keeps its
@@ -102,9 +116,9 @@ content. If the judge's score moves, the judge pays for that feature itself.
 | flattering | "Great question! You clearly know a lot about this. …" |
 
 Here is one held-out answer in every version:
-""")
+"""
 
-code("""
+# %%
 import pandas as pd
 
 from rlhf_lessons.hacking import REWRITE_KINDS, rewrite
@@ -118,16 +132,16 @@ example = eff_answers[0]
 kinds = ["original", *REWRITE_KINDS]
 pd.DataFrame({"rewrite": kinds,
               "text": [rewrite(example, k)[:150] for k in kinds]})
-""")
 
-md("""
+# %% [markdown]
+"""
 We score every answer in every version and average the **paired difference**
 Δ = score(rewrite) − score(original). The error bars are 95% bootstrap
 intervals of that mean; `se` is its standard error. An answer that a rewrite
 does not change (e.g. "shorter" on a one-sentence answer) is not counted.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import judge_effects
 
 seed_everything(cfg.seed)
@@ -137,21 +151,21 @@ base = np.asarray(gold(eff_prompts, eff_answers))
 effects["mean / score std"] = effects["mean"] / base.std()
 print(f"{len(eff_answers)} held-out answers; score std {base.std():.3f}")
 effects.round(3)
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import plot_judge_effects
 
 plot_judge_effects(effects);
-""")
 
-md("""
+# %% [markdown]
+"""
 Read the table as: *how much does the judge pay for this change alone?* The
 sentences below are written from the numbers above; an interval that contains
 0 means this many answers cannot tell the effect apart from no effect.
-""")
+"""
 
-code("""
+
+# %%
 def describe(name, row):
     sure = row.ci_low > 0 or row.ci_high < 0
     verdict = "clear" if sure else "not distinguishable from 0"
@@ -162,9 +176,9 @@ def describe(name, row):
 
 for name, row in effects.iterrows():
     print(describe(name, row))
-""")
 
-md("""
+# %% [markdown]
+"""
 ## 5.3 The policy learns the bias
 
 Now PPO optimises the policy against this judge (as in notebook 04), and after
@@ -175,15 +189,14 @@ every update we measure the answers it just wrote:
 - `repetition`: the fraction of word bigrams that repeat an earlier one.
 
 If the judge over-rewards a feature, the policy should drift towards it.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import answer_features
 
 answer_features("Great question! Definitely. I'm not sure, maybe maybe.")
-""")
 
-code("""
+# %%
 import copy
 
 from rlhf_lessons import ppo
@@ -196,9 +209,9 @@ norm_df = ppo.sample_and_score(ref_policy, gold, tok,
 gold_stats = score_stats(norm_df["score"])
 print("judge on reference samples (train prompts): mean "
       f"{gold_stats[0]:.3f}, std {gold_stats[1]:.3f}")
-""")
 
-code("""
+
+# %%
 def feature_hook(u, ro, row):
     return {f"feat/{k}": v for k, v in feature_means(ro.responses).items()}
 
@@ -211,22 +224,21 @@ track = run_ppo(policy, ref_policy, value_model, gold, tok, train_prompts,
                 desc="PPO vs the judge")
 track[["update", "objective/scores", "objective/kl", "feat/words",
        "feat/confident", "feat/hedge"]].round(3).tail()
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import plot_feature_drift
 
 plot_feature_drift(track, ("words", "confident", "hedge", "refusal",
                            "repetition", "flattery"));
-""")
 
-md("""
+# %% [markdown]
+"""
 Single updates are noisy (each sees a few dozen answers), so compare the
 average of the **first** and **last** few updates, and set each drift beside
 the judge effect that would explain it:
-""")
+"""
 
-code("""
+# %%
 k = max(1, len(track) // 4)
 first, last = track.head(k), track.tail(k)
 links = {"words": "longer", "confident": "confident", "hedge": "hedged",
@@ -238,9 +250,8 @@ drift = pd.DataFrame([
     for f, e in links.items()]).set_index("feature")
 drift["change"] = drift["last"] - drift["first"]
 drift.round(3)
-""")
 
-code("""
+# %%
 for f, r in drift.iterrows():
     if np.isnan(r["judge effect"]) or r["change"] == 0:
         continue
@@ -248,14 +259,14 @@ for f, r in drift.iterrows():
     print(f"{f:10} moved {r['change']:+.3f} per answer; the judge pays "
           f"{r['judge effect']:+.3f} for more of it -> "
           f"{'the same direction' if same else 'the opposite direction'}")
-""")
 
-md("""
+# %% [markdown]
+"""
 On held-out prompts, the policy before and after this run (scores in units of
 the reference's spread):
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import evaluate_policy, normalise
 
 judges = {"gold": gold}
@@ -267,14 +278,14 @@ before["gold_score"] = float(before_s["gold_score"].mean())
 after, after_s = evaluate_policy(policy, ref_policy, tok, eval_prompts,
                                  track_cfg, judges, norms, seed=cfg.seed)
 pd.DataFrame({"reference": before, "after PPO": after}).round(3)
-""")
 
-md("""
+# %% [markdown]
+r"""
 ## 5.4 Over-optimisation: a proxy judge against a gold judge
 
 Gao et al. (2022) trained a large **gold** reward model and smaller **proxy**
 ones, optimised policies against the proxy and measured both. Plotted against
-the distance from the start, $d = \\sqrt{\\mathrm{KL}(\\pi \\| \\pi_{ref})}$, the
+the distance from the start, $d = \sqrt{\mathrm{KL}(\pi \| \pi_{ref})}$, the
 proxy score kept rising while the gold score rose, **peaked, and fell**: past
 some point, pleasing the proxy hurts the true goal (Goodhart's law).
 
@@ -287,9 +298,9 @@ Our version, both judges trained on the **train split only**:
 
 Below: each judge's accuracy against the human labels on held-out pairs, and
 how often the two judges agree.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import load_proxy_judge
 
 proxy_model, proxy_tok, proxy_card = load_proxy_judge(
@@ -298,9 +309,8 @@ proxy = judge_reward_fn(proxy_model, proxy_tok, cfg.reward.max_len, device)
 print(f"proxy: {proxy_card['train_pairs']} train pairs, labels: "
       f"{proxy_card['labels']} ({proxy_card['n_flipped_by_gold']} pairs "
       f"flipped by the gold judge), {proxy_card['steps']} steps")
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import judge_accuracy
 
 acc_rows = [eval_ds[int(i)] for i in ev[:hc.n_acc_pairs]]
@@ -317,23 +327,23 @@ for name, m, t in [("gold", gold_model, gold_tok),
 agree = float(np.mean(acc["gold"]["prefers_chosen"]
                       == acc["proxy"]["prefers_chosen"]))
 print(f"proxy and gold pick the same side in {agree:.1%} of these pairs")
-""")
 
-md("""
+# %% [markdown]
+r"""
 Now the sweep: for each β, PPO starts again from the SFT policy and optimises
 the **proxy** for the same number of updates (with a larger learning rate than
 notebook 04, to travel far from the reference within minutes). Every few
 updates we sample answers to the held-out prompts and record:
 
-- KL to the reference (nats, summed over the answer) and $\\sqrt{KL}$;
+- KL to the reference (nats, summed over the answer) and $\sqrt{KL}$;
 - the proxy and gold scores, each in units of its spread on the reference's
   answers, so the reference sits at (0, 0).
 
 β = 0 means no KL penalty at all. Finished runs are saved, so a re-run skips
 them.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import beta_sweep, sweep_checkpoint
 
 sweep_cfg = hc.ppo_config(cfg.ppo, hc.sweep_lr)
@@ -344,28 +354,26 @@ runs = beta_sweep(ref_policy, tok, proxy, gold, train_prompts, eval_prompts,
                   hc.sweep_eval_every, proxy_model=proxy_model,
                   seed=cfg.seed, checkpoint=sweep_checkpoint(cfg, hc))
 print({b: f"{r.wall_s:.0f}s" for b, r in runs.items()})
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import sweep_table
 
 sweep = sweep_table(runs)
 sweep.round(3)
-""")
 
-code("""
+# %%
 from rlhf_lessons.hacking import plot_overoptimisation
 
 plot_overoptimisation(runs);
-""")
 
-md("""
+# %% [markdown]
+"""
 What do *our* numbers show? The cell below checks the shape Gao et al. predict,
 first along the β = 0 run (the furthest from the reference) and then across the
 final points of all runs. It reports what happened, whichever way it went.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import peak_then_fall
 
 
@@ -387,31 +395,31 @@ shape(pts0["sqrt_kl"].to_numpy(), pts0["proxy_score"].to_numpy(),
 s = sweep.sort_values("sqrt_kl")
 shape(s["sqrt_kl"].to_numpy(), s["proxy_score"].to_numpy(),
       s["gold_score"].to_numpy(), "final points across beta")
-""")
 
-md("""
+# %% [markdown]
+"""
 Keep in mind what limits this small experiment: a few minutes of PPO, a few
 dozen held-out prompts per point (the noise of each mean score is printed
 above), and a gold judge whose own held-out accuracy (printed in 5.4) is far
 from perfect. Gao et al. used reward models of up to 3B parameters and far
 longer runs.
-""")
+"""
 
-md("""
+# %% [markdown]
+"""
 ## 5.5 A deliberately hackable reward
 
 The clearest case of reward hacking: a reward that is trivial to game. Here the
 reward is **the number of "!" in the answer**. It is easy to check, looks
 harmless ("enthusiasm!"), and has nothing to do with a good answer.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import exclamation_reward
 
 exclamation_reward(["q", "q"], ["Sure.", "Sure!!! Great!"])
-""")
 
-code("""
+# %%
 hack_cfg = hc.ppo_config(cfg.ppo, hc.hack_lr)
 hack_policy = copy.deepcopy(ref_policy)
 hack_stats = ppo.score_stats_of(ppo.sample_and_score(
@@ -424,9 +432,8 @@ hack = run_ppo(hack_policy, ref_policy, hack_value, exclamation_reward, tok,
                on_update=feature_hook, desc="PPO vs '!' count")
 hack[["update", "objective/raw_scores", "objective/kl",
       "feat/repetition"]].round(3).tail()
-""")
 
-code("""
+# %%
 hack_after, hack_s = evaluate_policy(hack_policy, ref_policy, tok,
                                      eval_prompts, hack_cfg, judges, norms,
                                      seed=cfg.seed)
@@ -438,30 +445,28 @@ pd.DataFrame({
     "'!' after": hack_s["exclamations"][:n_show].to_numpy(),
     "gold after": hack_s["gold_score"][:n_show].round(2).to_numpy(),
 })
-""")
 
-code("""
+# %%
 hack_summary = pd.DataFrame({"reference": before, "after '!' PPO": hack_after})
 hack_summary.loc[["exclamations", "repetition", "words", "gold_score", "kl"]
                  ].round(3)
-""")
 
-code("""
+# %%
 print(f"'!' per held-out answer: {before['exclamations']:.2f} -> "
       f"{hack_after['exclamations']:.2f}; gold judge "
       f"{before['gold_score']:+.2f} -> {hack_after['gold_score']:+.2f} "
       f"(reference std units); KL {hack_after['kl']:.2f} nats")
-""")
 
-md("""
+# %% [markdown]
+"""
 ### Explore: compare two runs
 
 Pick any two runs (each β of the sweep, the run against the judge of section
 5.3, and the "!" run) and compare their held-out answers and training curves
 side by side.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.hacking import RunRecord, make_run_explorer
 
 all_runs = {r.name: r for r in runs.values()}
@@ -473,9 +478,9 @@ all_runs["'!' count (5.5)"] = RunRecord(
     pd.DataFrame([before, hack_after]), hack_s)
 make_run_explorer(all_runs, left=runs[min(runs)].name,
                   right=runs[max(runs)].name)
-""")
 
-md("""
+# %% [markdown]
+"""
 ## Check your understanding
 
 1. In section 5.2, which rewrite moved the judge's score most, and was its
@@ -505,9 +510,9 @@ md("""
   policy do when longer is always better?
 - add β = 0.005 to the sweep: `import dataclasses`, then
   `hc = dataclasses.replace(hc, sweep_betas=(0.0, 0.005, 0.02, 0.1, 0.5))`.
-""")
+"""
 
-code("""
+# %%
 from rlhf_lessons.utils import update_metrics
 
 metrics = update_metrics(
@@ -528,6 +533,3 @@ metrics = update_metrics(
     hack_gold_after=round(hack_after["gold_score"], 3),
 )
 {k: metrics[k] for k in ("wall_s", "judge_effects", "beta_sweep")}
-""")
-
-save(str(OUT))

@@ -1,17 +1,26 @@
-"""Writes notebooks/03_reward_model_the_judge.ipynb (no outputs)."""
-import textwrap
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-import nbformat as nbf
-
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip("\n")))  # noqa: E731
-code = lambda s: cells.append(nbf.v4.new_code_cell(s.strip("\n")))  # noqa: E731
-
-md(r"""
+# %% [markdown]
+"""
 # 03 · The judge: a reward model
 
 RLHF needs a judge that can score *any* answer, so that a policy can be trained
-to please it (notebook 04). People only compared pairs of answers. This notebook
+to please it (notebook 04). People only compared pairs of answers. This
+notebook
 turns those comparisons into a judge: a small GPT-2 with a one-number head.
 
 **You will:**
@@ -26,9 +35,9 @@ turns those comparisons into a judge: a small GPT-2 with a one-number head.
 
 **Run time:** about 1–2 minutes on 2 CPU cores in the default preset (the full
 judge is loaded, only a short demo trains live); seconds on a GPU.
-""")
+"""
 
-code(r"""
+# %%
 import time
 t0 = time.time()
 
@@ -39,9 +48,9 @@ cfg = LessonConfig.from_env()
 device = get_device(cfg)
 seed_everything(cfg.seed)
 print("preset:", cfg.preset, "| judge settings:", cfg.reward)
-""")
 
-md(r"""
+# %% [markdown]
+r"""
 ## 3.1 From "A beats B" to a loss
 
 The Bradley–Terry model gives each answer a score $r$ and says
@@ -53,9 +62,9 @@ $$P(\text{chosen} \succ \text{rejected}) = \sigma(r_c - r_r)
   changes.
 - Maximising the likelihood of the human choices means minimising
   $-\log \sigma(r_c - r_r)$, averaged over pairs.
-""")
+"""
 
-code(r"""
+# %%
 import torch
 import torch.nn.functional as F
 
@@ -66,28 +75,29 @@ def bt_loss(r_chosen, r_rejected):
 r_c = torch.tensor([1.0, 0.0])
 r_r = torch.tensor([0.0, 0.5])
 print("loss on 2 pairs:", round(bt_loss(r_c, r_r).item(), 4))
-""")
 
-md(r"""
+# %% [markdown]
+r"""
 By hand: pair 1 has difference +1, so its loss is $\log(1+e^{-1}) = 0.3133$;
 pair 2 has −0.5, so $\log(1+e^{0.5}) = 0.9741$. Their mean is the number above.
 
-- A right ranking (difference > 0) costs less than $\log 2 = 0.693$; a wrong one
+- A right ranking (difference > 0) costs less than $\log 2 = 0.693$; a wrong
+  one
   costs more. A judge that guesses scores $\log 2$.
 - The package's version adds two options TRL has: a **margin** $m$
   (`-log σ(r_c − r_r − m)`) and a **centring** term that keeps scores near 0.
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons import reward as R
 
 print("package loss :", round(R.pairwise_loss(r_c, r_r).item(), 4))
 print("with margin 1:", round(R.pairwise_loss(r_c, r_r, margin=1.0).item(), 4))
 print("centred 0.01 :",
       round(R.pairwise_loss(r_c, r_r, center_coef=0.01).item(), 4))
-""")
 
-md(r"""
+# %% [markdown]
+r"""
 ## 3.2 The model: a score at the last real token
 
 The judge is the course's GPT-2 with its word-predicting head replaced by one
@@ -99,9 +109,9 @@ $$r(\text{prompt}, \text{answer}) = w^\top h_{\text{last}}.$$
   position has seen the whole text, so that is where the score is read.
 - Texts longer than `max_len` tokens are cut **from the left**: the two sides
   share their history and differ at the end, so the end must stay.
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons.models import load_policy, n_params
 
 backbone, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
@@ -110,16 +120,17 @@ judge = R.build_reward_model(backbone, tok.pad_token_id, seed=cfg.seed)
 print(f"backbone: {cfg.reward.backbone}, {n_params(judge):,} parameters")
 print("score head:", tuple(judge.score.weight.shape),
       "| pad id == eos id:", tok.pad_token_id == tok.eos_token_id)
-""")
 
-md(r"""
-**Where is the last real token?** Batches are padded, and in this course the pad
+# %% [markdown]
+"""
+**Where is the last real token?** Batches are padded, and in this course the
+pad
 token *is* the EOS token. So "the last token that is not pad" skips the real
 EOS. Worse, with **left** padding the last position is always the end, and with
 **right** padding it is padding. The attention mask is the only safe guide.
-""")
+"""
 
-code(r"""
+# %%
 eos = tok.eos_token_id
 right = torch.tensor([[5, 6, 7, eos], [3, 9, eos, eos]])
 right_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
@@ -136,52 +147,56 @@ print("right padding:", last_real(right_mask).tolist(),
       "| naive 'not pad':", naive.tolist())
 same = torch.equal(R.last_token_index(right_mask), last_real(right_mask))
 print("package agrees:", same)
-""")
 
-md(r"""
+# %% [markdown]
+"""
 The naive rule reads position 2 and 1 instead of the EOS at 3 and 2. A judge
-that reads padding sees nothing about the answer: its accuracy sits at 50% while
+that reads padding sees nothing about the answer: its accuracy sits at 50%
+while
 its loss still falls a little. Same text, either padding side, same score:
-""")
+"""
 
-code(r"""
+# %%
 with torch.no_grad():
     s_right = R.score(judge, right, right_mask)
     s_left = R.score(judge, left, left_mask)
 print("right-padded scores:", s_right.numpy().round(4))
 print("left-padded scores :", s_left.numpy().round(4))
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.3 The data the judge learns from
 
-The training pairs are the course's **train** split of all four HH-RLHF subsets;
+The training pairs are the course's **train** split of all four HH-RLHF
+subsets;
 the eval split is never trained on. Two policies, both counted:
 
 - **identical pairs** (both sides the same text) carry no signal: dropped from
-  training, and kept in evaluation as ties, which count as **wrong** (as TRL does);
+  training, and kept in evaluation as ties, which count as **wrong** (as TRL
+  does);
 - **empty answers**: Anthropic's files hold a few pairs where one side is
   empty. They are **kept**: a rater really chose between an answer and silence.
   (For your own file, an empty answer is refused unless you allow it.)
-""")
+"""
 
-code(r"""
+# %%
 train_pairs = R.hh_pairs(cfg, tok, "train")
 eval_pairs = R.hh_pairs(cfg, tok, "eval")
 print("train:", train_pairs.summary())
 print("eval :", eval_pairs.summary())
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.4 Training, live (a short demo)
 
 The trainer sorts pairs by length into batches (less padding), runs chosen and
 rejected through the model in **one** forward pass, clips the gradient norm at
 `max_grad_norm`, and decays the learning rate linearly to 0. Here it runs for
-only `cfg.reward.demo_steps` steps, with an eval on held-out pairs along the way.
-""")
+only `cfg.reward.demo_steps` steps, with an eval on held-out pairs along the
+way.
+"""
 
-code(r"""
+# %%
 import dataclasses
 
 demo_cfg = dataclasses.replace(
@@ -192,30 +207,30 @@ demo_metrics = R.train_reward_model(
     judge, train_pairs, demo_cfg, device, seed=cfg.seed,
     eval_pairs=demo_eval, pad_id=tok.pad_token_id)
 demo_metrics[["step", "loss", "accuracy", "margin", "eval_accuracy"]].tail(4)
-""")
 
-md(r"""
+# %% [markdown]
+r"""
 The logged keys are TRL's: `loss`, `accuracy`, `margin` (mean $r_c - r_r$),
 the mean, min and max reward. A few dozen steps barely move a judge: the loss
 starts near $\log 2 = 0.693$.
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons import plots
 
 plots.plot_metrics(demo_metrics, ["loss", "accuracy", "eval_accuracy"],
                    smooth=5);
-""")
 
-md(r"""
+# %% [markdown]
+"""
 **Why the trainer is quick.** The judge reads one position per text, the last
 real token. In a causal model every layer needs the keys and values of *all*
 earlier positions, but the last layer's query, attention and MLP are needed at
 that one position only. The trainer's forward
 (`lean_gpt2.last_token_hidden`) computes just that. Same numbers, less work:
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons import lean_gpt2
 from rlhf_lessons.utils import Timer
 
@@ -243,35 +258,37 @@ judge.zero_grad()
 with torch.no_grad():
     gap = (full_forward() - lean_forward()).abs().max().item()
 print(f"largest difference in the hidden state: {gap:.1e}")
-""")
 
-md(r"""
+# %% [markdown]
+"""
 Predict the gain before you read it: the final block is one of
 `cfg.model.n_layer` blocks and the lean forward skips most of *its* work, so
 at most about `n_layer / (n_layer - 1)` times faster (the final block's keys
 and values, the embeddings and the rest still cost the same). The fewer the
 layers, the bigger the gain; a 12-layer `gpt2` gains little.
-""")
+"""
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.5 The full judge
 
-A full epoch takes several minutes on a CPU, so the course ships a judge trained
+A full epoch takes several minutes on a CPU, so the course ships a judge
+trained
 by `python -m rlhf_lessons.reward` with these same settings. The package loads
 it (or the one you made earlier, or trains one if the settings changed) and
 says which, in one line. Here are its own training curves:
-""")
+"""
 
-code(r"""
+# %%
 judge, tok, card = R.load_judge(cfg, device)
 full_metrics = R.load_training_metrics(cfg)
 print({k: card.get(k) for k in ("backbone", "steps", "train_wall_s",
                                  "train_pairs")})
 if full_metrics is not None:
     plots.plot_metrics(full_metrics, ["loss", "accuracy"], smooth=25)
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.6 Held-out accuracy, beside the length rules
 
 Accuracy alone means little. Two fixed rules need no model at all:
@@ -280,9 +297,9 @@ each subset, whichever rule wins more *train* pairs, then is scored on eval.
 The judge must beat it to have learned more than length.
 
 The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
-""")
+"""
 
-code(r"""
+# %%
 ev = R.evaluate(judge, eval_pairs, device, pad_id=tok.pad_token_id,
                 show_progress=True)
 directions = R.length_judge_directions(train_pairs)
@@ -291,33 +308,32 @@ lo, hi = ev["ci95"]
 print(f"judge: {ev['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
       f"length-only judge: {table.loc['overall', 'length_judge']:.3f}")
 table.round(3)
-""")
 
-code(r"""
+# %%
 gap = ev["accuracy"] - table.loc["overall", "length_judge"]
 verdict = "beats" if lo > table.loc["overall", "length_judge"] else (
     "is above, within its CI," if gap > 0 else "does NOT beat")
 print(f"The judge {verdict} the length-only judge ({gap:+.3f}).")
-""")
 
-md(r"""
+# %% [markdown]
+"""
 How far apart are chosen and rejected scores? If the judge were perfect the
 two histograms would not overlap at all.
-""")
+"""
 
-code(r"""
+# %%
 plots.plot_score_histograms(ev["r_chosen"], ev["r_rejected"]);
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.7 Helpful versus harmless
 
 Bai et al. (2022) saw a tension: the **helpful** subsets reward doing what was
 asked, the **harmless** subset rewards declining harmful requests. One judge
 trained on both has to split the difference, and most of the data is helpful.
-""")
+"""
 
-code(r"""
+# %%
 import numpy as np
 import pandas as pd
 
@@ -326,9 +342,8 @@ helpful_share = subs.str.startswith("helpful").mean()
 print(f"train pairs from helpful subsets: {helpful_share:.1%}")
 print("length rule chosen on train, per subset:", directions)
 table[["judge", "ci_low", "ci_high", "length_judge"]].round(3)
-""")
 
-code(r"""
+# %%
 harm = table.loc["harmless-base"] if "harmless-base" in table.index else None
 helpful = table.drop(["harmless-base", "overall"], errors="ignore")
 if harm is not None:
@@ -336,9 +351,9 @@ if harm is not None:
           f"'shorter wins' {harm['shorter_wins']:.3f}")
 print(f"helpful subsets (mean): judge {helpful['judge'].mean():.3f} vs "
       f"'longer wins' {helpful['longer_wins'].mean():.3f}")
-""")
 
-md(r"""
+# %% [markdown]
+"""
 Read the two lines above:
 
 - The length directions printed above were chosen on train pairs. Check them:
@@ -348,66 +363,67 @@ Read the two lines above:
   majority of its data carries that bias into harmless-base. If the
   harmless-base accuracy printed above is near or below 0.5 while the helpful
   ones are above, that is this tension, not a bug.
-""")
+"""
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.8 The pairs the judge gets most wrong
 
 These are the eval pairs where the judge most prefers the **rejected** answer.
 Reading them tells you more than any number.
-""")
+"""
 
-code(r"""
+# %%
 pd.set_option("display.max_colwidth", 160)
 R.most_wrong(eval_pairs, ev, k=5)
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.9 What does the judge reward?
 
 A controlled rewrite changes **one** surface feature of the same answer and
 keeps everything else. If the score moves, the judge pays for that feature.
-We take `cfg.reward.n_probe` chosen eval answers and rewrite each one four ways.
-""")
+We take `cfg.reward.n_probe` chosen eval answers and rewrite each one four
+ways.
+"""
 
-code(r"""
+# %%
 from rlhf_lessons import rewrites
 
 example = "Boil the egg for nine minutes. Then cool it in cold water."
 for name, text in rewrites.rewrite_all(example).items():
     print(f"{name:>25}: {text}")
-""")
 
-code(r"""
+# %%
 n = min(cfg.reward.n_probe, len(eval_pairs))
 probe = R.rewrite_effects(judge, tok, eval_pairs.prompt[:n],
                           eval_pairs.chosen[:n], cfg.reward.max_len, device)
 probe.round(3)
-""")
 
-md(r"""
+# %% [markdown]
+"""
 - `mean Δscore` > 0 means the rewrite scores higher on average; `share up` is
   how often. A Δ far from 0 on a rewrite that adds no facts (hedging, filler)
   is a **surface preference**: a policy can exploit it (notebook 05).
 - And how much does the score follow plain length, on the eval answers?
-""")
+"""
 
-code(r"""
+# %%
 scores = np.concatenate([ev["r_chosen"], ev["r_rejected"]])
 lengths = np.concatenate([eval_pairs.len_chosen, eval_pairs.len_rejected])
 corr = np.corrcoef(scores, np.log1p(lengths))[0, 1]
 print(f"correlation of score with log(answer length): {corr:+.3f}")
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## 3.10 Normalising the score for PPO
 
 PPO works best when the judge's score has mean 0 and std 1 **on the answers
 the starting policy gives**. So we sample answers from the reference (SFT)
 policy, score them, and keep their mean and std. Notebook 04 uses this.
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons.data import load_all_hh
 from rlhf_lessons.generation import generate
 
@@ -424,21 +440,21 @@ norm = R.fit_reward_norm(ref_scores)
 print(norm, "| normalised mean/std:",
       round(float(norm(ref_scores).mean()), 3),
       round(float(norm(ref_scores).std()), 3))
-""")
 
-md(r"""
+# %% [markdown]
+r"""
 ### Explore: be the judge's opponent
 
 Type a prompt and two answers. The widget shows both scores and
 $P(\text{A better}) = \sigma(r_A - r_B)$. Try a hedge, a refusal, a longer
 version of the same answer.
-""")
+"""
 
-code(r"""
+# %%
 R.make_judge_widget(judge, tok, cfg.reward.max_len, device);
-""")
 
-md(r"""
+# %% [markdown]
+"""
 ## Check your understanding
 
 1. Why does adding the same constant to every score leave the loss unchanged?
@@ -459,9 +475,9 @@ md(r"""
   compares learning rates and epochs on a validation split carved from the
   *train* pairs. Why would picking the setting with the best 3.6 number
   overstate how good that judge is?
-""")
+"""
 
-code(r"""
+# %%
 from rlhf_lessons.utils import update_metrics
 
 by = table.drop("overall")
@@ -485,28 +501,3 @@ metrics = update_metrics(
 )
 print({k: metrics[k] for k in ("eval_accuracy", "eval_accuracy_ci95",
                                "length_rule_accuracy", "wall_s")})
-""")
-
-nb = nbf.v4.new_notebook()
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                 "name": "python3"},
-                  "language_info": {"name": "python"}}
-
-def _wrap(text):
-    out = []
-    for line in text.splitlines():
-        if len(line) <= 79:
-            out.append(line)
-            continue
-        ind = len(line) - len(line.lstrip())
-        sub = " " * (ind + (2 if line.lstrip().startswith("- ") else 0))
-        out.extend(textwrap.wrap(line, 79, subsequent_indent=sub,
-                                 break_long_words=False, break_on_hyphens=False))
-    return "\n".join(out)
-for i, c in enumerate(nb["cells"]):
-    c.id = f"cell-{i:02d}"  # stable ids: regenerating gives a clean diff
-    if c.cell_type == "markdown":
-        c.source = _wrap(c.source)
-nbf.write(nb, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "notebooks" / "03_reward_model_the_judge.ipynb"))
-print("cells:", len(cells))
