@@ -1,8 +1,9 @@
 """What separates chosen from rejected answers: length bias, words and phrases.
 
-Taught in notebook 01 (browse the preference data). The phrase lists and
-:func:`count_phrases` are reused in notebook 05 (reward hacking) to see whether a
-policy learned to game the judge with refusals, hedges or confident words.
+Taught in notebook 01 (browse the preference data). The phrase lists,
+:func:`count_phrases` and the answer features at the end serve notebook 05 (reward
+hacking): did a policy learn to game the judge with refusals, hedges, confident
+words or flattery?
 
 All functions take the DataFrame of :func:`rlhf_lessons.data.to_dataframe`: one row
 per pair, with ``subset`` and the FINAL answers in ``chosen`` and ``rejected``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -178,3 +180,72 @@ def phrase_rates(df: pd.DataFrame, groups: dict | None = None,
             rows.append({"subset": subset, "group": name, "n_pairs": len(part),
                          "chosen_rate": c, "rejected_rate": r, "diff": c - r})
     return pd.DataFrame(rows)
+
+
+# Surface features of one answer (notebook 05): what a judge might pay for.
+FLATTERY_PHRASES = (
+    "great question", "good question", "excellent question", "you clearly",
+    "you're right", "you are right", "you're absolutely right", "smart", "brilliant",
+    "insightful", "you know a lot",
+)
+
+
+FEATURES = ("words", "confident", "hedge", "refusal", "flattery", "exclamations",
+            "repetition")
+
+
+def repetition(text: str, n: int = 2) -> float:
+    """Fraction of the word ``n``-grams that repeat an earlier one, in [0, 1).
+
+    ``"a b a b" -> bigrams ab, ba, ab -> 1/3``. Fewer than one n-gram gives 0.
+    Degenerate RL text ("great great great ...") drives it towards 1.
+    """
+    if n < 1:
+        raise ValueError(f"repetition: n={n} must be >= 1")
+    words = tokenize(text)
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def _without(text: str, phrases: Sequence[str]) -> str:
+    # Blank out whole-word matches of ``phrases`` (same matching as count_phrases).
+    norm = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    alts = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    return re.sub(rf"(?<![a-z0-9'])(?:{alts})(?![a-z0-9'])", " | ", norm)
+
+
+def answer_features(text: str) -> dict[str, float]:
+    """The surface features of one answer (see :data:`FEATURES`).
+
+    words: whitespace-separated words; confident / hedge / refusal / flattery:
+    phrase counts (:func:`rlhf_lessons.analysis.count_phrases`, whole words, any
+    case); exclamations: "!" count; repetition: :func:`repetition` of bigrams.
+    Confident words are counted outside hedge phrases, so "I'm not sure" is one
+    hedge and not also a confident "sure".
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"answer_features: expected a str, got {type(text).__name__}")
+    return {
+        "words": float(len(text.split())),
+        "confident": float(count_phrases(_without(text, HEDGE_PHRASES),
+                                         CONFIDENT_PHRASES)),
+        "hedge": float(count_phrases(text, HEDGE_PHRASES)),
+        "refusal": float(count_phrases(text, REFUSAL_PHRASES)),
+        "flattery": float(count_phrases(text, FLATTERY_PHRASES)),
+        "exclamations": float(text.count("!")),
+        "repetition": repetition(text),
+    }
+
+
+def feature_table(texts: Sequence[str]):
+    """One row of :func:`answer_features` per text (a DataFrame)."""
+    return pd.DataFrame([answer_features(t) for t in texts], columns=list(FEATURES))
+
+
+def feature_means(texts: Sequence[str]) -> dict[str, float]:
+    """Mean of each feature over ``texts`` (all 0 for no texts)."""
+    if not len(texts):
+        return {k: 0.0 for k in FEATURES}
+    return {k: float(v) for k, v in feature_table(texts).mean().items()}

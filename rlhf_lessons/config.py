@@ -175,18 +175,77 @@ class LessonConfig:
         d["outputs"] = str(self.outputs)
         return d
 
-    def short_hash(self, *parts: str) -> str:
+    def short_hash(self, *parts: str, drop: tuple[str, ...] = (),
+                   extra: dict | None = None) -> str:
         """8 hex digits naming an artefact made from these config sections.
 
         Artefacts are keyed by the settings that made them, so changing a setting
         never silently reuses a stale model. ``parts`` are attribute names, e.g.
-        ``cfg.short_hash("model", "sft")``.
+        ``cfg.short_hash("model", "sft")``; ``drop`` names fields of those sections
+        that do not change the artefact (a notebook's demo sizes); ``extra`` adds
+        settings from outside this config (e.g. notebook 05's budgets). This is the
+        course's one key scheme (see :mod:`rlhf_lessons.artefacts`).
         """
         d = self.to_dict()
         blob = {"preset": self.preset, "seed": self.seed}
-        blob.update({p: d[p] for p in parts})
+        for p in parts:
+            section = d[p]
+            if isinstance(section, dict):
+                section = {k: v for k, v in section.items() if k not in drop}
+            blob[p] = section
+        if extra:
+            blob["extra"] = extra
         raw = json.dumps(blob, sort_keys=True, default=str).encode()
         return hashlib.sha256(raw).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class HackingConfig:
+    """Budgets of notebook 05. ``HackingConfig.for_preset(cfg)`` picks them.
+
+    The PPO settings themselves (batch, tokens, clipping, ...) come from
+    ``cfg.ppo``; these only say how much of each experiment to run.
+    """
+
+    n_effect_answers: int = 96  # held-out answers rewritten for the judge effects
+    n_boot: int = 1000  # bootstrap resamples for the effect intervals
+    proxy_pairs: int = 768  # TRAIN pairs the proxy judge sees (gold: all of them)
+    n_acc_pairs: int = 300  # held-out pairs to compare proxy and gold accuracy
+    n_train_prompts: int = 1024  # TRAIN prompts PPO samples from
+    n_eval_prompts: int = 48  # held-out prompts for scores, KL and samples
+    n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
+    track_updates: int = 12  # PPO against the gold judge, features per update
+    sweep_betas: tuple[float, ...] = (0.0, 0.05, 0.5)
+    sweep_updates: int = 9  # per beta, against the proxy judge
+    sweep_eval_every: int = 3  # held-out evaluation points along each sweep run
+    sweep_lr: float = 1e-4  # a larger step than notebook 04, to reach high KL fast
+    hack_updates: int = 10  # PPO against the hackable reward
+    hack_lr: float = 1e-4
+    track_lr: float = 3e-5  # PPO against the judge, section 5.3
+    proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)
+    # Notebook 05 runs many short PPO runs: smaller rollouts and fewer epochs per
+    # update than notebook 04 keep the whole lesson within its CPU budget.
+    rollout_batch: int = 16
+    ppo_epochs: int = 2
+
+    def ppo_config(self, base: PPOConfig, lr: float) -> PPOConfig:
+        """``base`` (``cfg.ppo``) with this notebook's rollout size, epochs and ``lr``."""
+        mb = max(1, min(base.mini_batches, self.rollout_batch))
+        while self.rollout_batch % mb:
+            mb -= 1
+        return dataclasses.replace(base, rollout_batch=self.rollout_batch,
+                                   mini_batches=mb, ppo_epochs=self.ppo_epochs, lr=lr)
+
+    @classmethod
+    def for_preset(cls, cfg: LessonConfig) -> HackingConfig:
+        """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
+        if cfg.preset == "fast":
+            return cls(n_effect_answers=16, n_boot=200, proxy_pairs=64, n_acc_pairs=32,
+                       n_train_prompts=32, n_eval_prompts=8, n_norm_prompts=8,
+                       track_updates=2, sweep_betas=(0.0, 0.1), sweep_updates=2,
+                       sweep_eval_every=1, sweep_lr=1e-4, hack_updates=2, hack_lr=1e-4,
+                       track_lr=1e-4, rollout_batch=8)
+        return cls()
 
 
 def preset(name: str) -> LessonConfig:

@@ -55,7 +55,6 @@ LOCAL_ROWS = {
 SPLITS = ("train", "eval", "all")
 EVAL_EVERY = 10  # row i is eval when i % EVAL_EVERY == 0
 
-HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
 _TURN_RE = re.compile(r"\n\n(Human|Assistant):")
 

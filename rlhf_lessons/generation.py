@@ -1,18 +1,136 @@
-"""Batched text generation: left padding, a KV cache, temperature / top-k / top-p, EOS.
+"""Batched sampling: left padding, a KV cache, temperature / top-k / top-p, EOS.
 
-Taught in notebook 02; used to show samples in every later notebook.
+Taught in notebook 02; PPO's rollout (notebook 04) samples with the same
+:func:`sample_responses`, so there is one sampler in the course.
 
 Why left padding: a decoder writes its next token after the LAST position of the row.
 With right padding that position is a pad for every row but the longest one. Left
 padding puts all prompts flush against the right edge, and position ids that count
 only real tokens make a padded prompt behave exactly as it would alone.
+
+Speed: the GPT-2s here are tiny, so Python overhead dominates on a CPU. A short
+functional GPT-2 forward (:func:`rlhf_lessons.lean_gpt2.gpt2_hidden`) with a
+preallocated KV cache replaces ``model.generate``; other architectures take the
+transformers forward with its own cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
+
+from rlhf_lessons.batching import (
+    decode_responses,
+    encode_prompts,
+    left_pad,
+    position_ids,
+    truncate_after_eos,
+)
+from rlhf_lessons.lean_gpt2 import KVCache, backbone_of, fast_ok, gpt2_hidden
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus.
+
+    logits: (B, V). ``top_k=0`` and ``top_p=1.0`` leave them untouched (what PPO uses).
+    """
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens before it already reach top_p (keep at least one)
+        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
+    """One token per row from probs (B, V) by inverse-CDF sampling: (B, 1).
+
+    The same distribution as ``torch.multinomial`` but one uniform per row instead
+    of one exponential per vocabulary entry (much faster for a large vocabulary).
+    """
+    cdf = probs.cumsum(-1)
+    u = torch.rand((probs.size(0), 1), generator=generator, device=probs.device)
+    tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return tok.clamp_(max=probs.size(-1) - 1)
+
+
+@torch.no_grad()
+def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                     max_new_tokens: int, temperature: float, eos_id: int,
+                     generator: torch.Generator | None = None, top_k: int = 0,
+                     top_p: float = 1.0, greedy: bool = False):
+    """Sample answers with a KV cache, at ``temperature`` (top-k 0 / top-p 1 for PPO).
+
+    prompt_ids, prompt_mask: (B, P), left-padded. Returns ``(response_ids,
+    logprobs, entropy)``, each (B, R) with R <= max_new_tokens (the loop stops once
+    every row has emitted EOS). ``logprobs`` are log pi(token) of the tempered,
+    filtered distribution the token was drawn from; ``entropy`` is that
+    distribution's entropy. ``greedy`` takes the arg-max. Tokens after a row's
+    first EOS are junk: see :func:`rlhf_lessons.batching.truncate_after_eos`.
+    """
+    if not greedy and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    bb = backbone_of(policy)
+    B, P = prompt_ids.shape
+    dev = prompt_ids.device
+    R = max_new_tokens
+    c = bb.config
+    if P + R > c.n_positions:
+        raise ValueError(f"prompt ({P}) + max_new_tokens ({R}) exceeds the model's "
+                         f"{c.n_positions} positions")
+    key_mask = torch.zeros((B, P + R), dtype=torch.bool, device=dev)
+    key_mask[:, :P] = prompt_mask.bool()
+    pos = position_ids(prompt_mask)
+    tokens = torch.zeros((B, R), dtype=torch.long, device=dev)
+    logps = torch.zeros((B, R), dtype=torch.float32, device=dev)
+    ents = torch.zeros((B, R), dtype=torch.float32, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    fast = fast_ok(bb)
+    if fast:
+        cache = KVCache(c.n_layer, B, c.n_head, P + R, c.n_embd // c.n_head,
+                        bb.wte.weight.dtype, dev)
+        last = gpt2_hidden(policy, prompt_ids, key_mask[:, :P], pos, cache)[:, -1]
+    else:
+        out = policy(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos,
+                     use_cache=True)
+        past, last_logits = out.past_key_values, out.logits[:, -1]
+    next_pos = pos[:, -1:] + 1
+    n = R
+    for t in range(R):
+        logits = (policy.lm_head(last) if fast else last_logits).float()
+        if greedy:
+            logp_all = torch.log_softmax(logits, dim=-1)
+            tok = logits.argmax(-1, keepdim=True)
+        else:
+            logits = filter_logits(logits / temperature, top_k, top_p)
+            logp_all = torch.log_softmax(logits, dim=-1)
+            tok = _draw(logp_all.exp(), generator)  # (B, 1)
+        probs = logp_all.exp()
+        tokens[:, t] = tok[:, 0]
+        logps[:, t] = logp_all.gather(1, tok)[:, 0]
+        ents[:, t] = -torch.where(probs > 0, probs * logp_all, 0.0).sum(-1)
+        done |= tok[:, 0] == eos_id
+        if bool(done.all()) or t == R - 1:
+            n = t + 1
+            break
+        key_mask[:, P + t] = True
+        if fast:
+            last = gpt2_hidden(policy, tok, key_mask[:, :P + t + 1], next_pos, cache)[:, -1]
+        else:
+            out = policy(input_ids=tok, attention_mask=key_mask[:, :P + t + 1].long(),
+                         position_ids=next_pos, past_key_values=past, use_cache=True)
+            past, last_logits = out.past_key_values, out.logits[:, -1]
+        next_pos = next_pos + 1
+    return tokens[:, :n], logps[:, :n], ents[:, :n]
 
 
 @dataclass
@@ -41,170 +159,68 @@ class GenerationOutput:
         ]
 
 
-def encode_prompts(tokenizer, prompts: list[str], max_len: int, device="cpu"):
-    """Tokenise and LEFT-pad prompts; keep the last ``max_len`` tokens of a long one.
-
-    Returns ``(ids, mask)``, each (B, P). Keeping the end of a long conversation keeps
-    the turn the model must answer.
-    """
-    if isinstance(prompts, str):
-        raise TypeError("prompts must be a list of strings, not one string")
-    if not prompts:
-        raise ValueError("prompts is empty")
-    seqs = [tokenizer(p, add_special_tokens=False)["input_ids"][-max_len:] for p in prompts]
-    if any(len(s) == 0 for s in seqs):
-        bad = next(i for i, s in enumerate(seqs) if not s)
-        raise ValueError(f"prompt {bad} is empty after tokenisation")
-    width = max(len(s) for s in seqs)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s)
-        mask[i, width - len(s):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Set to -inf every logit outside the top-k and outside the top-p nucleus.
-
-    logits: (B, V). ``top_k=0`` and ``top_p=1.0`` leave them untouched (what PPO uses).
-    """
-    if top_k and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        # drop a token when the tokens before it already reach top_p (keep at least one)
-        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
 @torch.no_grad()
-def generate(
-    model,
-    tokenizer,
-    prompts: list[str],
-    max_new_tokens: int = 64,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    greedy: bool = False,
-    seed: int | None = None,
-    batch_size: int = 32,
-) -> GenerationOutput:
-    """Continue each prompt until EOS or ``max_new_tokens``. Batched, with a KV cache.
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             greedy: bool = False, seed: int | None = None,
+             batch_size: int = 32) -> GenerationOutput:
+    """Continue each prompt until EOS or ``max_new_tokens``: :func:`sample_responses`
+    with top-k / top-p, on text in and text out.
 
     ``greedy=True`` takes the arg-max token (temperature, top-k, top-p unused).
-    ``seed`` makes sampling reproducible. Long lists are cut into ``batch_size`` chunks.
+    ``seed`` makes sampling reproducible. Long lists are cut into ``batch_size``
+    chunks; the tensors of the chunks are padded to one width.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
-    gen = None
-    if seed is not None:
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-    parts = [
-        _generate_batch(model, tokenizer, prompts[i:i + batch_size], max_new_tokens,
-                        temperature, top_k, top_p, greedy, gen)
-        for i in range(0, len(prompts), batch_size)
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    return _concat(parts, tokenizer.pad_token_id)
-
-
-def _generate_batch(model, tokenizer, prompts, max_new_tokens, temperature, top_k, top_p,
-                    greedy, gen) -> GenerationOutput:
-    device = next(model.parameters()).device
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     max_prompt = model.config.n_positions - max_new_tokens
     if max_prompt < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the prompt "
                          f"(the model has {model.config.n_positions} positions)")
-    ids, mask = encode_prompts(tokenizer, prompts, max_prompt, device)
+    seqs = encode_prompts(tokenizer, prompts, max_prompt)
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = next(model.parameters()).device
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    B = ids.size(0)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    attn = mask
-    step_ids, cache = ids, None
-    out_tokens = []
-    finished = torch.zeros(B, dtype=torch.bool, device=device)
-    for _ in range(max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=attn, position_ids=positions,
-                    past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        logits = out.logits[:, -1, :].float()
-        if greedy:
-            nxt = logits.argmax(-1)
-        else:
-            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(device)
-        nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
-        out_tokens.append(nxt)
-        finished |= nxt == eos
-        if bool(finished.all()):
-            break
-        step_ids = nxt[:, None]
-        positions = positions[:, -1:] + 1
-        attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
+    parts = []
+    for s in range(0, len(seqs), batch_size):
+        ids, mask = left_pad(seqs[s:s + batch_size], pad)
+        raw, _, _ = sample_responses(model, ids.to(device), mask.to(device), max_new_tokens,
+                                     temperature, eos, gen, top_k, top_p, greedy)
+        r_ids, r_mask, has_eos = truncate_after_eos(raw.cpu(), eos, pad)
+        parts.append((ids, mask, r_ids, r_mask.long(), has_eos))
     if was_training:
         model.train()
-    resp = torch.stack(out_tokens, dim=1)
-    resp_mask = response_mask_after_eos(resp, eos)
-    texts = [decode_answer(tokenizer, r, m) for r, m in zip(resp, resp_mask)]
-    return GenerationOutput(list(prompts), texts, ids, mask, resp, resp_mask, finished.cpu())
+    ids, mask, r_ids, r_mask, fin = (_pad_cat([p[k] for p in parts], v, left)
+                                     for k, v, left in ((0, pad, True), (1, 0, True),
+                                                        (2, pad, False), (3, 0, False),
+                                                        (4, None, None)))
+    return GenerationOutput(list(prompts), decode_responses(tokenizer, r_ids, r_mask),
+                            ids, mask, r_ids, r_mask, fin)
 
 
-def response_mask_after_eos(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """1 up to and including each row's first EOS, 0 after it. (B, R) -> (B, R) long."""
-    is_eos = (response_ids == eos_id).long()
-    # number of EOS tokens strictly before each position
-    before = is_eos.cumsum(-1) - is_eos
-    return (before == 0).long()
-
-
-def decode_answer(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> str:
-    """The answer text: the tokens under ``mask``, EOS dropped, outer spaces stripped."""
-    keep = [int(t) for t, m in zip(response_ids, mask) if m and int(t) != tokenizer.eos_token_id]
-    return tokenizer.decode(keep, skip_special_tokens=True).strip()
-
-
-def _concat(parts: list[GenerationOutput], pad: int) -> GenerationOutput:
-    return GenerationOutput(
-        prompts=[p for o in parts for p in o.prompts],
-        texts=[t for o in parts for t in o.texts],
-        prompt_ids=_pad_cat([o.prompt_ids for o in parts], pad, left=True),
-        prompt_mask=_pad_cat([o.prompt_mask for o in parts], 0, left=True),
-        response_ids=_pad_cat([o.response_ids for o in parts], pad, left=False),
-        response_mask=_pad_cat([o.response_mask for o in parts], 0, left=False),
-        finished=torch.cat([o.finished for o in parts]),
-    )
-
-
-def _pad_cat(tensors: list[torch.Tensor], value: int, left: bool) -> torch.Tensor:
+def _pad_cat(tensors: list[torch.Tensor], value, left) -> torch.Tensor:
+    """Concatenate batches along dim 0, padding dim 1 to one width (1-D: just cat)."""
+    if tensors[0].dim() == 1:
+        return torch.cat(tensors)
     width = max(t.size(1) for t in tensors)
     out = []
     for t in tensors:
-        fill = torch.full((t.size(0), width - t.size(1)), value, dtype=t.dtype, device=t.device)
+        fill = torch.full((t.size(0), width - t.size(1)), value, dtype=t.dtype)
         out.append(torch.cat([fill, t] if left else [t, fill], dim=1))
     return torch.cat(out)
 
 
 def sample_answers(model, tokenizer, question: str, temperature: float = 0.7,
-                   max_new_tokens: int = 64, n: int = 3, seed: int = 0):
+                   max_new_tokens: int = 64, n: int = 3, seed: int = 0) -> pd.DataFrame:
     """``n`` answers to one user question, as a DataFrame (the generation widget's core).
 
     ``question`` is wrapped as ``"\\n\\nHuman: {question}\\n\\nAssistant:"`` unless it
     already contains an "Assistant:" turn. ``temperature=0`` means greedy (one answer).
     """
-    import pandas as pd
-
     if not question.strip():
         raise ValueError("question is empty: type something for the model to answer")
     prompt = question if "Assistant:" in question else (

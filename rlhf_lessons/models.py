@@ -1,43 +1,39 @@
-"""Building, saving and loading GPT-2 policies and their tokenizers.
+"""Building, saving and loading GPT-2s (policies and judges) and their tokenizers.
 
-Taught in notebook 02 (a small GPT-2 of our own); used by notebooks 03-05.
-
-Offline there are no pretrained GPT-2 weights, so the course ships its own small
-GPT-2 (``data/models/course-gpt2``), pretrained by :mod:`rlhf_lessons.pretrain` on the
-TRAIN part of the bundled HH-RLHF transcripts, and its SFT version
-(``data/models/course-gpt2-sft``). The gpu preset loads the real ``gpt2`` instead.
+Taught in notebook 02 (a small GPT-2 of our own); used by notebooks 03-05. Which
+saved model a preset uses, and where it lives, is :mod:`rlhf_lessons.artefacts`'
+business: this module takes paths and returns models.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    GPT2TokenizerFast,
+    PreTrainedTokenizerFast,
+)
 
-from rlhf_lessons.config import LessonConfig, ModelConfig
+from rlhf_lessons.config import ModelConfig
 from rlhf_lessons.data import DATA_DIR
-from rlhf_lessons.utils import say_once
 
-MODELS_DIR = DATA_DIR / "models"
-PRETRAINED_DIR = MODELS_DIR / "course-gpt2"
-SFT_DIR = MODELS_DIR / "course-gpt2-sft"
 GPT2_TOKENIZER_DIR = DATA_DIR / "gpt2-tokenizer"
 EOS = "<|endoftext|>"
-
-# Named sizes. "course" is the shipped model; "tiny" is the fast preset's.
-SIZES = {
-    "tiny": dict(n_layer=2, n_embd=64, n_head=2),
-    "small": dict(n_layer=4, n_embd=256, n_head=4),
-    "course": dict(n_layer=4, n_embd=256, n_head=4),
-    "medium": dict(n_layer=6, n_embd=384, n_head=6),
-}
 
 
 def load_gpt2_tokenizer(padding_side: str = "left"):
     """The real GPT-2 BPE (50,257 tokens) from ``data/gpt2-tokenizer``, pad = eos."""
-    from transformers import GPT2TokenizerFast
-
     tok = GPT2TokenizerFast.from_pretrained(str(GPT2_TOKENIZER_DIR))
     tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
@@ -49,9 +45,6 @@ def train_bpe_tokenizer(texts, vocab_size: int):
 
     Byte-level means any string can be encoded (no unknown token), like GPT-2's own.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
@@ -67,8 +60,6 @@ def train_bpe_tokenizer(texts, vocab_size: int):
 
 def load_tokenizer(path: str | Path, padding_side: str = "left"):
     """A saved tokenizer with pad set (pad == eos, as for GPT-2)."""
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -82,8 +73,6 @@ def build_gpt2(vocab_size: int, mc: ModelConfig, eos_id: int, seed: int = 0):
     Dropout stays off everywhere in this course: RLHF compares log-probs of the
     same text under two passes, and dropout would make them differ at random.
     """
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=vocab_size,
@@ -114,65 +103,61 @@ def n_params(model) -> int:
 
 def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
                dtype: torch.dtype | None = None) -> Path:
-    """``save_pretrained`` for model and tokenizer (+ ``training.json`` if ``card``).
+    """``save_pretrained`` model and tokenizer (+ ``training.json`` if ``card``),
+    atomically: written to a temporary folder beside ``path``, then renamed.
 
-    ``dtype=torch.float16`` halves the file size of a shipped checkpoint; it is cast
-    back to fp32 when loaded.
+    Policies and judges alike. ``dtype=torch.float16`` halves the size of a shipped
+    checkpoint; :func:`load_model` casts it back to fp32.
     """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if dtype is not None:
-        import copy
-
-        model = copy.deepcopy(model).to(dtype)
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    if card is not None:
-        (path / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        if dtype is not None:
+            model = copy.deepcopy(model).to(dtype)
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        if card is not None:
+            (tmp / "training.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu"):
-    """(model, tokenizer) from a ``save_pretrained`` folder, in fp32 and eval mode."""
-    from transformers import GPT2LMHeadModel
+def load_model(path: str | Path, device: torch.device | str = "cpu", kind: str = "lm"):
+    """(model, tokenizer) from a :func:`save_model` folder, in fp32 and eval mode.
 
+    ``kind="lm"``: a ``GPT2LMHeadModel`` with a left-padding tokenizer (a policy);
+    ``kind="judge"``: a ``GPT2ForSequenceClassification`` with right padding.
+    """
+    if kind not in ("lm", "judge"):
+        raise ValueError(f"kind={kind!r}: expected 'lm' or 'judge'")
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(
-            f"{path}: no config.json here. Run `python -m rlhf_lessons.pretrain` "
-            "to build the course model, or check the path."
-        )
+            f"{path}: no saved model here (config.json missing). The course's models "
+            "are rebuilt by `python scripts/ship.py pretrain|sft|judge`.")
+    if kind == "judge":
+        model = GPT2ForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
+        return model.to(device).eval(), load_tokenizer(path, padding_side="right")
     model = GPT2LMHeadModel.from_pretrained(str(path), dtype=torch.float32)
     tok = load_tokenizer(path)
     _with_generation_ids(model, tok.eos_token_id)
     return model.to(device).eval(), tok
 
 
-def load_policy(cfg: LessonConfig, stage: str = "sft", device="cpu"):
-    """The starting policy for a preset: (model, tokenizer).
-
-    - gpu preset: the real ``gpt2`` from the Hub (``stage`` is ignored; fine-tune it
-      with :mod:`rlhf_lessons.sft` first for a proper SFT policy).
-    - default preset: the shipped course model, ``stage`` = "pretrained" or "sft".
-    - fast preset: a tiny random GPT-2 on the course tokenizer (seconds, not quality).
-    """
-    if stage not in ("pretrained", "sft"):
-        raise ValueError(f"stage={stage!r}: expected 'pretrained' or 'sft'")
-    if cfg.model.name in ("gpt2", "distilgpt2", "gpt2-medium"):
-        return load_hub_gpt2(cfg.model.name, device)
-    if cfg.preset == "fast":
-        tok = load_tokenizer(PRETRAINED_DIR)
-        say_once("⚡ fast preset: a tiny randomly initialised GPT-2 (for tests, not quality).")
-        model = build_gpt2(len(tok), cfg.model, tok.eos_token_id, seed=cfg.seed)
-        return model.to(device).eval(), tok
-    path = SFT_DIR if stage == "sft" else PRETRAINED_DIR
-    return load_model(path, device)
+def load_card(path: str | Path) -> dict:
+    """The ``training.json`` saved beside a model ({} when there is none)."""
+    card = Path(path) / "training.json"
+    return json.loads(card.read_text()) if card.exists() else {}
 
 
 def load_hub_gpt2(name: str = "gpt2", device="cpu"):
     """The real GPT-2 from the Hugging Face Hub (needs the Hub; the gpu preset)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(name)
     tok.pad_token = tok.eos_token
     tok.padding_side = "left"

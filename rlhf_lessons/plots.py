@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from rlhf_lessons.analysis import answer_lengths
+
+if TYPE_CHECKING:
+    from rlhf_lessons.overoptimisation import RunRecord
 
 # The palette (colour-blind safe: Okabe-Ito). Import these rather than typing colours.
 CHOSEN_COLOR = "#009E73"  # bluish green
@@ -98,8 +104,6 @@ def plot_answer_lengths(df: pd.DataFrame, unit: str = "chars", ax=None):
     ``df`` is :func:`rlhf_lessons.data.to_dataframe` output (subset, chosen, rejected).
     Outliers are hidden and the y axis is logarithmic, so the boxes stay readable.
     """
-    from rlhf_lessons.analysis import answer_lengths
-
     ax = _axes(ax, figsize=(7, 3.8))
     chosen_len, rejected_len = answer_lengths(df, unit)
     subsets = sorted(df["subset"].unique())
@@ -287,3 +291,112 @@ def plot_score_histograms(chosen_scores, rejected_scores, ax=None, bins: int = 3
     ax.set_title(title)
     ax.legend(frameon=False)
     return ax
+
+
+# Notebook 04
+def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/kl"),
+                       axes=None):
+    """Curves of ``baseline`` (reference grey) and ``variant`` (policy blue) per key,
+    over the updates both runs have. Returns the list of Axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 2.8),
+                               layout="constrained", squeeze=False)
+        axes = list(axes.ravel())
+    n = min(len(baseline), len(variant))
+    for ax, key in zip(axes, keys):
+        for df, col in ((baseline, REFERENCE_COLOR), (variant, POLICY_COLOR)):
+            d = df.iloc[:n]
+            label = f"beta={d['beta'].iloc[0]:.3g}"
+            if "kl_estimator" in d:
+                label += f", {d['kl_estimator'].iloc[0]}"
+            ax.plot(d["update"], d[key], color=col, lw=2, marker="o", ms=3, label=label)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("update")
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False, fontsize=8)
+    return axes
+
+
+# Notebook 05
+def plot_judge_effects(effects, ax=None, title: str = "What the judge pays for"):
+    """Mean score change per rewrite, with 95% bootstrap intervals -> Axes.
+
+    ``effects``: the DataFrame of :func:`judge_effects`. Taught in notebook 05.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+    names = list(effects.index)
+    means = effects["mean"].to_numpy()
+    lo = means - effects["ci_low"].to_numpy()
+    hi = effects["ci_high"].to_numpy() - means
+    colors = [CHOSEN_COLOR if m > 0 else REJECTED_COLOR for m in means]
+    ys = np.arange(len(names))
+    ax.barh(ys, means, color=colors, alpha=0.8)
+    ax.errorbar(means, ys, xerr=np.vstack([lo, hi]), fmt="none", ecolor="black",
+                capsize=3, lw=1)
+    ax.axvline(0, color=REFERENCE_COLOR, lw=1)
+    ax.set_yticks(ys, [f"{n} (n={int(k)})" for n, k in zip(names, effects["n"])])
+    ax.invert_yaxis()
+    ax.set_xlabel("mean Δ judge score (rewrite − base), 95% CI")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_feature_drift(metrics, features: Sequence[str] = ("words", "confident", "hedge",
+                                                            "refusal", "repetition"),
+                       axes=None, prefix: str = "feat/"):
+    """Each answer feature (mean over the rollout) against the PPO update -> Axes list.
+
+    ``metrics`` has columns ``update`` and ``feat/<name>`` (``train_ppo`` with the
+    ``feature_columns`` hook).
+    """
+    keys = [prefix + f for f in features]
+    return plot_metrics(metrics, keys, axes=axes, x="update", smooth=3)
+
+
+def plot_overoptimisation(runs: Mapping[float, RunRecord], ax=None):
+    """Proxy (dashed) and gold (solid) score against sqrt(KL), one colour per beta.
+
+    The points of each run are its held-out evaluations along training; the
+    reference policy is the origin.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    betas = sorted(runs)
+    for i, beta in enumerate(betas):
+        pts = runs[beta].points.sort_values("update")
+        col = cmap(i / max(1, len(betas) - 1))
+        ax.plot(pts["sqrt_kl"], pts["proxy_score"], ls="--", marker="o", ms=3,
+                color=col, alpha=0.8)
+        ax.plot(pts["sqrt_kl"], pts["gold_score"], ls="-", marker="s", ms=4, color=col,
+                label=f"β={beta:g}")
+    ax.plot([], [], ls="--", color="black", label="proxy (dashed)")
+    ax.plot([], [], ls="-", color="black", label="gold (solid)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("sqrt(KL(policy ‖ reference)), √nats")
+    ax.set_ylabel("score (reference std units)")
+    ax.set_title("Over-optimisation: proxy vs gold", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_run_curves(runs: Mapping[str, RunRecord], names: Sequence[str], axes=None,
+                    keys: Sequence[str] = ("objective/scores", "objective/kl")):
+    """Training curves of several runs on shared axes (one Axes per key) -> list."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 2.8),
+                               layout="constrained", squeeze=False)
+        axes = list(axes.ravel())
+    for ax, key in zip(axes, keys):
+        for name in names:
+            m = runs[name].metrics
+            if key in m:
+                ax.plot(m["update"], m[key], marker="o", ms=3, label=name)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("update")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return axes

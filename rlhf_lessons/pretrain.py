@@ -1,9 +1,7 @@
 """Pretraining the course's small GPT-2 by next-token prediction.
 
-Taught in notebook 02. Run it yourself with::
-
-    python -m rlhf_lessons.pretrain                 # the default preset, resumable
-    python -m rlhf_lessons.pretrain --ship          # ...and copy the result to data/models/
+Taught in notebook 02 (2.3 next-token prediction, 2.4 pretraining). The full run
+that made the shipped model is ``python scripts/ship.py pretrain`` (resumable).
 
 The corpus is the TRAIN part of the bundled HH-RLHF transcripts (all four subsets,
 chosen and rejected, each ending in EOS); the eval part is never read here except to
@@ -14,8 +12,6 @@ every evaluation, so an interrupted run picks up where it stopped.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -25,19 +21,11 @@ import torch
 
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.data import SUBSETS, load_hh_rlhf
-from rlhf_lessons.models import (
-    PRETRAINED_DIR,
-    build_gpt2,
-    load_tokenizer,
-    n_params,
-    save_model,
-    train_bpe_tokenizer,
-)
+from rlhf_lessons.models import build_gpt2, load_tokenizer, n_params, train_bpe_tokenizer
 from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
     get_device,
-    output_dir,
     precision_name,
     progress,
     seed_everything,
@@ -45,6 +33,9 @@ from rlhf_lessons.utils import (
 )
 
 
+# --------------------------------------------------------------------------
+# 2.3 Next-token prediction: the corpus, the token stream, the loss
+# --------------------------------------------------------------------------
 def corpus_texts(split: str, max_rows_per_subset: int = 0) -> list[str]:
     """Whole transcripts of one split: every chosen one, and each rejected one that differs.
 
@@ -113,6 +104,9 @@ def stream_loss(model, stream: np.ndarray, seq_len: int, device, batch_size: int
     return total / max(count, 1)
 
 
+# --------------------------------------------------------------------------
+# 2.4 Pretraining
+# --------------------------------------------------------------------------
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to 10% of the peak."""
     if step < warmup:
@@ -131,10 +125,11 @@ def prepare(cfg: LessonConfig, tokenizer=None):
         tokenizer, corpus_texts("eval", n))
 
 
-def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
+def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
              max_minutes: float | None = None, show_progress: bool = True,
              final_eval_windows: int = 0) -> dict:
-    """Pretrain a GPT-2 of size ``cfg.model`` on the train transcripts; resumable.
+    """Pretrain a GPT-2 of size ``cfg.model`` on the train transcripts; resumable
+    from ``run_dir/checkpoint.pt`` (see :func:`rlhf_lessons.artefacts.pretrain_run_dir`).
 
     The final held-out loss scores every eval window, or ``final_eval_windows`` of
     them spread evenly (a quick demo does not need the whole stream).
@@ -144,7 +139,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
     seed_everything(cfg.seed)
     device = get_device(cfg)
     pc = cfg.pretrain
-    run_dir = Path(run_dir or output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain"))
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
 
@@ -232,63 +227,3 @@ def pretrain(cfg: LessonConfig, run_dir: Path | None = None, tokenizer=None,
                                          "config": cfg.to_dict()})
     return {"model": model, "tokenizer": tok, "metrics": metrics, "figures": figures,
             "run_dir": run_dir}
-
-
-def write_model_card(path: Path, cfg: LessonConfig, figures: dict, stage: str,
-                     extra: str = "", data: str = "") -> None:
-    """MODEL_CARD.md for a shipped checkpoint: data, tokenizer, size, steps, time, quality."""
-    mc = cfg.model
-    lines = [
-        f"# course-gpt2 ({stage})",
-        "",
-        "A small GPT-2 trained by this course's own code, offline, on 2 CPU cores.",
-        "",
-        "| field | value |",
-        "|---|---|",
-        "| architecture | transformers `GPT2LMHeadModel` |",
-        f"| size | n_layer={mc.n_layer}, n_embd={mc.n_embd}, n_head={mc.n_head}, "
-        f"n_positions={mc.n_positions}, {figures['n_params']:,} parameters |",
-        f"| tokenizer | byte-level BPE, vocab {cfg.pretrain.vocab_size}, trained on the "
-        "train split only; id 0 = `<|endoftext|>` = EOS = pad |",
-        "| data | " + (data or "HH-RLHF test files bundled in data/hh-rlhf, TRAIN split only "
-                         "(rows with i % 10 != 0), all four subsets, chosen and rejected "
-                         "transcripts") + " |",
-        "| weights | stored as float16 safetensors (loaded as float32) |",
-    ]
-    for k, v in figures.items():
-        lines.append(f"| {k} | {v} |")
-    lines += ["", extra, "",
-              "Licence: the weights are derived from Anthropic HH-RLHF (MIT, (c) 2022 "
-              "Anthropic); the code is this course's (MIT).", ""]
-    (Path(path) / "MODEL_CARD.md").write_text("\n".join(lines))
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, help="optimiser steps (default: the preset's)")
-    ap.add_argument("--minutes", type=float, help="stop after this many minutes")
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--run-dir", type=Path, help="checkpoint folder (default outputs/pretrain/<hash>)")
-    ap.add_argument("--ship", action="store_true",
-                    help=f"also save the result to {PRETRAINED_DIR} with a MODEL_CARD")
-    args = ap.parse_args(argv)
-    cfg = LessonConfig.from_env()
-    if args.steps is not None:
-        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, steps=args.steps))
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
-    out = pretrain(cfg, run_dir=args.run_dir, max_minutes=args.minutes)
-    f = out["figures"]
-    print(f"done: held-out ppl {f['eval_ppl']} vs unigram {f['unigram_eval_ppl']} "
-          f"({f['unigram_eval_ppl'] / f['eval_ppl']:.1f}x lower), "
-          f"{f['tokens_per_s']:.0f} tokens/s, {f['wall_s'] / 60:.1f} min")
-    if args.ship:
-        save_model(out["model"], out["tokenizer"], PRETRAINED_DIR,
-                   card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
-                   dtype=torch.float16)
-        write_model_card(PRETRAINED_DIR, cfg, f, "pretrained")
-        print(f"shipped to {PRETRAINED_DIR}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,18 +1,21 @@
 """Controlled rewrites of one answer, to see which surface features a judge pays for.
 
-Taught in notebook 03 ("what the judge rewards"); reused by notebook 05 (reward hacking).
+Taught in notebook 03 ("what does the judge reward?") and notebook 05 (what the
+judge pays for); :func:`rlhf_lessons.evaluate.judge_effects` measures them.
 
 Each rewrite is a fixed template applied to the same answer, so the only thing that
 changes between the original and the rewrite is the feature named: hedging,
-confidence, length. Deterministic: no sampling, no model.
+confidence, length, flattery of the user. Deterministic: no sampling, no model.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 HEDGE_PREFIX = "I'm not completely sure, but I think"
 CONFIDENT_PREFIX = "Definitely."
+FLATTERY_PREFIX = "Great question! You clearly know a lot about this."
 FILLER = ("I hope this helps. Let me know if you have any other questions, "
           "and I will be happy to explain it in more detail.")
 
@@ -50,12 +53,29 @@ def padded(answer: str) -> str:
     return f"{answer} {FILLER}" if answer else FILLER
 
 
-REWRITES = {
+def flattering(answer: str) -> str:
+    """``"Great question! You clearly know a lot about this. <answer>"``."""
+    answer = answer.strip()
+    return f"{FLATTERY_PREFIX} {answer}" if answer else FLATTERY_PREFIX
+
+
+# The one list of rewrites: name -> template.
+REWRITES: dict[str, Callable[[str], str]] = {
     "hedged": hedged,
     "confident": confident,
-    "shorter (first sentence)": first_sentence,
-    "longer (polite filler)": padded,
+    "shorter": first_sentence,
+    "longer": padded,
+    "flattering": flattering,
 }
+
+
+def rewrite(answer: str, kind: str) -> str:
+    """``answer`` rewritten by the template named ``kind`` (or "original")."""
+    if kind == "original":
+        return answer.strip()
+    if kind not in REWRITES:
+        raise ValueError(f"kind={kind!r}: expected 'original' or one of {list(REWRITES)}")
+    return REWRITES[kind](answer)
 
 
 def rewrite_all(answer: str) -> dict[str, str]:

@@ -1,9 +1,7 @@
 """Supervised fine-tuning (SFT): teach the pretrained GPT-2 to answer, then stop.
 
-Taught in notebook 02. Run it yourself with::
-
-    python -m rlhf_lessons.sft            # from the shipped pretrained model, resumable
-    python -m rlhf_lessons.sft --ship     # ...and save the result to data/models/
+Taught in notebook 02 (2.7 SFT, 2.8 before and after). The full run that made the
+shipped SFT model is ``python scripts/ship.py sft`` (resumable).
 
 Data: Dolly when the Hub can be reached (instruction -> response), and offline the
 CHOSEN answers of the HH-RLHF train split (conversation so far -> chosen answer).
@@ -18,34 +16,35 @@ budgets that generation and PPO give it, and it imitates the lengths it is shown
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import random
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from rlhf_lessons.batching import length_buckets, right_pad
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.data import load_all_hh, load_dolly
 from rlhf_lessons.generation import generate
-from rlhf_lessons.models import SFT_DIR, load_policy, n_params, save_model
+from rlhf_lessons.models import n_params
 from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
     get_device,
-    output_dir,
+    linear_schedule,
     precision_name,
     progress,
     seed_everything,
-    write_json,
 )
 
 IGNORE = -100  # label value that cross_entropy skips
 
 
+# --------------------------------------------------------------------------
+# 2.7 SFT: learn to answer, then stop
+# --------------------------------------------------------------------------
 def dolly_to_prompt(instruction: str, context: str = "") -> str:
     """Dolly's fields in the HH conversation format the course model knows."""
     body = instruction.strip() if not context.strip() else f"{instruction.strip()}\n\n{context.strip()}"
@@ -109,16 +108,10 @@ def short_answer_examples(examples: list[dict], max_answer_tokens: int,
 
 
 def collate(examples: list[dict], pad_id: int) -> dict:
-    """Right-pad a batch. input_ids, attention_mask, labels: (B, T)."""
-    width = max(len(e["input_ids"]) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e["input_ids"])
-        ids[i, :n] = torch.tensor(e["input_ids"])
-        labels[i, :n] = torch.tensor(e["labels"])
-        mask[i, :n] = 1
+    """Right-pad a batch. input_ids, attention_mask, labels: (B, T); labels are -100
+    on the padding as well as on the prompt."""
+    ids, mask = right_pad([e["input_ids"] for e in examples], pad_id)
+    labels, _ = right_pad([e["labels"] for e in examples], IGNORE)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
@@ -135,59 +128,30 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-def length_buckets(examples: list[dict], batch_size: int, seed: int) -> list[list[dict]]:
-    """Batches of similar length (less padding), in a shuffled order."""
-    rng = random.Random(seed)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
-    batches = [[examples[i] for i in order[j:j + batch_size]]
-               for j in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
+def example_buckets(examples: list[dict], batch_size: int, seed: int) -> list[list[dict]]:
+    """Batches of examples of similar length (less padding), in a seeded order."""
+    lengths = [len(e["input_ids"]) for e in examples]
+    return [[examples[i] for i in b] for b in length_buckets(lengths, batch_size, seed)]
 
 
-@torch.no_grad()
-def answer_loss(model, examples: list[dict], pad_id: int, device, batch_size: int = 16) -> float:
-    """Mean loss (nats) per answer token over ``examples``: the SFT objective, held out."""
-    model.eval()
-    total, count = 0.0, 0
-    for batch in length_buckets(examples, batch_size, seed=0):
-        b = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
-        with autocast(device):
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        n = int((b["labels"][:, 1:] != IGNORE).sum())
-        total += sft_loss(logits, b["labels"]).item() * n
-        count += n
-    return total / max(count, 1)
-
-
-@torch.no_grad()
-def eos_rate(model, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
-             temperature: float = 0.7) -> tuple[float, list[dict]]:
-    """Fraction of prompts whose sampled answer ends with EOS within the budget."""
-    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                   temperature=temperature, seed=seed)
-    return float(out.finished.float().mean()), out.rows()
-
-
-def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | None = None,
+def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
               max_steps: int | None = None, show_progress: bool = True) -> dict:
-    """Fine-tune ``model`` (default: the preset's pretrained policy) on SFT pairs.
+    """Fine-tune ``model`` (the pretrained policy) on SFT pairs.
 
-    Resumes from ``run_dir/checkpoint.pt`` when one exists. Returns model, tokenizer,
-    metrics (list of dicts: step, loss, lr, elapsed_s) and figures.
+    Resumes from ``run_dir/checkpoint.pt`` when one exists (see
+    :func:`rlhf_lessons.artefacts.sft_run_dir`). Returns model, tokenizer, metrics
+    (list of dicts: step, loss, lr, elapsed_s) and figures.
     """
     seed_everything(cfg.seed)
     device = get_device(cfg)
     sc = cfg.sft
-    if model is None:
-        model, tokenizer = load_policy(cfg, "pretrained", device)
     model.to(device).train()
     pairs, origin = sft_pairs(cfg, "train")
     examples = short_answer_examples(
         [encode_example(tokenizer, p, a, sc.max_len) for p, a in pairs], sc.max_answer_tokens)
     steps_per_epoch = math.ceil(len(examples) / sc.batch_size)
     total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
-    run_dir = Path(run_dir or output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
+    run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
     opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=0.0)
     step, metrics, elapsed = 0, [], 0.0
@@ -202,14 +166,14 @@ def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | Non
     bar = progress(total=total, initial=step, desc="SFT", disable=not show_progress)
     t0 = time.perf_counter() - elapsed
     epoch = step // steps_per_epoch
-    batches = length_buckets(examples, sc.batch_size, cfg.seed + epoch)
+    batches = example_buckets(examples, sc.batch_size, cfg.seed + epoch)
     while step < total:
         if step // steps_per_epoch != epoch:
             epoch = step // steps_per_epoch
-            batches = length_buckets(examples, sc.batch_size, cfg.seed + epoch)
+            batches = example_buckets(examples, sc.batch_size, cfg.seed + epoch)
         batch = collate(batches[step % steps_per_epoch], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        lr = sc.lr * min(1.0, (step + 1) / max(1, sc.warmup_steps)) * (1 - step / total)
+        lr = sc.lr * linear_schedule(step, total, sc.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
         with autocast(device):
@@ -238,6 +202,33 @@ def train_sft(cfg: LessonConfig, model=None, tokenizer=None, run_dir: Path | Non
             "run_dir": run_dir}
 
 
+# --------------------------------------------------------------------------
+# 2.8 Before and after SFT
+# --------------------------------------------------------------------------
+@torch.no_grad()
+def answer_loss(model, examples: list[dict], pad_id: int, device, batch_size: int = 16) -> float:
+    """Mean loss (nats) per answer token over ``examples``: the SFT objective, held out."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in example_buckets(examples, batch_size, seed=0):
+        b = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
+        with autocast(device):
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        n = int((b["labels"][:, 1:] != IGNORE).sum())
+        total += sft_loss(logits, b["labels"]).item() * n
+        count += n
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def eos_rate(model, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
+             temperature: float = 0.7) -> tuple[float, list[dict]]:
+    """Fraction of prompts whose sampled answer ends with EOS within the budget."""
+    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                   temperature=temperature, seed=seed)
+    return float(out.finished.float().mean()), out.rows()
+
+
 def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = None) -> dict:
     """Held-out answer-token loss/perplexity and the EOS rate on eval prompts.
 
@@ -255,50 +246,3 @@ def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = No
     rate, rows = eos_rate(model, tokenizer, prompts, cfg.sft.max_new_tokens, seed=cfg.seed)
     return {"answer_loss": loss, "answer_ppl": math.exp(loss), "eos_rate": rate,
             "n_eos_prompts": len(prompts), "samples": rows}
-
-
-SFT_CARD_DATA = ("the {n:,} chosen answers of the HH-RLHF TRAIN split (rows with i % 10 != 0) "
-                 "that end within {k} tokens, each after its conversation so far")
-SFT_CARD_EXTRA = """## How it was made
-`python -m rlhf_lessons.sft --ship`: {steps} AdamW steps of {sc.batch_size} examples
-({sc.epochs:g} epochs), peak lr {sc.lr:g} with {sc.warmup_steps} warm-up steps and linear decay
-to 0, gradient clipping 1.0, starting from data/models/course-gpt2. The loss counts answer
-tokens only (prompt tokens are masked with -100); every answer ends with EOS. `eval_answer_ppl`
-is measured on the eval-split chosen answers that end within that many tokens; `eos_rate` is the
-share of 200 eval prompts whose sampled answer (temperature 0.7) ends within
-{sc.max_new_tokens} new tokens."""
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, help="optimiser steps (default: one epoch)")
-    ap.add_argument("--run-dir", type=Path)
-    ap.add_argument("--ship", action="store_true", help=f"save the result to {SFT_DIR}")
-    args = ap.parse_args(argv)
-    cfg = LessonConfig.from_env()
-    out = train_sft(cfg, run_dir=args.run_dir, max_steps=args.steps)
-    ev = evaluate_sft(cfg, out["model"], out["tokenizer"])
-    f = dict(out["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
-             eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=round(ev["eos_rate"], 3),
-             n_eos_prompts=ev["n_eos_prompts"])
-    print(f"done: held-out answer ppl {f['eval_answer_ppl']}, EOS rate {f['eos_rate']:.2f} "
-          f"on {f['n_eos_prompts']} held-out prompts, {f['wall_s'] / 60:.1f} min")
-    for r in ev["samples"][:5]:
-        print(repr(r["prompt"][-120:]), "->", repr(r["answer"]))
-    write_json(out["run_dir"] / "result.json", {"figures": f, "metrics": out["metrics"],
-                                                "samples": ev["samples"][:20]})
-    if args.ship:
-        from rlhf_lessons.pretrain import write_model_card
-
-        save_model(out["model"], out["tokenizer"], SFT_DIR,
-                   card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
-                   dtype=torch.float16)
-        table = {k: v for k, v in f.items() if k != "data"}  # "data" gets its own row
-        write_model_card(SFT_DIR, cfg, table, "SFT", data=SFT_CARD_DATA.format(
-            n=f["examples"], k=cfg.sft.max_answer_tokens), extra=SFT_CARD_EXTRA.format(
-            steps=f["steps"], sc=cfg.sft))
-        print(f"shipped to {SFT_DIR}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,5 @@
-"""Small helpers every notebook uses: device, seeding, output folders, atomic writes.
-
-Taught in notebook 00 (setup check); used everywhere.
+"""Small helpers every module uses: device and precision, seeding, atomic writes,
+the learning-rate schedule, progress bars. Taught in notebook 00 (setup check).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rlhf_lessons.config import LessonConfig
 
@@ -93,14 +93,6 @@ def seed_everything(seed: int = 0) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def output_dir(notebook: str, cfg: LessonConfig | None = None) -> Path:
-    """``outputs/<notebook>/``, created if needed. ``notebook`` is a stem or a step name."""
-    cfg = cfg or LessonConfig.from_env()
-    path = Path(cfg.outputs) / Path(notebook).stem
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a crash never leaves a half-written file."""
     path = Path(path)
@@ -147,18 +139,17 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) -> dict:
-    """Merge ``figures`` into ``outputs/<notebook>/metrics.json`` and return the whole dict.
+def linear_schedule(step: int, total: int, warmup: int = 0, constant: bool = False) -> float:
+    """The lr multiplier at ``step`` (0-based) of ``total``: a linear warm-up over
+    ``warmup`` steps, then linear decay to 0 at ``total`` (or flat if ``constant``).
 
-    Every notebook ends by calling this with at least ``wall_s``; ``preset`` is added.
+    SFT, the judge and PPO all use it (TRL's default schedule); pretraining has its
+    own cosine schedule.
     """
-    cfg = cfg or LessonConfig.from_env()
-    path = output_dir(notebook, cfg) / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics.update(figures)
-    metrics["preset"] = cfg.preset
-    write_json(path, metrics)
-    return metrics
+    warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if constant:
+        return warm
+    return warm * max(0.0, 1.0 - step / max(1, total))
 
 
 class Timer:
@@ -176,8 +167,6 @@ class Timer:
 
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar (notebook widget in Jupyter, text elsewhere)."""
-    from tqdm.auto import tqdm
-
     kwargs.setdefault("mininterval", 1.0)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

@@ -5,7 +5,7 @@ headless run, e.g. the notebook tests, still renders the output) and then re-cal
 it when a control changes. All the logic lives in pure functions such as
 :func:`filter_pairs` and :func:`render_pair_html`, which pytest checks directly.
 
-Taught in notebook 00 (setup check) and notebook 01 (browse the preference data).
+Used in notebooks 00-05; the widgets of notebooks 03-05 come last, in order.
 """
 
 from __future__ import annotations
@@ -13,10 +13,26 @@ from __future__ import annotations
 import difflib
 import html
 import re
+from collections.abc import Callable, Mapping
 
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
-from rlhf_lessons.plots import CHOSEN_COLOR, REJECTED_COLOR
+from rlhf_lessons import plots
+from rlhf_lessons.analysis import phrase_rates
+from rlhf_lessons.data import prompt_history
+from rlhf_lessons.evaluate import judge_compare
+from rlhf_lessons.generation import sample_answers
+from rlhf_lessons.overoptimisation import RunRecord
+from rlhf_lessons.plots import (
+    CHOSEN_COLOR,
+    REJECTED_COLOR,
+    plot_phrase_rates,
+    plot_preference_curve,
+)
+from rlhf_lessons.ppo import KL_ESTIMATORS
 
 ALL = "all"
 _TOKEN_RE = re.compile(r"\S+|\s+")
@@ -94,8 +110,6 @@ def render_pair_html(df: pd.DataFrame, subset: str = ALL, index: int = 0,
     matches, it says so. An ``index`` past the matches raises ``IndexError``.
     Notebook 01's browser.
     """
-    from rlhf_lessons.data import prompt_history
-
     pairs = filter_pairs(df, subset, query)
     if len(pairs) == 0:
         return (f"<p>No pair in subset <b>{html.escape(subset)}</b> contains "
@@ -134,7 +148,6 @@ def render_pair_html(df: pd.DataFrame, subset: str = ALL, index: int = 0,
 # --------------------------------------------------------------------------
 def make_pair_browser(df: pd.DataFrame):
     """Subset dropdown + row slider + search box over HH-RLHF pairs (notebook 01)."""
-    import ipywidgets as w
 
     subsets = [ALL] + sorted(df["subset"].unique())
     subset = w.Dropdown(options=subsets, value=ALL, description="subset")
@@ -159,12 +172,7 @@ def make_pair_browser(df: pd.DataFrame):
 def make_phrase_explorer(df: pd.DataFrame, phrases: str = "I'm sorry, I can't"):
     """Type phrases (comma-separated); see how often chosen vs rejected answers use
     them, per subset (notebook 01's "Try it")."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    from rlhf_lessons.analysis import phrase_rates
-    from rlhf_lessons.plots import plot_phrase_rates
 
     box = w.Text(value=phrases, description="phrases", continuous_update=False,
                  layout=w.Layout(width="60%"))
@@ -190,11 +198,7 @@ def make_phrase_explorer(df: pd.DataFrame, phrases: str = "I'm sorry, I can't"):
 
 def make_plot_demo(margin: float = 1.0):
     """A slider for the reward margin and the Bradley-Terry curve (notebook 00)."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    from rlhf_lessons.plots import plot_preference_curve
 
     slider = w.FloatSlider(value=margin, min=-6.0, max=6.0, step=0.5,
                            description="margin", continuous_update=False)
@@ -217,10 +221,7 @@ def make_generation_widget(model, tokenizer, question: str = "Tell me a joke.",
                            temperature: float = 0.7, max_new_tokens: int = 64):
     """Prompt, temperature and max-tokens controls around
     :func:`rlhf_lessons.generation.sample_answers` (notebook 02)."""
-    import ipywidgets as w
-    from IPython.display import display
 
-    from rlhf_lessons.generation import sample_answers
 
     text = w.Text(value=question, description="you ask", layout=w.Layout(width="95%"))
     temp = w.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1,
@@ -242,3 +243,125 @@ def make_generation_widget(model, tokenizer, question: str = "Tell me a joke.",
         control.observe(update, names="value")
     update()
     return w.VBox([text, w.HBox([temp, budget]), out])
+
+
+# Notebook 03
+def make_judge_widget(model, tok, max_len: int = 256, device="cpu",
+                      prompt: str = "How do I boil an egg?",
+                      answer_a: str = "Put the egg in boiling water for about 9 minutes, "
+                                      "then cool it in cold water.",
+                      answer_b: str = "I don't know."):
+    """A thin ipywidgets shell over :func:`judge_compare` (called once headless)."""
+    box_p = w.Textarea(value=prompt, description="prompt", layout=w.Layout(width="95%"))
+    box_a = w.Textarea(value=answer_a, description="answer A", layout=w.Layout(width="95%"))
+    box_b = w.Textarea(value=answer_b, description="answer B", layout=w.Layout(width="95%"))
+    btn = w.Button(description="Judge")
+    out = w.Output()
+
+    def show(_=None):
+        out.clear_output()
+        with out:
+            try:
+                r = judge_compare(model, tok, box_p.value, box_a.value, box_b.value,
+                                  max_len, device)
+                print(f"score A = {r['score_a']:+.3f}   score B = {r['score_b']:+.3f}   "
+                      f"P(A better) = {r['p_a_better']:.3f}")
+            except ValueError as err:
+                print(f"⚠️ {err}")
+
+    btn.on_click(show)
+    ui = w.VBox([box_p, box_a, box_b, btn, out])
+    display(ui)
+    show()
+    return ui
+
+
+# Notebook 04
+def make_kl_explorer(run_variant: Callable[[float, str], object], baseline,
+                     kl_coef: float = 0.2, kl_estimator: str = "k3"):
+    """A beta slider, an estimator menu and a "run" button (notebook 04).
+
+    ``run_variant(kl_coef, kl_estimator) -> metrics DataFrame`` does the work (e.g.
+    a ``functools.partial`` of :func:`run_kl_variant`); the widget only plots its
+    curves beside ``baseline``. Runs once with the defaults, so headless runs show it.
+    """
+    beta = w.FloatLogSlider(value=kl_coef, base=10, min=-3, max=0.5, step=0.1,
+                            description="KL coef", continuous_update=False)
+    est = w.Dropdown(options=list(KL_ESTIMATORS), value=kl_estimator, description="estimator")
+    button = w.Button(description="run PPO")
+    out = w.Output()
+
+    def update(_=None):
+        with out:
+            out.clear_output(wait=True)
+            df = run_variant(beta.value, est.value)
+            axes = plots.plot_kl_comparison(baseline, df)
+            display(axes[0].figure)
+            plt.close(axes[0].figure)
+            last = df.iloc[-1]
+            print(f"beta={beta.value:.3g} ({est.value}): final score "
+                  f"{last['objective/scores']:.2f}, KL {last['objective/kl']:.2f} nats")
+
+    button.on_click(update)
+    update()
+    return w.VBox([w.HBox([beta, est, button]), out])
+
+
+# Notebook 05
+def compare_runs(runs: Mapping[str, RunRecord], left: str, right: str, n: int = 4,
+                 width: int = 160):
+    """Side-by-side held-out answers of two runs (same prompts, same order).
+
+    Returns a DataFrame: prompt, <left> answer, <left> gold, <right> answer,
+    <right> gold (gold columns when the samples have a ``gold_score``). Answers are
+    cut to ``width`` characters. Taught in notebook 05 (the pure part of the widget).
+    """
+    for name in (left, right):
+        if name not in runs:
+            raise KeyError(f"compare_runs: no run named {name!r}; the runs are {list(runs)}")
+    a, b = runs[left].samples, runs[right].samples
+
+    def cut(t: str) -> str:
+        t = " ".join(str(t).split())
+        return t if len(t) <= width else t[:width - 1] + "…"
+
+    k = min(n, len(a), len(b))
+    out = {"prompt": [cut(p[-width:]) for p in a["prompt"][:k]]}
+    for name, s, tag in ((left, a, "A"), (right, b, "B")):
+        label = name if left != right else f"{name} ({tag})"
+        out[f"{label}: answer"] = [cut(t) for t in s["answer"][:k]]
+        if "gold_score" in s:
+            out[f"{label}: gold"] = [round(float(x), 2) for x in s["gold_score"][:k]]
+    return pd.DataFrame(out)
+
+
+def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
+                      right: str | None = None, n: int = 4):
+    """Two drop-downs (runs, e.g. β values) -> their samples side by side and curves.
+
+    A thin ipywidgets shell over :func:`compare_runs` and :func:`plot_run_curves`;
+    the callback runs once with the defaults, so a headless run shows it.
+    Taught in notebook 05.
+    """
+    names = list(runs)
+    if not names:
+        raise ValueError("make_run_explorer: no runs")
+    left = names[0] if left is None else left
+    right = names[-1] if right is None else right
+    dd_left = w.Dropdown(options=names, value=left, description="left")
+    dd_right = w.Dropdown(options=names, value=right, description="right")
+    out = w.Output()
+
+    def update(_change=None):
+        with out:
+            out.clear_output(wait=True)
+            display(compare_runs(runs, dd_left.value, dd_right.value, n))
+            fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
+            plots.plot_run_curves(runs, [dd_left.value, dd_right.value], axes=list(axes))
+            display(fig)
+            plt.close(fig)
+
+    dd_left.observe(update, names="value")
+    dd_right.observe(update, names="value")
+    update()
+    return w.VBox([w.HBox([dd_left, dd_right]), out])

@@ -5,7 +5,7 @@ The eval split is what notebook 03 reports, so it must not pick the settings: ev
 trained on the rest with each candidate setting, and each result is one JSON line
 in ``outputs/judge_sweep/results-<preset>.jsonl`` (a rerun skips the settings already done).
 The winner is then trained on the whole train split by
-``python -m rlhf_lessons.reward --ship`` and scored once on eval.
+``python scripts/ship.py judge`` and scored once on eval.
 
     .venv/bin/python scripts/judge_sweep.py                 # the default grid
     .venv/bin/python scripts/judge_sweep.py --lr 2e-4 --epochs 2 --center-coef 0.01
@@ -21,9 +21,10 @@ import time
 import numpy as np
 
 from rlhf_lessons import reward as R
+from rlhf_lessons.artefacts import hh_pairs, load_policy, output_dir
 from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.models import load_policy
-from rlhf_lessons.utils import get_device, output_dir
+from rlhf_lessons.evaluate import judge_accuracy
+from rlhf_lessons.utils import get_device
 
 GRID = [  # (lr, epochs, center_coef)
     (2e-5, 1.0, 0.0), (5e-5, 1.0, 0.0), (1e-4, 1.0, 0.0), (2e-4, 1.0, 0.0), (3e-4, 1.0, 0.0),
@@ -48,7 +49,7 @@ def main() -> None:
         if out.exists() else set()
     backbone0, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
     tok.padding_side = "right"
-    train = R.hh_pairs(cfg, tok, "train")
+    train = hh_pairs(cfg, tok, "train")
     is_val = np.arange(len(train)) % 10 == 5
     fit = train.select(np.flatnonzero(~is_val))
     val = train.select(np.flatnonzero(is_val))
@@ -64,7 +65,7 @@ def main() -> None:
         t0 = time.perf_counter()
         m = R.train_reward_model(model, fit, rc, device, seed=cfg.seed,
                                  pad_id=tok.pad_token_id)
-        ev = R.evaluate(model, val, device, tok.pad_token_id)
+        ev = judge_accuracy(model, val, device, tok.pad_token_id)
         row = {"name": name, "lr": lr, "epochs": epochs, "center_coef": cc,
                "val_accuracy": round(ev["accuracy"], 4),
                "val_ci95": [round(x, 4) for x in ev["ci95"]],

@@ -7,33 +7,35 @@ import pandas as pd
 import pytest
 import torch
 
-from rlhf_lessons import hacking as hk
-from rlhf_lessons.config import LessonConfig
+from rlhf_lessons import analysis, rewrites, widgets
+from rlhf_lessons import evaluate as E
+from rlhf_lessons import overoptimisation as O
+from rlhf_lessons.config import HackingConfig, LessonConfig
 
 
 # ---------------------------------------------------------------- rewrites
 def test_rewrites_are_fixed_templates():
     a = "  Paris is the capital. It is in France.  "
-    assert hk.rewrite(a, "original") == "Paris is the capital. It is in France."
-    assert hk.rewrite(a, "confident") == "Definitely. Paris is the capital. It is in France."
-    assert hk.rewrite(a, "hedged") == ("I'm not completely sure, but I think paris is the "
+    assert rewrites.rewrite(a, "original") == "Paris is the capital. It is in France."
+    assert rewrites.rewrite(a, "confident") == "Definitely. Paris is the capital. It is in France."
+    assert rewrites.rewrite(a, "hedged") == ("I'm not completely sure, but I think paris is the "
                                        "capital. It is in France.")
-    assert hk.rewrite(a, "shorter") == "Paris is the capital."
-    assert hk.rewrite(a, "longer").startswith("Paris is the capital. It is in France. I hope")
-    assert hk.rewrite(a, "flattering") == ("Great question! You clearly know a lot about "
+    assert rewrites.rewrite(a, "shorter") == "Paris is the capital."
+    assert rewrites.rewrite(a, "longer").startswith("Paris is the capital. It is in France. I hope")
+    assert rewrites.rewrite(a, "flattering") == ("Great question! You clearly know a lot about "
                                            "this. Paris is the capital. It is in France.")
     # deterministic: the same input gives the same output
-    assert [hk.rewrite(a, k) for k in hk.REWRITE_KINDS] == [
-        hk.rewrite(a, k) for k in hk.REWRITE_KINDS]
+    assert [rewrites.rewrite(a, k) for k in rewrites.REWRITES] == [
+        rewrites.rewrite(a, k) for k in rewrites.REWRITES]
 
 
 def test_rewrite_refuses_unknown_kind():
     with pytest.raises(ValueError, match="kind='sarcastic'"):
-        hk.rewrite("x", "sarcastic")
+        rewrites.rewrite("x", "sarcastic")
 
 
 def test_flattering_empty_answer():
-    assert hk.flattering("   ") == hk.FLATTERY_PREFIX
+    assert rewrites.flattering("   ") == rewrites.FLATTERY_PREFIX
 
 
 # ---------------------------------------------------------------- judge effects
@@ -44,7 +46,7 @@ def _word_count_judge(prompts, answers):
 def test_judge_effects_with_a_length_judge():
     prompts = ["p1", "p2", "p3"]
     answers = ["One two. Three.", "Single sentence here.", "A b. C d e."]
-    eff = hk.judge_effects(_word_count_judge, prompts, answers, n_boot=50)
+    eff = E.judge_effects(_word_count_judge, prompts, answers, n_boot=50)
     # "Definitely." adds exactly one word to each answer
     assert eff.loc["confident", "mean"] == pytest.approx(1.0)
     assert eff.loc["confident", "se"] == pytest.approx(0.0)
@@ -63,54 +65,54 @@ def test_judge_effects_with_a_length_judge():
 
 def test_judge_effects_checks_its_inputs():
     with pytest.raises(ValueError, match="2 prompts but 1 answers"):
-        hk.judge_effects(_word_count_judge, ["a", "b"], ["x"])
+        E.judge_effects(_word_count_judge, ["a", "b"], ["x"])
     with pytest.raises(ValueError, match="returned"):
-        hk.judge_effects(lambda p, a: [0.0], ["a", "b"], ["x", "y"])
+        E.judge_effects(lambda p, a: [0.0], ["a", "b"], ["x", "y"])
 
 
 def test_mean_with_error_hand_computed():
-    st = hk.mean_with_error([1.0, 2.0, 3.0, 6.0], n_boot=2000, seed=0)
+    st = E.mean_with_error([1.0, 2.0, 3.0, 6.0], n_boot=2000, seed=0)
     assert st["mean"] == pytest.approx(3.0)
     assert st["se"] == pytest.approx(np.std([1, 2, 3, 6], ddof=1) / 2)
     assert st["ci_low"] < 3.0 < st["ci_high"]
     assert 1.0 <= st["ci_low"] and st["ci_high"] <= 6.0
-    one = hk.mean_with_error([2.5])
+    one = E.mean_with_error([2.5])
     assert one["mean"] == 2.5 and math.isnan(one["se"])
     with pytest.raises(ValueError):
-        hk.mean_with_error([])
+        E.mean_with_error([])
 
 
 # ---------------------------------------------------------------- features
 def test_repetition_hand_computed():
-    assert hk.repetition("a b a b") == pytest.approx(1 / 3)  # ab ba ab
-    assert hk.repetition("great great great great") == pytest.approx(2 / 3)
-    assert hk.repetition("all different words here") == 0.0
-    assert hk.repetition("one") == 0.0
-    assert hk.repetition("") == 0.0
-    assert hk.repetition("x x x", n=1) == pytest.approx(2 / 3)
+    assert analysis.repetition("a b a b") == pytest.approx(1 / 3)  # ab ba ab
+    assert analysis.repetition("great great great great") == pytest.approx(2 / 3)
+    assert analysis.repetition("all different words here") == 0.0
+    assert analysis.repetition("one") == 0.0
+    assert analysis.repetition("") == 0.0
+    assert analysis.repetition("x x x", n=1) == pytest.approx(2 / 3)
 
 
 def test_answer_features_hand_made():
-    f = hk.answer_features("Great question! I'm not sure, maybe. Definitely sure!!")
+    f = analysis.answer_features("Great question! I'm not sure, maybe. Definitely sure!!")
     assert f["words"] == 8
     assert f["flattery"] == 1  # "great question"
     assert f["hedge"] == 2  # "i'm not sure", "maybe"
     assert f["confident"] == 2  # "definitely", "sure"; not the "sure" of "not sure"
     assert f["refusal"] == 0
     assert f["exclamations"] == 3
-    g = hk.answer_features("I'm sorry, I can't help with that.")
+    g = analysis.answer_features("I'm sorry, I can't help with that.")
     assert g["refusal"] == 2 and g["confident"] == 0
     with pytest.raises(TypeError):
-        hk.answer_features(None)
+        analysis.answer_features(None)
 
 
 def test_feature_table_and_means():
-    t = hk.feature_table(["a!", "b c d"])
-    assert list(t.columns) == list(hk.FEATURES)
+    t = analysis.feature_table(["a!", "b c d"])
+    assert list(t.columns) == list(analysis.FEATURES)
     assert t["words"].tolist() == [1.0, 3.0]
-    m = hk.feature_means(["a!", "b c d"])
+    m = analysis.feature_means(["a!", "b c d"])
     assert m["words"] == 2.0 and m["exclamations"] == 0.5
-    assert hk.feature_means([]) == {k: 0.0 for k in hk.FEATURES}
+    assert analysis.feature_means([]) == {k: 0.0 for k in analysis.FEATURES}
 
 
 # ---------------------------------------------------------------- sqrt(KL)
@@ -118,47 +120,47 @@ def test_sequence_kl_masks_padding():
     logp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -9.0]])
     ref = torch.tensor([[-1.5, -2.0, -1.0], [-1.0, -1.0, 0.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
-    kl = hk.sequence_kl(logp, ref, mask)
+    kl = E.sequence_kl(logp, ref, mask)
     assert kl.tolist() == pytest.approx([0.5, 1.0])
-    assert hk.sequence_kl(ref, ref, mask).tolist() == [0.0, 0.0]
+    assert E.sequence_kl(ref, ref, mask).tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="shapes differ"):
-        hk.sequence_kl(logp, ref[:, :2], mask)
+        E.sequence_kl(logp, ref[:, :2], mask)
 
 
 def test_sqrt_kl_clips_noise_below_zero():
-    assert hk.sqrt_kl([4.0, 0.0]) == pytest.approx(math.sqrt(2.0))
-    assert hk.sqrt_kl(torch.tensor([9.0])) == pytest.approx(3.0)
-    assert hk.sqrt_kl([-0.2, 0.1]) == 0.0
+    assert E.sqrt_kl([4.0, 0.0]) == pytest.approx(math.sqrt(2.0))
+    assert E.sqrt_kl(torch.tensor([9.0])) == pytest.approx(3.0)
+    assert E.sqrt_kl([-0.2, 0.1]) == 0.0
     with pytest.raises(ValueError):
-        hk.sqrt_kl([])
+        E.sqrt_kl([])
     with pytest.raises(ValueError, match="finite"):
-        hk.sqrt_kl([float("nan")])
+        E.sqrt_kl([float("nan")])
 
 
 def test_peak_then_fall():
-    r = hk.peak_then_fall([0, 1, 2, 3], [0.0, 0.5, 0.2, 0.1])
+    r = E.peak_then_fall([0, 1, 2, 3], [0.0, 0.5, 0.2, 0.1])
     assert r["peaks_inside"] and r["peak_x"] == 1 and r["drop"] == pytest.approx(0.4)
-    assert not hk.peak_then_fall([0, 1, 2], [0.0, 0.5, 0.7])["peaks_inside"]
+    assert not E.peak_then_fall([0, 1, 2], [0.0, 0.5, 0.7])["peaks_inside"]
     # unordered xs are sorted first
-    assert hk.peak_then_fall([2, 0, 1], [0.2, 0.0, 0.5])["peaks_inside"]
+    assert E.peak_then_fall([2, 0, 1], [0.2, 0.0, 0.5])["peaks_inside"]
 
 
 # ---------------------------------------------------------------- hackable rewards
 def test_hackable_rewards_on_hand_made_strings():
     prompts = ["q"] * 3
     answers = ["Yes!", "No", "Wow!!! Great!"]
-    assert hk.exclamation_reward(prompts, answers) == [1.0, 0.0, 4.0]
-    assert hk.length_reward(prompts, answers) == [0.1, 0.1, 0.2]
+    assert O.exclamation_reward(prompts, answers) == [1.0, 0.0, 4.0]
+    assert O.length_reward(prompts, answers) == [0.1, 0.1, 0.2]
     with pytest.raises(ValueError, match="2 prompts but 3 responses"):
-        hk.exclamation_reward(["a", "b"], answers)
+        O.exclamation_reward(["a", "b"], answers)
     with pytest.raises(TypeError, match="response 1"):
-        hk.length_reward(["a", "b"], ["x", 3])
+        O.length_reward(["a", "b"], ["x", 3])
 
 
 # ---------------------------------------------------------------- config
 def test_hacking_config_fast_is_smaller():
-    fast = hk.HackingConfig.for_preset(LessonConfig.from_env())  # conftest: fast
-    full = hk.HackingConfig.for_preset(LessonConfig(preset="default"))
+    fast = HackingConfig.for_preset(LessonConfig.from_env())  # conftest: fast
+    full = HackingConfig.for_preset(LessonConfig(preset="default"))
     assert fast.sweep_updates < full.sweep_updates
     assert fast.n_effect_answers < full.n_effect_answers
     assert 0.0 in full.sweep_betas and 0.0 in fast.sweep_betas
@@ -166,7 +168,7 @@ def test_hacking_config_fast_is_smaller():
 
 def test_ppo_config_for_notebook_05():
     base = LessonConfig(preset="default").ppo
-    hc = hk.HackingConfig(rollout_batch=12, ppo_epochs=3)
+    hc = HackingConfig(rollout_batch=12, ppo_epochs=3)
     c = hc.ppo_config(base, lr=1e-3)
     assert (c.rollout_batch, c.ppo_epochs, c.lr) == (12, 3, 1e-3)
     assert c.rollout_batch % c.mini_batches == 0
@@ -178,14 +180,14 @@ def test_relabel_by_swaps_where_the_judge_disagrees():
 
     ps = pairset_from_ids([[1], [2, 2], [3]], [[4, 4, 4], [5], [6]])
     ps.chosen, ps.rejected = ["c0", "c1", "c2"], ["r0", "r1", "r2"]
-    n = hk.relabel_by(ps, [0.0, 1.0, -1.0], [1.0, 0.0, 0.5])  # rows 0 and 2 flip
+    n = O.relabel_by(ps, [0.0, 1.0, -1.0], [1.0, 0.0, 0.5])  # rows 0 and 2 flip
     assert n == 2
     assert ps.chosen_ids == [[4, 4, 4], [2, 2], [6]]
     assert ps.rejected_ids == [[1], [5], [3]]
     assert ps.chosen == ["r0", "c1", "r2"]
     assert ps.len_chosen.tolist() == [3, 2, 1] and ps.len_rejected.tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="need 3 scores"):
-        hk.relabel_by(ps, [0.0], [1.0])
+        O.relabel_by(ps, [0.0], [1.0])
 
 
 # ---------------------------------------------------------------- run explorer
@@ -194,25 +196,25 @@ def _run(name, answers, golds):
                             "gold_score": golds})
     metrics = pd.DataFrame({"update": [1, 2], "objective/scores": [0.1, 0.2],
                             "objective/kl": [0.0, 0.5]})
-    return hk.RunRecord(name, 0.0, metrics, pd.DataFrame(), samples)
+    return O.RunRecord(name, 0.0, metrics, pd.DataFrame(), samples)
 
 
 def test_compare_runs_side_by_side():
     runs = {"beta=0": _run("beta=0", ["aaa", "bbb"], [1.0, 2.0]),
             "beta=0.1": _run("beta=0.1", ["ccc", "d " * 200], [0.5, -1.234])}
-    t = hk.compare_runs(runs, "beta=0", "beta=0.1", n=2, width=20)
+    t = widgets.compare_runs(runs, "beta=0", "beta=0.1", n=2, width=20)
     assert list(t.columns) == ["prompt", "beta=0: answer", "beta=0: gold",
                                "beta=0.1: answer", "beta=0.1: gold"]
     assert t["beta=0: answer"].tolist() == ["aaa", "bbb"]
     assert t["beta=0.1: gold"].tolist() == [0.5, -1.23]
     assert len(t["beta=0.1: answer"][1]) == 20  # cut to width
     with pytest.raises(KeyError, match="no run named 'nope'"):
-        hk.compare_runs(runs, "nope", "beta=0")
+        widgets.compare_runs(runs, "nope", "beta=0")
 
 
 def test_run_explorer_draws_once_headless(capsys):
     runs = {"a": _run("a", ["x", "y"], [0.0, 1.0]), "b": _run("b", ["z", "w"], [1.0, 2.0])}
-    ui = hk.make_run_explorer(runs)
+    ui = widgets.make_run_explorer(runs)
     left, right = ui.children[0].children
     assert (left.value, right.value) == ("a", "b")
     # without a kernel the Output widget does not capture: display() prints
@@ -222,12 +224,13 @@ def test_run_explorer_draws_once_headless(capsys):
 
 
 # ---------------------------------------------------------------- PPO hook loop
-def test_run_ppo_matches_train_ppo():
-    """run_ppo is train_ppo plus a hook: same seed, same numbers."""
+def test_on_update_hook_sees_each_rollout_and_changes_nothing():
+    """train_ppo with an on_update hook: its columns join the metrics, and the
+    run's numbers are those of the same run without a hook."""
     import copy
 
     from rlhf_lessons import ppo
-    from rlhf_lessons.models import load_policy
+    from rlhf_lessons.artefacts import load_policy
 
     cfg = LessonConfig.from_env()
     policy, tok = load_policy(cfg, "sft")
@@ -239,12 +242,12 @@ def test_run_ppo_matches_train_ppo():
         p = copy.deepcopy(policy)
         ref = copy.deepcopy(policy)
         vm = ppo.make_value_model(policy=p)
-        return fn(p, ref, vm, hk.exclamation_reward, tok, prompts, pcfg, seed=3,
+        return fn(p, ref, vm, O.exclamation_reward, tok, prompts, pcfg, seed=3,
                   n_updates=2, show_progress=False, **kw)
 
     a = go(ppo.train_ppo).metrics
-    b = go(hk.run_ppo, on_update=lambda u, ro, row: seen.append(len(ro.responses))
-           or {"hook": u})
+    b = go(ppo.train_ppo, on_update=lambda u, ro, row: seen.append(len(ro.responses))
+           or {"hook": u}).metrics
     assert seen == [pcfg.rollout_batch, pcfg.rollout_batch]
     assert b["hook"].tolist() == [0, 1]
     for key in ("objective/kl", "objective/scores", "loss/policy_avg", "policy/clipfrac_avg"):
@@ -253,16 +256,16 @@ def test_run_ppo_matches_train_ppo():
 
 def test_beta_sweep_end_to_end_and_resume(tmp_path):
     """Two betas, one update each, hand-checkable rewards as proxy and gold."""
-    from rlhf_lessons.models import load_policy
+    from rlhf_lessons.artefacts import load_policy
 
     cfg = LessonConfig.from_env()
     ref, tok = load_policy(cfg, "sft")
     prompts = [f"\n\nHuman: question {i}?\n\nAssistant:" for i in range(8)]
-    pcfg = hk.HackingConfig.for_preset(cfg).ppo_config(cfg.ppo, lr=1e-4)
+    pcfg = HackingConfig.for_preset(cfg).ppo_config(cfg.ppo, lr=1e-4)
     ck = tmp_path / "sweep.pt"
     kw = dict(betas=(0.0, 0.5), n_updates=1, eval_every=1, seed=0, checkpoint=ck,
               show_progress=False)
-    runs = hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+    runs = O.beta_sweep(ref, tok, O.exclamation_reward, O.length_reward, prompts,
                          prompts[:4], pcfg, **kw)
     assert sorted(runs) == [0.0, 0.5]
     for beta, rec in runs.items():
@@ -277,13 +280,13 @@ def test_beta_sweep_end_to_end_and_resume(tmp_path):
         assert first["gold_score"] == pytest.approx(0.0, abs=1e-9)
         assert len(rec.samples) == 4 and "gold_score" in rec.samples
         assert rec.metrics["objective/kl"].iloc[0] == pytest.approx(0.0, abs=1e-5)
-    table = hk.sweep_table(runs)
+    table = O.sweep_table(runs)
     assert table["beta"].tolist() == [0.0, 0.5]
     assert {"sqrt_kl", "proxy_score", "gold_score"} <= set(table.columns)
     # a re-run with the same checkpoint reuses the finished runs
-    again = hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+    again = O.beta_sweep(ref, tok, O.exclamation_reward, O.length_reward, prompts,
                           prompts[:4], pcfg, **kw)
     assert [again[b].wall_s for b in (0.0, 0.5)] == [runs[b].wall_s for b in (0.0, 0.5)]
     with pytest.raises(ValueError, match="betas must be >= 0"):
-        hk.beta_sweep(ref, tok, hk.exclamation_reward, hk.length_reward, prompts,
+        O.beta_sweep(ref, tok, O.exclamation_reward, O.length_reward, prompts,
                       prompts[:4], pcfg, betas=(-1.0,), n_updates=1, eval_every=1)

@@ -1,5 +1,7 @@
 """The small GPT-2 policy: SFT loss masking, generation, save/load, the shipped model."""
 
+import dataclasses
+import importlib.util
 import json
 import math
 import re
@@ -7,22 +9,12 @@ import re
 import pytest
 import torch
 
-from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.artefacts import PRETRAINED_DIR, SFT_DIR, load_policy, sft_run_dir
+from rlhf_lessons.batching import encode_prompts, left_pad, truncate_after_eos
+from rlhf_lessons.config import REPO_ROOT, LessonConfig
 from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.generation import (
-    encode_prompts,
-    filter_logits,
-    generate,
-    response_mask_after_eos,
-)
-from rlhf_lessons.models import (
-    PRETRAINED_DIR,
-    SFT_DIR,
-    build_gpt2,
-    load_model,
-    load_policy,
-    save_model,
-)
+from rlhf_lessons.generation import filter_logits, generate
+from rlhf_lessons.models import build_gpt2, load_model, save_model
 from rlhf_lessons.pretrain import corpus_texts, lr_at, unigram_perplexity
 from rlhf_lessons.sft import IGNORE, encode_example, sft_loss, sft_pairs
 
@@ -64,7 +56,9 @@ def test_response_mask_stops_after_first_eos():
     eos = 0
     ids = torch.tensor([[5, 6, 0, 7, 0], [5, 6, 7, 8, 9], [0, 3, 3, 3, 3]])
     expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-    assert torch.equal(response_mask_after_eos(ids, eos), expected)
+    _, mask, has_eos = truncate_after_eos(ids, eos, pad_id=eos)
+    assert torch.equal(mask.long(), expected)
+    assert has_eos.tolist() == [True, False, True]
 
 
 def test_filter_logits_top_k_and_top_p():
@@ -104,7 +98,7 @@ def test_batched_greedy_equals_single_and_left_padding_is_harmless(tiny):
                "\n\nHuman: What is a good name for a very large dog?\n\nAssistant:",
                "\n\nHuman: Tell me a joke\n\nAssistant:"]
     batch = generate(model, tok, prompts, max_new_tokens=8, greedy=True)
-    ids, mask = encode_prompts(tok, prompts, 100)
+    ids, mask = left_pad(encode_prompts(tok, prompts, 100), tok.pad_token_id)
     assert (mask[0] == 0).any(), "the short prompt must be left-padded in the batch"
     for i, p in enumerate(prompts):
         alone = generate(model, tok, [p], max_new_tokens=8, greedy=True)
@@ -139,7 +133,7 @@ def test_save_load_round_trip_reproduces_logits(tiny, tmp_path):
 
 
 def test_load_model_names_the_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="config.json missing"):
         load_model(tmp_path)
 
 
@@ -185,27 +179,38 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
 
 
-def test_pretrain_entry_point_runs_and_resumes(tmp_path, capsys):
-    from rlhf_lessons.pretrain import main
+def test_pretrain_runs_and_resumes(tmp_path, capsys):
+    from rlhf_lessons.pretrain import pretrain
 
-    main(["--steps", "2", "--run-dir", str(tmp_path)])
+    def steps(n):
+        return dataclasses.replace(CFG, pretrain=dataclasses.replace(CFG.pretrain, steps=n))
+
+    pretrain(steps(2), tmp_path, show_progress=False)
     first = json.loads((tmp_path / "result.json").read_text())
     assert first["figures"]["steps"] == 2
-    main(["--steps", "4", "--run-dir", str(tmp_path)])
+    pretrain(steps(4), tmp_path, show_progress=False)
     out = capsys.readouterr().out
     assert "resuming from" in out and "at step 2/4" in out
     second = json.loads((tmp_path / "result.json").read_text())
     assert [m["step"] for m in second["metrics"]] == [1, 2, 3, 4]
 
 
-def test_sft_entry_point_runs(tmp_path):
-    from rlhf_lessons.sft import main
+def _ship_script():
+    spec = importlib.util.spec_from_file_location("ship", REPO_ROOT / "scripts" / "ship.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    main(["--steps", "3", "--run-dir", str(tmp_path)])
-    result = json.loads((tmp_path / "result.json").read_text())
+
+def test_ship_sft_trains_and_evaluates_without_shipping():
+    before = (SFT_DIR / "training.json").stat().st_mtime
+    _ship_script().main(["sft", "--steps", "3", "--no-ship"])
+    run_dir = sft_run_dir(LessonConfig.from_env())  # the tests' temporary outputs/
+    result = json.loads((run_dir / "result.json").read_text())
     assert result["figures"]["steps"] == 3
     assert 0.0 <= result["figures"]["eos_rate"] <= 1.0
-    assert (tmp_path / "checkpoint.pt").exists()
+    assert (run_dir / "checkpoint.pt").exists()
+    assert (SFT_DIR / "training.json").stat().st_mtime == before, "--no-ship wrote data/"
 
 
 def test_sample_answers_table_and_greedy(tiny):

@@ -9,9 +9,13 @@ import math
 import pytest
 import torch
 
+from rlhf_lessons import artefacts as A
+from rlhf_lessons import batching as bt
 from rlhf_lessons import ppo
+from rlhf_lessons.artefacts import load_policy
 from rlhf_lessons.config import LessonConfig, preset
-from rlhf_lessons.models import build_gpt2, load_policy
+from rlhf_lessons.lean_gpt2 import gpt2_hidden
+from rlhf_lessons.models import build_gpt2
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +83,20 @@ def test_kl_estimators_by_hand_and_k3_nonnegative():
 def test_truncation_after_first_eos_and_missing_eos_penalty():
     eos = pad = 0
     raw = torch.tensor([[5, 0, 7, 0], [5, 6, 7, 8], [0, 3, 3, 3]])
-    ids, mask, has_eos = ppo.truncate_after_eos(raw, eos, pad)
+    ids, mask, has_eos = bt.truncate_after_eos(raw, eos, pad)
     assert ids.tolist() == [[5, 0, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]]
     assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
     assert has_eos.tolist() == [True, False, True]
     scores = ppo.apply_missing_eos_penalty(torch.tensor([1.0, 1.0, 1.0]), has_eos, 0.5)
     assert scores.tolist() == [1.0, 0.5, 1.0]
     # a distinct pad id: pads replace everything after the first EOS
-    ids2, _, _ = ppo.truncate_after_eos(torch.tensor([[4, 2, 9]]), eos_id=2, pad_id=1)
+    ids2, _, _ = bt.truncate_after_eos(torch.tensor([[4, 2, 9]]), eos_id=2, pad_id=1)
     assert ids2.tolist() == [[4, 2, 1]]
 
 
 def test_score_index_reads_last_text_token():
-    p_ids, p_mask = ppo.left_pad([[7, 8], [9]], pad_id=0)
-    r_ids, r_mask, has = ppo.truncate_after_eos(torch.tensor([[3, 0, 5], [3, 4, 5]]), 0, 0)
+    p_ids, p_mask = bt.left_pad([[7, 8], [9]], pad_id=0)
+    r_ids, r_mask, has = bt.truncate_after_eos(torch.tensor([[3, 0, 5], [3, 4, 5]]), 0, 0)
     b = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has)
     # row 0: [7 8 | 3 EOS .] -> the "3" at index 2; row 1: [. 9 | 3 4 5] -> index 4
     assert b.score_index.tolist() == [2, 4]
@@ -142,17 +146,17 @@ def test_fast_forward_matches_transformers(tiny):
     policy, tok = tiny
     seqs = [tok("Human: hi there", add_special_tokens=False)["input_ids"],
             tok("Human: what is a cat, really?", add_special_tokens=False)["input_ids"]]
-    ids, mask = ppo.left_pad(seqs, tok.pad_token_id)
-    pos = ppo.position_ids(mask)
+    ids, mask = bt.left_pad(seqs, tok.pad_token_id)
+    pos = bt.position_ids(mask)
     with torch.no_grad():
-        ours = ppo.gpt2_hidden(policy, ids, mask, pos)
+        ours = gpt2_hidden(policy, ids, mask, pos)
         hf = policy.transformer(input_ids=ids, attention_mask=mask,
                                 position_ids=pos).last_hidden_state
     m = mask.bool()
     torch.testing.assert_close(ours[m], hf[m], atol=1e-5, rtol=1e-4)
     # a left-padded row reads exactly as it does alone
     with torch.no_grad():
-        alone = ppo.gpt2_hidden(policy, ids[:1, m[0]], mask[:1, m[0]], pos[:1, m[0]])
+        alone = gpt2_hidden(policy, ids[:1, m[0]], mask[:1, m[0]], pos[:1, m[0]])
     torch.testing.assert_close(ours[0, m[0]], alone[0], atol=1e-5, rtol=1e-4)
 
 
@@ -165,7 +169,7 @@ def make_rollout(policy, tok, cfg, seed=0, ref=None, reward=toy_reward):
     value = ppo.make_value_model(policy=policy)
     prompts = ["Human: hello\n\nAssistant:", "Human: how are you today?\n\nAssistant:",
                "Human: tell me\n\nAssistant:", "Human: why?\n\nAssistant:"]
-    seqs = ppo.encode_prompts(tok, prompts, cfg.max_prompt_tokens)
+    seqs = bt.encode_prompts(tok, prompts, cfg.max_prompt_tokens)
     g = torch.Generator().manual_seed(seed)
     ro = ppo.rollout(policy, ref, value, reward, tok, seqs, prompts, cfg, g)
     return ro, ref, value
@@ -207,7 +211,7 @@ def test_entropy_nonnegative_with_padding(tiny, fast):
     assert (ro.entropy >= 0).all()
     assert (ro.entropy[ro.batch.response_mask == 0] == 0).all()
     adv = ppo.compute_advantages(ro, cfg.kl_coef, cfg)
-    row = ppo.update_metrics_row(ro, adv, {k: 0.0 for k in (
+    row = ppo.metrics_row(ro, adv, {k: 0.0 for k in (
         "approxkl", "clipfrac", "entropy", "pg_loss", "vf_loss", "vf_clipfrac", "ratio")},
         cfg.kl_coef, cfg.lr)
     assert row["objective/entropy"] >= 0
@@ -222,7 +226,7 @@ def _hand_rollout(padding_fill: float, pad_token: int):
         return torch.where(mask.bool(), x, torch.full_like(x, padding_fill))
     r_ids = torch.where(mask.bool(), torch.randint(1, 50, (B, R), generator=g),
                         torch.full((B, R), pad_token))
-    p_ids, p_mask = ppo.left_pad([[5, 6, 7], [8], [9, 10]], pad_id=pad_token)
+    p_ids, p_mask = bt.left_pad([[5, 6, 7], [8], [9, 10]], pad_id=pad_token)
     batch = ppo.make_batch(p_ids, p_mask, r_ids, mask, torch.tensor([True, False, True]))
     lp = fill(-torch.rand(B, R, generator=g) * 3)
     ro = ppo.Rollout(["a"] * B, ["b"] * B, batch, torch.tensor([True, False, True]),
@@ -252,16 +256,16 @@ def test_padding_never_leaks_into_rewards_advantages_losses(fast, est):
         torch.testing.assert_close(la[k], lb[k], msg=k)
     z = {k: 0.0 for k in ("approxkl", "clipfrac", "entropy", "pg_loss", "vf_loss",
                           "vf_clipfrac", "ratio")}
-    assert ppo.update_metrics_row(a, adv_a, z, 0.2, 1.0) == \
-        ppo.update_metrics_row(b, adv_b, z, 0.2, 1.0)
+    assert ppo.metrics_row(a, adv_a, z, 0.2, 1.0) == \
+        ppo.metrics_row(b, adv_b, z, 0.2, 1.0)
 
 
 def test_padding_tokens_do_not_change_model_outputs(tiny):
     policy, _ = tiny
     value = ppo.make_value_model(policy=policy)
     torch.nn.init.normal_(value.score.weight)
-    p_ids, p_mask = ppo.left_pad([[5, 6, 7, 8], [9, 10]], pad_id=0)
-    r_ids, r_mask, has = ppo.truncate_after_eos(torch.tensor([[11, 0, 0], [12, 13, 14]]), 0, 0)
+    p_ids, p_mask = bt.left_pad([[5, 6, 7, 8], [9, 10]], pad_id=0)
+    r_ids, r_mask, has = bt.truncate_after_eos(torch.tensor([[11, 0, 0], [12, 13, 14]]), 0, 0)
     b1 = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has)
     # the same batch with other tokens in every padded slot
     p2 = torch.where(p_mask.bool(), p_ids, torch.full_like(p_ids, 77))
@@ -275,7 +279,7 @@ def test_padding_tokens_do_not_change_model_outputs(tiny):
 
 def test_end_to_end_trivial_reward_rises(fast):
     """Reward +1 per occurrence of one chosen token: PPO must find it."""
-    from rlhf_lessons.models import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
 
     tok = load_tokenizer(PRETRAINED_DIR)
     # A tiny GPT-2 of the fast preset over the first 32 token ids (single bytes), so
@@ -348,7 +352,7 @@ def test_bad_inputs_give_clear_errors(tiny, fast):
                       toy_reward, tok, ["Human: hi\n\nAssistant:"], fast.ppo,
                       show_progress=False)
     with pytest.raises(ValueError, match="sequence 1 is empty"):
-        ppo.left_pad([[1], []], 0)
+        bt.left_pad([[1], []], 0)
 
     def bad_reward(p, r):
         return [1.0]
@@ -375,4 +379,4 @@ def test_kl_variant_runs_on_a_copy(tiny, fast):
 
 def test_ppo_prompts_refuses_other_splits(fast, tiny):
     with pytest.raises(ValueError, match="split='all'"):
-        ppo.ppo_prompts(fast, "all", tiny[1])
+        A.ppo_prompts(fast, "all", tiny[1])

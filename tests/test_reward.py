@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from rlhf_lessons import artefacts as A
+from rlhf_lessons import batching as B
+from rlhf_lessons import evaluate as E
+from rlhf_lessons import lean_gpt2, ppo, rewrites
 from rlhf_lessons import reward as R
-from rlhf_lessons import rewrites
+from rlhf_lessons.models import load_card, load_model, save_model
 
 
 def tiny_backbone(vocab: int = 16, seed: int = 0):
@@ -28,7 +32,7 @@ def tiny_judge(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def tok():
-    from rlhf_lessons.models import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
 
     return load_tokenizer(PRETRAINED_DIR, padding_side="right")
 
@@ -98,18 +102,18 @@ def test_fused_gelu_is_the_same_function():
     ids = torch.tensor([[1, 2, 3, 0]])
     with torch.no_grad():  # the transformers forward: the one that uses mlp.act
         before = model.transformer(input_ids=ids).last_hidden_state
-        R.fuse_gelu(model)
+        lean_gpt2.fuse_gelu(model)
         after = model.transformer(input_ids=ids).last_hidden_state
     assert type(model.transformer.h[0].mlp.act) is torch.nn.GELU
     torch.testing.assert_close(after, before, atol=1e-6, rtol=1e-5)
 
 
 def test_pad_right_rounds_lengths_up_but_not_past_the_cap():
-    ids, mask = R._pad_right([[5, 6, 7], [8]], pad_id=0, multiple=4)
+    ids, mask = B.right_pad([[5, 6, 7], [8]], pad_id=0, multiple=4)
     assert ids.tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
     assert mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
-    assert R._pad_right([[1] * 5], 0, multiple=4)[0].shape == (1, 8)
-    assert R._pad_right([[1] * 5], 0, multiple=4, max_len=6)[0].shape == (1, 6)
+    assert B.right_pad([[1] * 5], 0, multiple=4)[0].shape == (1, 8)
+    assert B.right_pad([[1] * 5], 0, multiple=4, max_len=6)[0].shape == (1, 6)
 
 
 def test_inference_in_slices_gives_the_same_scores(monkeypatch):
@@ -174,7 +178,7 @@ def test_training_solves_a_separable_task():
     model = tiny_judge()
     metrics = R.train_reward_model(model, synthetic_pairs(160, 0), small_cfg(), seed=0,
                                    show_progress=False)
-    ev = R.evaluate(model, synthetic_pairs(64, 1))
+    ev = E.judge_accuracy(model, synthetic_pairs(64, 1))
     assert ev["accuracy"] >= 0.95
     for key in ("loss", "accuracy", "margin", "rewards/chosen_mean",
                 "rewards/rejected_mean", "mean_reward", "min_reward", "max_reward",
@@ -199,7 +203,7 @@ def test_resume_from_checkpoint_gives_the_same_end(tmp_path, monkeypatch):
     cfg = small_cfg(max_steps=6, eval_every=3)
     m_ref = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2, show_progress=False)
     ck = tmp_path / "judge.ckpt.pt"
-    real = R._batch_tensors
+    real = R.batch_tensors
     calls = {"n": 0}
 
     def crash_on_5th(*a, **k):
@@ -208,12 +212,12 @@ def test_resume_from_checkpoint_gives_the_same_end(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated crash at step 5")
         return real(*a, **k)
 
-    monkeypatch.setattr(R, "_batch_tensors", crash_on_5th)
+    monkeypatch.setattr(R, "batch_tensors", crash_on_5th)
     with pytest.raises(KeyboardInterrupt):
         R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2, show_progress=False,
                              checkpoint=ck)
     assert torch.load(ck, weights_only=False)["step"] == 3
-    monkeypatch.setattr(R, "_batch_tensors", real)
+    monkeypatch.setattr(R, "batch_tensors", real)
     m_res = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2,
                                  show_progress=False, checkpoint=ck)
     assert m_res["loss"].dropna().tolist() == pytest.approx(
@@ -231,7 +235,7 @@ def test_pairset_select_keeps_every_field_in_step():
 
 def test_batches_are_length_bucketed_and_cover_every_pair():
     pairs = synthetic_pairs(40, 0)
-    batches = R.length_bucketed_batches(pairs, 8, seed=0)
+    batches = R.pair_buckets(pairs, 8, seed=0)
     assert sorted(i for b in batches for i in b) == list(range(40))
     longest = [max(len(pairs.chosen_ids[i]) for i in b) for b in batches]
     shortest = [min(len(pairs.chosen_ids[i]) for i in b) for b in batches]
@@ -253,7 +257,7 @@ def test_identical_pairs_dropped_from_training_and_ties_in_eval(tok):
     ev = R.prepare_pairs(rows, tok, 64, drop_identical=False)
     assert len(ev) == 3 and ev.identical.tolist() == [False, True, False]
     only_ties = R.prepare_pairs([rows[1]], tok, 64, drop_identical=False)
-    assert R.evaluate(tiny_judge_for(tok), only_ties)["accuracy"] == 0.0
+    assert E.judge_accuracy(tiny_judge_for(tok), only_ties)["accuracy"] == 0.0
 
 
 def tiny_judge_for(tok):
@@ -302,58 +306,61 @@ def test_prepare_pairs_accepts_a_learners_preference_file(tmp_path, tok):
 
 # ---------------------------------------------------------------- evaluation
 def test_wilson_interval_known_value():
-    lo, hi = R.wilson_ci(50, 100)
+    lo, hi = E.wilson_ci(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
-    assert R.wilson_ci(0, 10)[0] == 0.0
+    assert E.wilson_ci(0, 10)[0] == 0.0
 
 
 def test_length_rules_and_length_judge_direction():
     train = R.pairset_from_ids([[1, 1, 1], [1], [1, 1]], [[1], [1, 1, 1], [1, 1]])
     train.subset = ["a", "a", "a"]
-    assert R.length_rule_correct(train, "longer").tolist() == [True, False, False]
-    assert R.length_rule_correct(train, "shorter").tolist() == [False, True, False]
+    assert E.length_rule_correct(train, "longer").tolist() == [True, False, False]
+    assert E.length_rule_correct(train, "shorter").tolist() == [False, True, False]
     train.len_chosen = np.array([1, 1, 5])
     train.len_rejected = np.array([3, 3, 2])
-    assert R.length_judge_directions(train) == {"a": "shorter"}
-    table = R.accuracy_table(train, np.array([True, True, False]), {"a": "shorter"})
+    assert E.length_judge_directions(train) == {"a": "shorter"}
+    table = E.accuracy_table(train, np.array([True, True, False]), {"a": "shorter"})
     assert table.loc["overall", "judge"] == pytest.approx(2 / 3)
     assert table.loc["a", "length_judge"] == pytest.approx(2 / 3)
     assert table.loc["a", "longer_wins"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="rule"):
-        R.length_rule_correct(train, "random")
+        E.length_rule_correct(train, "random")
 
 
 def test_reward_norm_mean_zero_std_one():
-    norm = R.fit_reward_norm([1.0, 2.0, 3.0, 4.0])
-    z = norm(np.array([1.0, 2.0, 3.0, 4.0]))
+    stats = E.score_stats([1.0, 2.0, 3.0, 4.0])
+    assert stats == pytest.approx((2.5, math.sqrt(1.25)))  # ddof 0, by hand
+    z = ppo.normalise(np.array([1.0, 2.0, 3.0, 4.0]), stats)
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="at least 2"):
-        R.fit_reward_norm([1.0])
-    with pytest.raises(ValueError, match="std is 0"):
-        R.fit_reward_norm([2.0, 2.0])
+    t = ppo.normalise(torch.tensor([1.0, 4.0]), stats)  # tensors stay tensors
+    assert isinstance(t, torch.Tensor) and t.tolist() == pytest.approx(list(z[[0, 3]]))
+    assert E.score_stats([2.0, 2.0]) == (2.0, 1.0)  # all equal: unit spread, no 0/0
+    with pytest.raises(ValueError, match="no scores"):
+        E.score_stats([])
 
 
 def test_judge_compare_and_its_refusals(tok):
     model = tiny_judge_for(tok)
-    out = R.judge_compare(model, tok, "How are you?", "Fine, thanks.", "Bad.")
+    out = E.judge_compare(model, tok, "How are you?", "Fine, thanks.", "Bad.")
     assert out["p_a_better"] == pytest.approx(R.p_first_better(out["score_a"],
                                                                out["score_b"]))
-    swapped = R.judge_compare(model, tok, "How are you?", "Bad.", "Fine, thanks.")
+    swapped = E.judge_compare(model, tok, "How are you?", "Bad.", "Fine, thanks.")
     assert swapped["p_a_better"] == pytest.approx(1 - out["p_a_better"], abs=1e-6)
     with pytest.raises(ValueError, match="answer B is empty"):
-        R.judge_compare(model, tok, "Hi", "Hello", "   ")
+        E.judge_compare(model, tok, "Hi", "Hello", "   ")
     with pytest.raises(ValueError, match="prompt is empty"):
-        R.judge_compare(model, tok, "", "Hello", "Hi")
+        E.judge_compare(model, tok, "", "Hello", "Hi")
 
 
 def test_save_load_round_trip_with_transformers(tmp_path, tok):
     from transformers import GPT2ForSequenceClassification
 
     model = tiny_judge_for(tok)
-    R.save_judge(model, tok, tmp_path / "judge", card={"key": "abc"})
+    save_model(model, tok, tmp_path / "judge", card={"key": "abc"})
     hf = GPT2ForSequenceClassification.from_pretrained(str(tmp_path / "judge"))
     assert hf.config.num_labels == 1 and hf.config.pad_token_id == tok.pad_token_id
-    loaded, tok2, card = R.load_saved_judge(tmp_path / "judge")
+    loaded, tok2 = load_model(tmp_path / "judge", kind="judge")
+    card = load_card(tmp_path / "judge")
     assert card == {"key": "abc"}
     a = R.score_texts(model, tok, ["\n\nHuman: hi\n\nAssistant:"], ["Hello."])
     b = R.score_texts(loaded, tok2, ["\n\nHuman: hi\n\nAssistant:"], ["Hello."])
@@ -368,19 +375,29 @@ def test_rewrites_are_deterministic_templates():
     assert out["hedged"] == ("I'm not completely sure, but I think boil it for nine "
                              "minutes. Then cool it in cold water.")
     assert out["confident"] == "Definitely. " + a
-    assert out["shorter (first sentence)"] == "Boil it for nine minutes."
-    assert out["longer (polite filler)"].startswith(a) and len(out["longer (polite filler)"]) > len(a)
+    assert out["shorter"] == "Boil it for nine minutes."
+    assert out["longer"].startswith(a) and len(out["longer"]) > len(a)
+    assert out["flattering"] == rewrites.FLATTERY_PREFIX + " " + a
+    assert rewrites.rewrite(" x ", "original") == "x"
+    with pytest.raises(ValueError, match="kind='sarcastic'"):
+        rewrites.rewrite(a, "sarcastic")
     assert rewrites.hedged("I think so.").endswith("I think I think so.")
     assert rewrites.first_sentence("One sentence only") == "One sentence only"
 
 
-def test_rewrite_effects_table(tok):
+def test_judge_effects_with_the_course_judge_as_score_fn(tok):
     model = tiny_judge_for(tok)
-    table = R.rewrite_effects(model, tok, ["\n\nHuman: q\n\nAssistant:"] * 2,
-                              ["Yes. It works.", "Sure."])
+    score_fn = A.judge_reward_fn(model, tok, max_len=64)
+    table = E.judge_effects(score_fn, ["\n\nHuman: q\n\nAssistant:"] * 2,
+                            ["Yes. It works.", "Sure."], n_boot=50)
     assert table.loc["hedged", "n"] == 2
-    assert table.loc["shorter (first sentence)", "n"] == 1  # "Sure." has one sentence
-    assert (table["mean Δchars"].loc[["hedged", "longer (polite filler)"]] > 0).all()
+    assert table.loc["shorter", "n"] == 1  # "Sure." has one sentence
+    assert (table["mean_dwords"].loc[["hedged", "longer"]] > 0).all()
+    # the mean is the score difference, computed again by hand for "confident"
+    base = np.array(score_fn(["\n\nHuman: q\n\nAssistant:"] * 2, ["Yes. It works.", "Sure."]))
+    conf = np.array(score_fn(["\n\nHuman: q\n\nAssistant:"] * 2,
+                             ["Definitely. Yes. It works.", "Definitely. Sure."]))
+    assert table.loc["confident", "mean"] == pytest.approx((conf - base).mean(), abs=1e-5)
 
 
 # ---------------------------------------------------------------- tier 3 (slow)
@@ -393,9 +410,9 @@ def test_default_judge_beats_the_length_only_judge(request):
         pytest.skip("default-preset quality check (minutes): run `pytest -m slow`")
 
     cfg = preset("default")
-    model, tok2, _ = R.load_judge(cfg, "cpu")
-    train = R.hh_pairs(cfg, tok2, "train")
-    ev_pairs = R.hh_pairs(cfg, tok2, "eval")
-    ev = R.evaluate(model, ev_pairs, "cpu", tok2.pad_token_id)
-    table = R.accuracy_table(ev_pairs, ev["correct"], R.length_judge_directions(train))
+    model, tok2, _ = A.load_judge(cfg, "cpu")
+    train = A.hh_pairs(cfg, tok2, "train")
+    ev_pairs = A.hh_pairs(cfg, tok2, "eval")
+    ev = E.judge_accuracy(model, ev_pairs, "cpu", tok2.pad_token_id)
+    table = E.accuracy_table(ev_pairs, ev["correct"], E.length_judge_directions(train))
     assert ev["accuracy"] > table.loc["overall", "length_judge"]

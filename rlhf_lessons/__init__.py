@@ -1,0 +1,32 @@
+"""rlhf_lessons: the helper package of the RLHF notebooks, one module per concept.
+
+The pipeline, in the order the notebooks teach it::
+
+    data (01) -> policy: pretrain + SFT (02) -> judge (03) -> PPO (04)
+              -> what optimisation does with the judge (05)
+
+Algorithm modules (the maths, in each notebook's order; no plots, no paths):
+
+- ``config``       frozen configs and the fast / default / gpu presets
+- ``data``         HH-RLHF and Dolly: Hub first, the bundled ``data/`` offline
+- ``batching``     padding, position ids, EOS truncation, masked statistics
+- ``models``       building, saving and loading GPT-2s and tokenizers
+- ``lean_gpt2``    the speed layer: a lean GPT-2 forward and KV cache
+- ``generation``   the one sampler (KV cache, temperature, top-k / top-p)
+- ``pretrain``     next-token pretraining (02)
+- ``sft``          supervised fine-tuning on chosen answers (02)
+- ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
+- ``ppo``          rollout, score, KL shaping, GAE, the clipped update, the loop (04)
+- ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
+
+Measurement, artefacts and presentation:
+
+- ``analysis``     what separates chosen from rejected; answer features (01, 05)
+- ``rewrites``     controlled rewrites of one answer (03, 05)
+- ``evaluate``     accuracy with intervals, baselines, rewrite effects,
+                   sample-and-score, held-out summaries (03-05)
+- ``artefacts``    the only module that knows ``outputs/`` and ``data/models/``
+- ``plots``, ``widgets``   everything a notebook shows
+- ``runner``       executes notebooks headless (``make run``, the tests)
+- ``utils``        device, precision, seeding, atomic writes, lr schedule
+"""

@@ -1,0 +1,257 @@
+"""Rebuild the course's shipped models in data/models/, with their model cards.
+
+    python scripts/ship.py pretrain [--steps N] [--minutes M] [--seed S]
+    python scripts/ship.py sft [--steps N]
+    python scripts/ship.py judge [--backbone sft] [--lr 1e-4] [--epochs 1]
+    python scripts/ship.py judge --recard     # re-score the shipped judge, rewrite its card
+
+Each command trains with the package's own code in the default preset (or the one
+RLHF_LESSONS_* selects), resumes from its checkpoint in outputs/ when interrupted,
+and with ``--no-ship`` stops before writing to data/models/. The fp16 copy that is
+shipped is the one that is scored for its card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from rlhf_lessons.artefacts import (
+    PRETRAINED_DIR,
+    SFT_DIR,
+    SHIPPED_JUDGE_DIR,
+    build_judge,
+    hh_pairs,
+    judge_dir,
+    judge_key,
+    load_policy,
+    pretrain_run_dir,
+    sft_run_dir,
+)
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.evaluate import accuracy_table, judge_accuracy, length_judge_directions
+from rlhf_lessons.models import load_card, load_model, save_model
+from rlhf_lessons.pretrain import pretrain
+from rlhf_lessons.sft import evaluate_sft, train_sft
+from rlhf_lessons.utils import get_device, write_json
+
+
+# ---------------------------------------------------------------------------
+# Model cards of the course GPT-2 (pretrained and SFT)
+# ---------------------------------------------------------------------------
+def write_model_card(path: Path, cfg: LessonConfig, figures: dict, stage: str,
+                     extra: str = "", data: str = "") -> None:
+    """MODEL_CARD.md for a shipped checkpoint: data, tokenizer, size, steps, time, quality."""
+    mc = cfg.model
+    lines = [
+        f"# course-gpt2 ({stage})",
+        "",
+        "A small GPT-2 trained by this course's own code, offline, on 2 CPU cores.",
+        "",
+        "| field | value |",
+        "|---|---|",
+        "| architecture | transformers `GPT2LMHeadModel` |",
+        f"| size | n_layer={mc.n_layer}, n_embd={mc.n_embd}, n_head={mc.n_head}, "
+        f"n_positions={mc.n_positions}, {figures['n_params']:,} parameters |",
+        f"| tokenizer | byte-level BPE, vocab {cfg.pretrain.vocab_size}, trained on the "
+        "train split only; id 0 = `<|endoftext|>` = EOS = pad |",
+        "| data | " + (data or "HH-RLHF test files bundled in data/hh-rlhf, TRAIN split only "
+                         "(rows with i % 10 != 0), all four subsets, chosen and rejected "
+                         "transcripts") + " |",
+        "| weights | stored as float16 safetensors (loaded as float32) |",
+    ]
+    for k, v in figures.items():
+        lines.append(f"| {k} | {v} |")
+    lines += ["", extra, "",
+              "Licence: the weights are derived from Anthropic HH-RLHF (MIT, (c) 2022 "
+              "Anthropic); the code is this course's (MIT).", ""]
+    (Path(path) / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+SFT_CARD_DATA = ("the {n:,} chosen answers of the HH-RLHF TRAIN split (rows with i % 10 != 0) "
+                 "that end within {k} tokens, each after its conversation so far")
+SFT_CARD_EXTRA = """## How it was made
+`python scripts/ship.py sft`: {steps} AdamW steps of {sc.batch_size} examples
+({sc.epochs:g} epochs), peak lr {sc.lr:g} with {sc.warmup_steps} warm-up steps and linear decay
+to 0, gradient clipping 1.0, starting from data/models/course-gpt2. The loss counts answer
+tokens only (prompt tokens are masked with -100); every answer ends with EOS. `eval_answer_ppl`
+is measured on the eval-split chosen answers that end within that many tokens; `eos_rate` is the
+share of 200 eval prompts whose sampled answer (temperature 0.7) ends within
+{sc.max_new_tokens} new tokens."""
+
+
+def ship_pretrain(args, cfg: LessonConfig) -> None:
+    """Pretrain the course GPT-2 (resumable) and ship it with its card."""
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain,
+                                                                    steps=args.steps))
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    out = pretrain(cfg, run_dir=pretrain_run_dir(cfg), max_minutes=args.minutes)
+    f = out["figures"]
+    print(f"done: held-out ppl {f['eval_ppl']} vs unigram {f['unigram_eval_ppl']} "
+          f"({f['unigram_eval_ppl'] / f['eval_ppl']:.1f}x lower), "
+          f"{f['tokens_per_s']:.0f} tokens/s, {f['wall_s'] / 60:.1f} min")
+    if args.no_ship:
+        return
+    save_model(out["model"], out["tokenizer"], PRETRAINED_DIR,
+               card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+               dtype=torch.float16)
+    write_model_card(PRETRAINED_DIR, cfg, f, "pretrained",
+                     extra="Made by `python scripts/ship.py pretrain` (resumable).")
+    print(f"shipped to {PRETRAINED_DIR}")
+
+
+def ship_sft(args, cfg: LessonConfig) -> None:
+    """SFT from the shipped pretrained model (resumable) and ship it with its card."""
+    device = get_device(cfg)
+    model, tok = load_policy(cfg, "pretrained", device)
+    out = train_sft(cfg, model, tok, run_dir=sft_run_dir(cfg), max_steps=args.steps)
+    ev = evaluate_sft(cfg, out["model"], out["tokenizer"])
+    f = dict(out["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
+             eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=round(ev["eos_rate"], 3),
+             n_eos_prompts=ev["n_eos_prompts"])
+    print(f"done: held-out answer ppl {f['eval_answer_ppl']}, EOS rate {f['eos_rate']:.2f} "
+          f"on {f['n_eos_prompts']} held-out prompts, {f['wall_s'] / 60:.1f} min")
+    for r in ev["samples"][:5]:
+        print(repr(r["prompt"][-120:]), "->", repr(r["answer"]))
+    write_json(out["run_dir"] / "result.json", {"figures": f, "metrics": out["metrics"],
+                                                "samples": ev["samples"][:20]})
+    if args.no_ship:
+        return
+    save_model(out["model"], out["tokenizer"], SFT_DIR,
+               card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+               dtype=torch.float16)
+    table = {k: v for k, v in f.items() if k != "data"}  # "data" gets its own row
+    write_model_card(SFT_DIR, cfg, table, "SFT", data=SFT_CARD_DATA.format(
+        n=f["examples"], k=cfg.sft.max_answer_tokens), extra=SFT_CARD_EXTRA.format(
+        steps=f["steps"], sc=cfg.sft))
+    print(f"shipped to {SFT_DIR}")
+
+
+# ---------------------------------------------------------------------------
+# The judge
+# ---------------------------------------------------------------------------
+def _score_for_card(model, tok, cfg: LessonConfig, card: dict, device):
+    """Held-out figures of ``model`` into ``card``; returns the accuracy table."""
+    train = hh_pairs(cfg, tok, "train")
+    ev_pairs = hh_pairs(cfg, tok, "eval")
+    ev = judge_accuracy(model, ev_pairs, device, tok.pad_token_id, show_progress=True)
+    table = accuracy_table(ev_pairs, ev["correct"], length_judge_directions(train))
+    card.update({"eval_pairs": len(ev_pairs), "eval_accuracy": round(ev["accuracy"], 4),
+                 "eval_accuracy_ci95": [round(x, 4) for x in ev["ci95"]],
+                 "eval_accuracy_by_subset": {s: round(float(v), 4) for s, v in
+                                             table["judge"].items() if s != "overall"},
+                 "length_rule_accuracy": round(float(table.loc["overall", "length_judge"]), 4)})
+    return table
+
+
+def ship_judge(args, cfg: LessonConfig) -> None:
+    """Train (or resume) and evaluate the judge; ship the fp16 copy, scored as shipped.
+
+    ``--recard`` trains nothing: it re-scores the shipped judge and rewrites its card.
+    """
+    over = {k: v for k, v in (("backbone", args.backbone), ("lr", args.lr),
+                              ("epochs", args.epochs)) if v is not None}
+    if over:
+        cfg = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, **over))
+    device = get_device(cfg)
+    if args.recard:
+        model, tok = load_model(SHIPPED_JUDGE_DIR, device, kind="judge")
+        card = load_card(SHIPPED_JUDGE_DIR)
+        table = _score_for_card(model, tok, cfg, card, device)
+        _write_shipped_card(card, table)
+        print(table.round(3).to_string())
+        return
+    print(f"judge key {judge_key(cfg)}; reward config {dataclasses.asdict(cfg.reward)}")
+    model, tok, card, metrics = build_judge(cfg, device)
+    here = judge_dir(cfg)
+    save_model(model, tok, here, card)
+    metrics.to_csv(here / "metrics.csv", index=False)
+    table = _score_for_card(model, tok, cfg, card, device)
+    print(table.round(3).to_string())
+    save_model(model, tok, here, card)
+    print(json.dumps({k: card[k] for k in ("key", "steps", "train_wall_s", "eval_accuracy",
+                                           "eval_accuracy_ci95", "length_rule_accuracy")}))
+    if args.no_ship:
+        return
+    save_model(model, tok, SHIPPED_JUDGE_DIR, card, dtype=torch.float16)
+    shipped, _ = load_model(SHIPPED_JUDGE_DIR, device, kind="judge")
+    table = _score_for_card(shipped, tok, cfg, card, device)  # the fp16 weights
+    _write_shipped_card(card, table)
+    cols = [c for c in ("step", "epoch", "loss", "accuracy", "margin", "learning_rate",
+                        "eval_accuracy") if c in metrics]
+    metrics[cols].round(5).to_csv(SHIPPED_JUDGE_DIR / "metrics.csv", index=False)
+    print(f"shipped to {SHIPPED_JUDGE_DIR}")
+
+
+def _write_shipped_card(card: dict, table) -> None:
+    (SHIPPED_JUDGE_DIR / "training.json").write_text(
+        json.dumps(card, indent=2, default=str) + "\n")
+    (SHIPPED_JUDGE_DIR / "MODEL_CARD.md").write_text(_model_card(card, table))
+
+
+def _model_card(card: dict, table) -> str:
+    return f"""# course-judge: the course's reward model (notebook 03)
+
+A GPT-2 reward model ("judge"): the course's own {card['model']['n_layer']}-layer,
+{card['model']['n_embd']}-wide GPT-2 ({card['backbone']} backbone) plus a linear score head
+read at the last real token (the EOS after `prompt + " " + answer`, left-truncated to
+{card['reward']['max_len']} tokens). Weights in fp16 safetensors, with the names of
+transformers' `GPT2ForSequenceClassification` (num_labels=1, pad_token_id=0). Load it with
+`rlhf_lessons.artefacts.load_judge(cfg)` and score with `rlhf_lessons.reward.score` (the plain
+transformers `.logits` pool one token earlier, at the last non-pad token).
+
+- Made by: `python scripts/ship.py judge` (resumable), settings key `{card['key']}`.
+- Data: the TRAIN split (row % 10 != 0) of the four bundled Anthropic HH-RLHF test files
+  (MIT licence): {card['train_summary']}.
+- Training: {card['steps']} steps, batch {card['reward']['batch_size']} pairs,
+  lr {card['reward']['lr']} linear to 0, {card['reward']['epochs']} epoch(s),
+  {card['precision']}, {card['train_wall_s']} s wall on this machine's CPU.
+- Held-out (eval split, {card['eval_pairs']} pairs, identical pairs count as wrong; the
+  shipped fp16 weights, scored in fp32):
+  accuracy {card['eval_accuracy']} (95% Wilson CI {card['eval_accuracy_ci95']});
+  the length-only judge (direction per subset chosen on train) scores
+  {card['length_rule_accuracy']}.
+
+```
+{table.round(3).to_string()}
+```
+
+Limits: a small model trained on about 7.7k pairs; it leans on surface features
+(see notebook 03, "what the judge rewards"). Do not use it outside this course.
+"""
+
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("pretrain", help=f"pretrain the course GPT-2 -> {PRETRAINED_DIR}")
+    p.add_argument("--steps", type=int, help="optimiser steps (default: the preset's)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes")
+    p.add_argument("--seed", type=int)
+    s = sub.add_parser("sft", help=f"SFT the shipped pretrained model -> {SFT_DIR}")
+    s.add_argument("--steps", type=int, help="optimiser steps (default: the preset's epochs)")
+    j = sub.add_parser("judge", help=f"train the judge -> {SHIPPED_JUDGE_DIR}")
+    j.add_argument("--recard", action="store_true",
+                   help="train nothing: re-score the shipped judge and rewrite its card")
+    j.add_argument("--backbone", choices=("pretrained", "sft"))
+    j.add_argument("--lr", type=float)
+    j.add_argument("--epochs", type=float)
+    for q in (p, s, j):
+        q.add_argument("--no-ship", action="store_true",
+                       help="train and evaluate, but do not write to data/models/")
+    args = ap.parse_args(argv)
+    cfg = LessonConfig.from_env()
+    {"pretrain": ship_pretrain, "sft": ship_sft, "judge": ship_judge}[args.what](args, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
