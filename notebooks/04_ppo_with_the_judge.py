@@ -56,7 +56,7 @@ print("preset:", cfg.preset, "| PPO:", cfg.ppo)
 |---|---|---|
 | `policy` | the SFT model of notebook 02 | yes |
 | `ref_policy` | a frozen copy of the SFT model | no: the KL anchor |
-| `value_model` | predicts the return from each token on | yes, with the policy |
+| `value_model` | predicts the return from each token on | yes, with `policy` |
 | the reward | the judge of notebook 03 (or any Python function) | no |
 """
 
@@ -94,9 +94,9 @@ print(f"judge: {n_params(judge):,} parameters; value model: "
 """
 ## 4.2 Prompts: train split for PPO, eval split to judge the result
 
-PPO prompts come from the **train** split only; the before/after comparison uses
-**held-out** prompts from the eval split. We keep single-turn prompts short
-enough for our small model's context.
+PPO prompts come from the **train** split only; the before/after comparison
+uses **held-out** prompts from the eval split. We keep single-turn prompts
+short enough for our small model's context.
 """
 
 # %%
@@ -351,9 +351,9 @@ axes[0].figure
 """
 ## 4.5 PPO with the judge
 
-Now the real reward. First the held-out baseline: the reference policy's answers
-to the eval prompts, scored by the judge. Its spread (std) is the unit of the
-learning target: a gain of at least 1 std at a KL of at most 10 nats.
+Now the real reward. First the held-out baseline: the reference policy's
+answers to the eval prompts, scored by the judge. Its spread (std) is the unit
+of the learning target: a gain of at least 1 std at a KL of at most 10 nats.
 """
 
 # %%
@@ -432,9 +432,9 @@ else:
 # %% [markdown]
 """
 Read the table and the numbers above together. If the length rose a lot and
-score and length correlate strongly, the judge may be rewarding length more than
-quality: the "proxy" reward rises while real quality need not. Notebook 05 digs
-into this reward hacking.
+score and length correlate strongly, the judge may be rewarding length more
+than quality: the "proxy" reward rises while real quality need not. Notebook 05
+digs into this reward hacking.
 
 ### Explore: another KL coefficient, another estimator
 
