@@ -87,9 +87,10 @@ pd.Series(versions, name="version").to_frame()
 ## 0.3 Device and precision
 
 `get_device` tries a CUDA GPU, then Apple's MPS, then the CPU
-(`RLHF_LESSONS_DEVICE=cpu` forces a choice). Training runs in **bf16** where the
-hardware does bf16 natively (recent NVIDIA GPUs; CPUs with AVX512-BF16 or AMX)
-and in **fp32** everywhere else, because emulated bf16 is *slower* than fp32.
+(`RLHF_LESSONS_DEVICE=cpu` forces a choice). Training runs in **bf16** where
+the hardware does bf16 natively (recent NVIDIA GPUs; CPUs with AVX512-BF16 or
+AMX) and in **fp32** everywhere else, because emulated bf16 is *slower*
+than fp32.
 """
 
 # %%
@@ -150,8 +151,8 @@ r"""
 All plots come from `rlhf_lessons.plots` and share one palette: **chosen** and
 **rejected** answers, **policy** and **reference** model always have the same
 colours. The curve below is the heart of notebook 03: if a judge gives the
-chosen answer a reward higher by a *margin* $m$, it says a human would prefer it
-with probability
+chosen answer a reward higher by a *margin* $m$, it says a human would prefer
+it with probability
 
 $$P(\text{chosen} \succ \text{rejected}) = \sigma(m) = \frac{1}{1+e^{-m}}.$$
 """
@@ -170,7 +171,7 @@ r"""
 
 Move the slider. At which margin is the judge 90% sure? (Hint: solve
 $\sigma(m) = 0.9$.) If you see only text below instead of a slider, your
-Jupyter lacks the widget extension: see the table in 0.7.
+Jupyter lacks the widget extension: see the list in 0.7.
 """
 
 # %%
@@ -182,15 +183,24 @@ widgets.make_plot_demo(margin=1.0)
 """
 ## 0.7 When something is missing
 
-| Symptom | What to do |
-|---|---|
-| a package shows `MISSING` in 0.2 | `make lab` (it creates `.venv` and installs `requirements.txt`), or `pip install -r requirements.txt` in your environment |
-| the slider shows as text, not a widget | `pip install ipywidgets`, then reload the page; in VS Code, install the Jupyter extension |
-| `pip` starts downloading a 2 GB CUDA torch on a laptop | stop it; install the CPU build: `pip install torch --index-url https://download.pytorch.org/whl/cpu` |
-| device says `cpu` but you have an NVIDIA GPU | check `nvidia-smi`; install a CUDA build of torch (see the README) |
-| a bundled file shows `False` in 0.5 | your clone is incomplete: `git status`, then `git checkout -- data/` |
-| the Hub cannot be reached | nothing: the course runs offline on the bundled data |
-| a lesson is too slow | run it with `RLHF_LESSONS_FAST=1` to check it works, then on a GPU |
+Each symptom, then what to do:
+
+- **a package shows `MISSING` in 0.2**: `make lab` (it creates `.venv` and
+  installs `requirements.txt`), or `pip install -r requirements.txt` in your
+  environment.
+- **the slider shows as text, not a widget**: `pip install ipywidgets`, then
+  reload the page; in VS Code, install the Jupyter extension.
+- **`pip` starts downloading a 2 GB CUDA torch on a laptop**: stop it; install
+  the CPU build:
+  `pip install torch --index-url https://download.pytorch.org/whl/cpu`.
+- **device says `cpu` but you have an NVIDIA GPU**: check `nvidia-smi`;
+  install a CUDA build of torch (see the README).
+- **a bundled file shows `False` in 0.5**: your clone is incomplete:
+  `git status`, then `git checkout -- data/`.
+- **the Hub cannot be reached**: nothing: the course runs offline on the
+  bundled data.
+- **a lesson is too slow**: run it with `RLHF_LESSONS_FAST=1` to check it
+  works, then on a GPU.
 """
 
 # %% [markdown]

@@ -19,15 +19,17 @@
 # 01 · Browse the preference data
 
 RLHF starts with people, not models: people compared two answers and said which
-one is better. This notebook opens that data and looks at it closely, before any
-model learns from it.
+one is better. This notebook opens that data and looks at it closely, before
+any model learns from it.
 
 **You will:**
 - explain why RLHF collects *comparisons* instead of written answers;
 - browse Anthropic's HH-RLHF pairs: the shared history, the chosen and the
   rejected answer;
-- measure what raters seem to reward: length, refusals, hedges, confident words;
-- know the course's train/eval split, and why the eval part is never trained on;
+- measure what raters seem to reward: length, refusals, hedges,
+  confident words;
+- know the course's train/eval split, and why the eval part is
+  never trained on;
 - tell instruction-tuning data (Dolly) from preference data (HH-RLHF).
 
 **Run time:** under a minute on a CPU (a few seconds with
@@ -50,19 +52,19 @@ print("preset:", cfg.preset, "| data source:", cfg.source)
 """
 ## 1.1 Why compare two answers?
 
-*Instruction tuning* (SFT, notebook 02) teaches a model from **one written answer
-per prompt**: "here is a prompt, copy this answer".
+*Instruction tuning* (SFT, notebook 02) teaches a model from **one written
+answer per prompt**: "here is a prompt, copy this answer".
 
 - Writing a good answer for every prompt is slow and costly.
-- Many prompts have **no single right answer**. "Tell me a joke" has thousands of
-  good answers; which one should the model copy?
+- Many prompts have **no single right answer**. "Tell me a joke" has thousands
+  of good answers; which one should the model copy?
 
-So RLHF asks an easier question. Show a person **two** answers to the same prompt
-and let them pick the better one. Picking is fast, and "A is better than B" is
-meaningful even when no answer is perfect.
+So RLHF asks an easier question. Show a person **two** answers to the same
+prompt and let them pick the better one. Picking is fast, and "A is better than
+B" is meaningful even when no answer is perfect.
 
-A judge model (notebook 03) learns to predict those picks; the policy then learns
-to please the judge (notebook 04).
+A judge model (notebook 03) learns to predict those picks; the policy then
+learns to please the judge (notebook 04).
 """
 
 # %% [markdown]
@@ -72,19 +74,23 @@ to please the judge (notebook 04).
 Anthropic's *Helpful and Harmless* data (Bai et al. 2022, MIT licence) has four
 subsets. The course bundles their **test files**, so everything runs offline.
 
-| subset | what the raters did |
-|---|---|
-| `harmless-base` | tried to make the assistant say something harmful, then picked the **less harmful** answer |
-| `helpful-base` | asked for help, picked the **more helpful** answer (early models) |
-| `helpful-online` | the same, with answers from models trained on earlier rounds |
-| `helpful-rejection-sampled` | the same, with answers picked by best-of-n from a judge |
+What the raters did in each subset:
+
+- `harmless-base`: tried to make the assistant say something harmful, then
+  picked the **less harmful** answer;
+- `helpful-base`: asked for help, picked the **more helpful** answer (early
+  models);
+- `helpful-online`: the same, with answers from models trained on earlier
+  rounds;
+- `helpful-rejection-sampled`: the same, with answers picked by best-of-n
+  from a judge.
 
 Each row is two whole conversations that share their history and differ only in
 the last assistant turn.
 
 ⚠️ `harmless-base` comes from red-teaming: people *tried* to get harmful
-answers, so some prompts and rejected answers are offensive. The package splits each row into the shared `prompt`
-and the two final answers.
+answers, so some prompts and rejected answers are offensive. The package splits
+each row into the shared `prompt` and the two final answers.
 """
 
 # %%
@@ -279,10 +285,10 @@ for _, r in phrases.iterrows():
 
 # %% [markdown]
 """
-This is the first glimpse of what human raters reward, and it is not one
-thing. Compare the refusal rates of `harmless-base` with those of the helpful
-subsets above: where a refusal is more common among the chosen answers, the
-raters rewarded saying no; where it is more common among the rejected ones, they
+This is the first glimpse of what human raters reward, and it is not one thing.
+Compare the refusal rates of `harmless-base` with those of the helpful subsets
+above: where a refusal is more common among the chosen answers, the raters
+rewarded saying no; where it is more common among the rejected ones, they
 punished it. A judge trained on all four subsets has to learn both, from the
 conversation alone.
 """
@@ -399,12 +405,17 @@ else:
 """
 **Instruction data vs preference data.**
 
-| | Dolly | HH-RLHF |
-|---|---|---|
-| one row | instruction (+ context) → **one** response | history → **two** answers, one preferred |
-| trains | SFT: copy the response, token by token | the judge: score chosen above rejected |
-| the signal | "say this" | "this is better than that" |
-| cost per row | write a whole answer | read two answers, click one |
+**Dolly** (instruction data):
+- one row: instruction (+ context) → **one** response;
+- trains: SFT: copy the response, token by token;
+- the signal: "say this";
+- cost per row: write a whole answer.
+
+**HH-RLHF** (preference data):
+- one row: history → **two** answers, one preferred;
+- trains: the judge: score chosen above rejected;
+- the signal: "this is better than that";
+- cost per row: read two answers, click one.
 
 A preference pair can also be used as instruction data, by keeping only the
 chosen answer; notebook 02 does exactly that. The reverse is impossible: one

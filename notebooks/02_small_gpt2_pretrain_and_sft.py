@@ -18,23 +18,24 @@
 """
 # 02 · A small GPT-2 of our own: pretraining, SFT and generation
 
-RLHF starts from a model that can already write. Offline there are no pretrained
-GPT-2 weights, and PPO on a random model only shuffles noise. So we grow our own
-small GPT-2 in the two steps InstructGPT used before any RLHF:
-**pretraining** (predict the next token) and **supervised fine-tuning** (imitate
-good answers).
+RLHF starts from a model that can already write. Offline there are no
+pretrained GPT-2 weights, and PPO on a random model only shuffles noise. So we
+grow our own small GPT-2 in the two steps InstructGPT used before any RLHF:
+**pretraining** (predict the next token) and **supervised fine-tuning**
+(imitate good answers).
 
 **You will:**
-- compute the next-token loss by hand and see that it is what `model(labels=...)`
-  returns;
-- compare two tokenizers by what matters on a laptop: text learned per CPU-second;
+- compute the next-token loss by hand and see that it is what
+  `model(labels=...)` returns;
+- compare two tokenizers by what matters on a laptop: text learned
+  per CPU-second;
 - watch pretraining lower the loss, live, then load the copy we trained earlier
   with exactly the same code;
 - see why SFT masks the prompt tokens, and what SFT changes in the answers;
 - find the limit of SFT that motivates the judge of notebook 03.
 
-**Run time:** about 2-3 minutes on a 2-core CPU (default preset); seconds in the
-fast preset. A GPU is not needed.
+**Run time:** about 2-3 minutes on a 2-core CPU (default preset); seconds in
+the fast preset. A GPU is not needed.
 """
 
 # %%
@@ -61,8 +62,8 @@ print("preset:", cfg.preset, "| model:", cfg.model)
 | PPO | the judge's scores on the model's own answers | 04 |
 
 Pretraining is the expensive, *reusable* part: every later step starts from it.
-Our corpus is the **train split** of the bundled HH-RLHF conversations (the eval
-split is never used for training anything).
+Our corpus is the **train split** of the bundled HH-RLHF conversations (the
+eval split is never used for training anything).
 """
 
 # %%
@@ -191,19 +192,20 @@ pd.DataFrame({"next token": pieces,
 
 # %% [markdown]
 r"""
-**Perplexity** is $e^{\text{loss}}$: the number of tokens the model is "choosing
-between" on average. A uniform guess over 4,096 tokens has perplexity 4,096.
-The honest baseline is the **unigram** model: it knows how common each token is
-and nothing about context.
+**Perplexity** is $e^{\text{loss}}$: the number of tokens the model is
+"choosing between" on average. A uniform guess over 4,096 tokens has perplexity
+4,096. The honest baseline is the **unigram** model: it knows how common each
+token is and nothing about context.
 """
 
 # %% [markdown]
 """
 ## 2.4 Pretraining, live (a short demo)
 
-`rlhf_lessons.pretrain` samples random 256-token windows from the train text and
-minimises the loss with AdamW, a warm-up and a cosine schedule. Here is a short
-run from a *random* model. It shows the loss falling; the real run is longer.
+`rlhf_lessons.pretrain` samples random 256-token windows from the train text
+and minimises the loss with AdamW, a warm-up and a cosine schedule. Here is a
+short run from a *random* model. It shows the loss falling; the real run
+is longer.
 """
 
 # %%
@@ -304,8 +306,8 @@ only**. The prompt tokens get the label `-100`, which the loss skips:
 - the model is not rewarded for writing the user's side of the conversation;
 - the final **EOS** token teaches it to stop when the answer is done.
 
-Offline our SFT data are the **chosen** answers of the HH-RLHF train split. With
-the Hub, `rlhf_lessons.sft` uses Dolly's human-written answers instead.
+Offline our SFT data are the **chosen** answers of the HH-RLHF train split.
+With the Hub, `rlhf_lessons.sft` uses Dolly's human-written answers instead.
 """
 
 # %%
@@ -372,9 +374,9 @@ print({k: sft_log["figures"][k] for k in ("steps", "examples", "wall_s")})
 ## 2.8 Before and after SFT
 
 Same held-out prompts, same sampling seed. Then two numbers over many held-out
-prompts: how often the answer **ends with EOS** within the token budget, and the
-perplexity on held-out **answer** tokens (the thing SFT trains; scored on eval
-answers that end within the same token budget as the SFT data).
+prompts: how often the answer **ends with EOS** within the token budget, and
+the perplexity on held-out **answer** tokens (the thing SFT trains; scored on
+eval answers that end within the same token budget as the SFT data).
 """
 
 # %%
@@ -413,8 +415,8 @@ plt.show()
 # %% [markdown]
 """
 Read the table, not the hope: the EOS rate and answer perplexity above are this
-run's numbers. SFT is trained to stop after its answer, so its EOS rate should be
-the higher one; if it is not in your run, that is worth a question.
+run's numbers. SFT is trained to stop after its answer, so its EOS rate should
+be the higher one; if it is not in your run, that is worth a question.
 """
 
 # %% [markdown]
@@ -440,8 +442,8 @@ print("\nREJECTED:", row["rejected_response"][:200])
 # %% [markdown]
 """
 People find it much easier to **compare** two answers than to write a perfect
-one. Notebook 03 trains a **judge** on exactly those comparisons; notebook 04 lets
-the judge steer this SFT model.
+one. Notebook 03 trains a **judge** on exactly those comparisons; notebook 04
+lets the judge steer this SFT model.
 """
 
 # %% [markdown]
@@ -463,7 +465,8 @@ r"""
 
 1. Why is the loss of a uniform guess over the vocabulary equal to
    $\log(\text{vocab size})$, and what perplexity does that give?
-2. The SFT loss skips the prompt tokens. What would the model learn if it did not?
+2. The SFT loss skips the prompt tokens. What would the model learn if
+   it did not?
 3. Which number in section 2.8 tells you that SFT taught the model to stop?
 4. Why does a 4,096-token vocabulary train faster than GPT-2's 50,257 for the
    same model width?

@@ -82,8 +82,7 @@ By hand: pair 1 has difference +1, so its loss is $\log(1+e^{-1}) = 0.3133$;
 pair 2 has −0.5, so $\log(1+e^{0.5}) = 0.9741$. Their mean is the number above.
 
 - A right ranking (difference > 0) costs less than $\log 2 = 0.693$; a wrong
-  one
-  costs more. A judge that guesses scores $\log 2$.
+  one costs more. A judge that guesses scores $\log 2$.
 - The package's version adds two options TRL has: a **margin** $m$
   (`-log σ(r_c − r_r − m)`) and a **centring** term that keeps scores near 0.
 """

@@ -56,7 +56,7 @@ print("preset:", cfg.preset, "| PPO:", cfg.ppo)
 |---|---|---|
 | `policy` | the SFT model of notebook 02 | yes |
 | `ref_policy` | a frozen copy of the SFT model | no: the KL anchor |
-| `value_model` | predicts the return from each token on | yes, with the policy |
+| `value_model` | predicts the return from each token on | yes, with `policy` |
 | the reward | the judge of notebook 03 (or any Python function) | no |
 """
 
@@ -94,9 +94,9 @@ print(f"judge: {n_params(judge):,} parameters; value model: "
 """
 ## 4.2 Prompts: train split for PPO, eval split to judge the result
 
-PPO prompts come from the **train** split only; the before/after comparison uses
-**held-out** prompts from the eval split. We keep single-turn prompts short
-enough for our small model's context.
+PPO prompts come from the **train** split only; the before/after comparison
+uses **held-out** prompts from the eval split. We keep single-turn prompts
+short enough for our small model's context.
 """
 
 # %%
@@ -194,11 +194,37 @@ print("normalised, penalised:", scores.numpy().round(2))
 r"""
 ### 4.3.3 KL-shaped rewards
 
-Per token, the reward is $-\beta\,\mathrm{KL}_t$, and the score is added at
-the last real token. Two estimators of $\mathrm{KL}_t$, with
-$r = p_\text{ref}/p$ (the token was sampled from $p$):
-- k1 $= \log p - \log p_\text{ref}$: unbiased, but negative for some tokens;
-- k3 $= (r - 1) - \log r$: unbiased too, and never negative.
+How far has the policy $p$ drifted from the reference $p_\text{ref}$? The
+answer tokens were sampled from $p$, so two per-token estimators of
+$\mathrm{KL}(p \,\|\, p_\text{ref})$ are, with $r = p_\text{ref}/p$:
+
+$$k_1 = \log p - \log p_\text{ref}, \qquad k_3 = (r - 1) - \log r.$$
+
+- k1 is unbiased, but negative for some tokens;
+- k3 is unbiased too, and never negative (because $\log r \le r - 1$).
+"""
+
+
+# %%
+def kl_k1(logprobs, ref_logprobs):
+    return logprobs - ref_logprobs
+
+
+def kl_k3(logprobs, ref_logprobs):
+    r = torch.exp(ref_logprobs - logprobs)  # p_ref / p
+    return (r - 1) - torch.log(r)
+
+
+lp = torch.log(torch.tensor([0.5, 0.25]))  # two tokens: p
+ref_lp = torch.log(torch.tensor([0.25, 0.5]))  # and p_ref
+print("k1:", kl_k1(lp, ref_lp).numpy().round(3))
+print("k3:", kl_k3(lp, ref_lp).numpy().round(3))
+
+# %% [markdown]
+"""
+The second token is *less* likely under the policy than under the reference:
+k1 counts it as a negative KL, k3 as a small positive one. Now the real
+answers: the reference scores the same tokens, and padding is masked out.
 """
 
 # %%
@@ -207,24 +233,64 @@ with torch.no_grad():
     ref_logprobs = ppo.response_logprobs(
         ref_policy, batch, cfg.ppo.temperature) * r_mask
 logprobs, entropy = logprobs * r_mask, entropy * r_mask
-k1 = ppo.kl_per_token(logprobs, ref_logprobs, "k1") * r_mask
-k3 = ppo.kl_per_token(logprobs, ref_logprobs, "k3") * r_mask
+k1 = kl_k1(logprobs, ref_logprobs) * r_mask
+k3 = kl_k3(logprobs, ref_logprobs) * r_mask
 print(f"sum of k1 {k1.sum():.2e}, sum of k3 {k3.sum():.2e}, "
       f"min k3 {k3.min():.2e}")
 
 # %% [markdown]
+r"""
+The policy *is* the reference so far, so both KLs are 0 up to rounding.
+
+Each answer token $t$ gets the reward
+
+$$r_t = -\beta\,\mathrm{KL}_t + [\,t = T\,]\cdot\text{score},$$
+
+where $T$ is the row's last real token (its EOS, if it has one). Padding
+gets 0. So the judge speaks once per answer; the KL penalty speaks at every
+token.
 """
-The policy *is* the reference so far, so both KLs are 0 up to rounding. The
-score alone shapes the rewards at this first step:
+
+
+# %%
+def shape_rewards_inline(scores, kl, mask, beta):
+    rewards = torch.where(mask.bool(), -beta * kl, 0.0)
+    for i, n in enumerate(mask.sum(1).long().tolist()):
+        rewards[i, n - 1] += scores[i]  # the score at the last real token
+    return rewards
+
+
+toy_mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+toy_kl = torch.full((2, 3), 0.1)
+print(shape_rewards_inline(torch.tensor([2.0, -1.0]), toy_kl, toy_mask, 0.5))
+
+# %% [markdown]
+"""
+On the rollout, with the course's β and KL estimator. At this first step the
+score alone shapes the rewards:
 """
 
 # %%
 beta = cfg.ppo.kl_coef
 kl = k1 if cfg.ppo.kl_estimator == "k1" else k3
-rewards, non_score = ppo.shape_rewards(scores, kl, r_mask, beta)
+rewards = shape_rewards_inline(scores, kl, r_mask, beta)
 n0 = int(r_mask[0].sum())
 print("rewards:", tuple(rewards.shape), "| row 0, last 4 real tokens:",
       rewards[0, max(0, n0 - 4):n0].numpy().round(3))
+
+# %% [markdown]
+"""
+From now on the package does this work. First, a check that it computes the
+same numbers as our three small functions:
+"""
+
+# %%
+from torch.testing import assert_close
+
+assert_close(k1, ppo.kl_per_token(logprobs, ref_logprobs, "k1") * r_mask)
+assert_close(k3, ppo.kl_per_token(logprobs, ref_logprobs, "k3") * r_mask)
+assert_close(rewards, ppo.shape_rewards(scores, kl, r_mask, beta)[0])
+print("kl_k1, kl_k3, shape_rewards_inline: matches the package")
 
 # %% [markdown]
 r"""
@@ -232,7 +298,11 @@ r"""
 
 The value model predicts, before each answer token, the return still to come.
 GAE mixes one-step errors $\delta_t = r_t + \gamma V_{t+1} - V_t$ into
-$A_t = \sum_k (\gamma\lambda)^k \delta_{t+k}$. The textbook loop:
+
+$$A_t = \sum_k (\gamma\lambda)^k \delta_{t+k},$$
+
+and the episode ends at the last real token ($V = 0$ after it). The textbook
+loop, on one toy answer whose reward comes at the end:
 """
 
 
@@ -249,20 +319,40 @@ def gae_loop(rewards, values, mask, gamma, lam):
     return adv
 
 
+toy_r = torch.tensor([[0.0, 0.0, 1.0]])
+print(gae_loop(toy_r, torch.zeros(1, 3), torch.ones(1, 3), 1.0, 0.5))
+
+# %% [markdown]
+r"""
+With $V = 0$ and $\gamma\lambda = 0.5$ the final reward reaches earlier
+tokens halved at each step back. Now on the rollout, with the value model's
+predictions:
+"""
+
 # %%
 with torch.no_grad():
     values = ppo.response_values(step_value, batch) * r_mask
 g, lam = cfg.ppo.gamma, cfg.ppo.lam
 adv_loop = gae_loop(rewards, values, r_mask, g, lam)
-adv_vec, returns = ppo.gae(rewards, values, r_mask, g, lam)
-print("values:", tuple(values.shape), "| loop vs vectorised, max diff:",
-      f"{(adv_loop - adv_vec).abs().max():.1e}")
+print("values:", tuple(values.shape), "| row 0, first advantages:",
+      adv_loop[0, :4].numpy().round(3))
 
 # %% [markdown]
 """
 The package's `gae` does the same sum as one (R × R) matrix product, with no
-Python loop. Advantages are then **whitened** over the real tokens (mean 0,
-std 1), which keeps the step size steady whatever the reward scale.
+Python loop, and also returns the returns $G_t = A_t + V_t$:
+"""
+
+# %%
+adv_vec, returns = ppo.gae(rewards, values, r_mask, g, lam)
+assert_close(adv_loop, adv_vec)
+print("gae_loop: matches the package (max diff "
+      f"{(adv_loop - adv_vec).abs().max():.1e})")
+
+# %% [markdown]
+"""
+Advantages are then **whitened** over the real tokens (mean 0, std 1), which
+keeps the step size steady whatever the reward scale.
 """
 
 # %%
@@ -272,22 +362,110 @@ print(f"advantages: mean {ppo.masked_mean(advantages, r_mask):.2f}, "
       f"{int(r_mask.sum())} real tokens")
 
 # %% [markdown]
-r"""
-### 4.3.5 The clipped update
-
-With $\rho = \pi_\text{new}/\pi_\text{old}$, the policy loss is
-$\max(-A\rho,\ -A\,\mathrm{clip}(\rho, 1\pm\epsilon))$: once a token's
-probability has moved by more than $\epsilon$ in the helpful direction, its
-gradient stops. The value loss is clipped the same way around the old values.
-`ppo_update` runs `ppo_epochs` passes over reshuffled minibatches.
+"""
+The package's `compute_advantages` does 4.3.3 and 4.3.4 in one call, on a
+`Rollout` that bundles the tensors so far:
 """
 
 # %%
 ro = ppo.Rollout(b_prompts, answers, batch, has_eos, logprobs, ref_logprobs,
                  entropy, values, raw_scores, scores)
 adv = ppo.compute_advantages(ro, beta, cfg.ppo)
-print("package advantages == ours:",
-      torch.allclose(adv["advantages"], advantages, atol=1e-5))
+assert_close(adv["advantages"], advantages)
+print("compute_advantages: matches the package")
+
+# %% [markdown]
+r"""
+### 4.3.5 The clipped update
+
+With the ratio $\rho_t = \pi_\text{new}(a_t) / \pi_\text{old}(a_t)$, the
+policy loss is the mean over real tokens of
+
+$$\max\big(-A_t\,\rho_t,\ -A_t\,\mathrm{clip}(\rho_t, 1 \pm \epsilon)\big).$$
+
+Once a token's probability has moved by more than $\epsilon$ in the helpful
+direction, the clipped term wins and its gradient stops. In the harmful
+direction nothing is clipped: the max keeps the pessimistic term.
+"""
+
+
+# %%
+def clipped_surrogate(new_logprobs, old_logprobs, advantages, mask,
+                      cliprange):
+    ratio = torch.exp((new_logprobs - old_logprobs) * mask)
+    clipped = ratio.clamp(1 - cliprange, 1 + cliprange)
+    loss = torch.max(-advantages * ratio, -advantages * clipped)
+    return (loss * mask).sum() / mask.sum()  # mean over real tokens
+
+
+new, old = torch.log(torch.tensor([[0.6]])), torch.log(torch.tensor([[0.4]]))
+for a in (1.0, -1.0):  # ratio 1.5, outside 1 ± 0.2
+    A = torch.tensor([[a]])
+    loss = clipped_surrogate(new, old, A, torch.ones(1, 1), 0.2)
+    print(f"A = {a:+.0f}, ratio 1.5: loss {loss:.2f}")
+
+# %% [markdown]
+r"""
+The value loss is clipped the same way, around the old values:
+
+$$V^\text{clip}_t = V^\text{old}_t
+  + \mathrm{clip}(V_t - V^\text{old}_t, \pm\epsilon_V),$$
+
+and with the returns $G_t$ of 4.3.4 it is
+
+$$\tfrac12\,\mathrm{mean}_t \max\big((V_t - G_t)^2,
+  (V^\text{clip}_t - G_t)^2\big).$$
+
+A value that jumps far from the old one is scored as if it had moved only
+$\epsilon_V$, so the jump earns nothing.
+"""
+
+
+# %%
+def clipped_value_loss(new_values, old_values, returns, mask,
+                       cliprange_value):
+    step = new_values - old_values
+    v_clip = old_values + step.clamp(-cliprange_value, cliprange_value)
+    loss = torch.max((new_values - returns) ** 2, (v_clip - returns) ** 2)
+    return 0.5 * (loss * mask).sum() / mask.sum()
+
+
+one = torch.ones(1, 1)  # V jumps from the old 0 straight to G = 1
+vloss = clipped_value_loss(one, 0 * one, one, one, 0.2)
+print(f"value loss {vloss:.2f} = 0.5 * (0.2 - 1)^2, not 0")
+
+# %% [markdown]
+"""
+On the rollout's first minibatch (`rollout_batch / mini_batches` answers),
+with the new log-probs and values of the policy and value model being
+trained. Nothing has been trained yet, so the ratio is 1 up to rounding:
+"""
+
+# %%
+mb = cfg.ppo.rollout_batch // cfg.ppo.mini_batches
+b0, m0 = batch.index(torch.arange(mb)), r_mask[:mb]
+with torch.no_grad():
+    new_lp = ppo.response_logprobs(step_policy, b0, cfg.ppo.temperature)
+    new_v = ppo.response_values(step_value, b0)
+eps, eps_v = cfg.ppo.cliprange, cfg.ppo.cliprange_value
+pg = clipped_surrogate(new_lp, logprobs[:mb], advantages[:mb], m0, eps)
+vf = clipped_value_loss(new_v, values[:mb], returns[:mb], m0, eps_v)
+print(f"first {mb} answers: pg_loss {pg:.4f}, vf_loss {vf:.4f}")
+
+# %%
+out = ppo.ppo_losses(new_lp, logprobs[:mb], advantages[:mb], new_v,
+                     values[:mb], returns[:mb], m0, eps, eps_v)
+assert_close(pg, out["pg_loss"])
+assert_close(vf, out["vf_loss"])
+print("clipped_surrogate, clipped_value_loss: matches the package")
+
+# %% [markdown]
+"""
+`ppo_update` minimises `pg_loss + vf_coef * vf_loss` with these same losses,
+for `ppo_epochs` passes over reshuffled minibatches:
+"""
+
+# %%
 opt = ppo.make_optimizer(step_policy, step_value, cfg.ppo)
 upd = ppo.ppo_update(step_policy, step_value, opt, ro, adv, cfg.ppo, gen)
 print("first minibatch:", {k: round(v, 4) for k, v in upd["first"].items()})
@@ -351,9 +529,9 @@ axes[0].figure
 """
 ## 4.5 PPO with the judge
 
-Now the real reward. First the held-out baseline: the reference policy's answers
-to the eval prompts, scored by the judge. Its spread (std) is the unit of the
-learning target: a gain of at least 1 std at a KL of at most 10 nats.
+Now the real reward. First the held-out baseline: the reference policy's
+answers to the eval prompts, scored by the judge. Its spread (std) is the unit
+of the learning target: a gain of at least 1 std at a KL of at most 10 nats.
 """
 
 # %%
@@ -432,9 +610,9 @@ else:
 # %% [markdown]
 """
 Read the table and the numbers above together. If the length rose a lot and
-score and length correlate strongly, the judge may be rewarding length more than
-quality: the "proxy" reward rises while real quality need not. Notebook 05 digs
-into this reward hacking.
+score and length correlate strongly, the judge may be rewarding length more
+than quality: the "proxy" reward rises while real quality need not. Notebook 05
+digs into this reward hacking.
 
 ### Explore: another KL coefficient, another estimator
 

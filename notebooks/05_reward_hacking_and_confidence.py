@@ -56,10 +56,10 @@ print("preset:", cfg.preset, "| model:", cfg.model)
 """
 ## 5.1 The cast: policy, judge, prompts
 
-- the **policy** starts as the SFT model of notebook 02 (and stays frozen as the
-  **reference**);
-- the **judge** is the reward model of notebook 03, trained on every train pair;
-  later it plays the **gold** judge;
+- the **policy** starts as the SFT model of notebook 02 (and stays frozen as
+  the **reference**);
+- the **judge** is the reward model of notebook 03, trained on every train
+  pair; later it plays the **gold** judge;
 - **prompts** for PPO come from the train split; every measurement uses
   **held-out** prompts and answers from the eval split.
 
