@@ -216,7 +216,7 @@ environment and run this notebook again. Which rows of the table in 0.4 change?
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 update_metrics("00_setup_check", cfg, wall_s=round(time.time() - t0, 2),
                device=str(device), precision=precision_name(device),

@@ -456,7 +456,7 @@ print("  rejected:   ", example["rejected"][:70])
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 rates = longer["rate"].drop("overall")
 update_metrics(

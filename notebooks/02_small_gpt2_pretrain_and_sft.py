@@ -92,10 +92,10 @@ characters per token (bigger is better) and training tokens per second.
 """
 
 # %%
-from rlhf_lessons.models import PRETRAINED_DIR, load_gpt2_tokenizer
-from rlhf_lessons.models import load_tokenizer
+from rlhf_lessons.artefacts import course_tokenizer
+from rlhf_lessons.models import load_gpt2_tokenizer
 
-course_tok = load_tokenizer(PRETRAINED_DIR)
+course_tok = course_tokenizer()
 gpt2_tok = load_gpt2_tokenizer()
 sample = " ".join(eval_texts[:200])
 for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
@@ -164,7 +164,7 @@ Let's compute it by hand for one sentence, with the shipped pretrained model.
 """
 
 # %%
-from rlhf_lessons.models import load_policy
+from rlhf_lessons.artefacts import load_policy
 
 pretrained, tok = load_policy(cfg, "pretrained", device)
 text = "\n\nHuman: What is the capital of France?\n\nAssistant: Paris."
@@ -212,14 +212,13 @@ is longer.
 import dataclasses
 
 from rlhf_lessons.pretrain import pretrain
-from rlhf_lessons.utils import output_dir
+from rlhf_lessons.artefacts import demo_dir
 
 demo_cfg = dataclasses.replace(
     cfg, pretrain=dataclasses.replace(
         cfg.pretrain, steps=cfg.pretrain.demo_steps, batch_size=8,
         eval_every=cfg.pretrain.demo_steps, eval_windows=16))
-demo_dir = output_dir("02_small_gpt2_pretrain_and_sft", cfg) / "pretrain_demo"
-demo = pretrain(demo_cfg, run_dir=demo_dir, tokenizer=course_tok,
+demo = pretrain(demo_cfg, demo_dir(cfg, "pretrain_demo"), tokenizer=course_tok,
                 final_eval_windows=16)
 demo_df = pd.DataFrame(demo["metrics"])
 demo_df[["step", "loss"]].tail(3)
@@ -228,17 +227,16 @@ demo_df[["step", "loss"]].tail(3)
 """
 ### Here is one we trained earlier, with exactly this code
 
-`python -m rlhf_lessons.pretrain --ship` ran the same function for the full
+`python scripts/ship.py pretrain` ran the same function for the full
 schedule and saved the result to `data/models/course-gpt2` with a model card.
 Its logged curve:
 """
 
 # %%
-import json
-
+from rlhf_lessons.artefacts import shipped_training_log
 from rlhf_lessons.plots import plot_metrics
 
-shipped = json.loads((PRETRAINED_DIR / "training.json").read_text())
+shipped = shipped_training_log("pretrained")
 card = shipped["figures"]
 full_df = pd.DataFrame(shipped.get("metrics", demo["metrics"]))
 axes = plot_metrics(full_df, ["loss", "eval_loss"], smooth=20)
@@ -350,8 +348,8 @@ import copy
 from rlhf_lessons.sft import train_sft
 
 demo_sft = train_sft(cfg, model=copy.deepcopy(pretrained), tokenizer=tok,
-                     run_dir=output_dir("02_small_gpt2_pretrain_and_sft", cfg)
-                     / "sft_demo", max_steps=cfg.sft.demo_steps)
+                     run_dir=demo_dir(cfg, "sft_demo"),
+                     max_steps=cfg.sft.demo_steps)
 pd.DataFrame(demo_sft["metrics"])[["step", "loss", "lr"]].tail(3)
 
 # %% [markdown]
@@ -360,10 +358,8 @@ pd.DataFrame(demo_sft["metrics"])[["step", "loss", "lr"]].tail(3)
 """
 
 # %%
-from rlhf_lessons.models import SFT_DIR
-
 sft_model, _ = load_policy(cfg, "sft", device)
-sft_log = json.loads((SFT_DIR / "training.json").read_text())
+sft_log = shipped_training_log("sft")
 sft_df = pd.DataFrame(sft_log.get("metrics", demo_sft["metrics"]))
 axes = plot_metrics(sft_df, ["loss"], smooth=20)
 axes[0].set_ylabel("answer-token loss")
@@ -477,7 +473,7 @@ r"""
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 metrics = update_metrics(
     "02_small_gpt2_pretrain_and_sft", cfg,

@@ -111,7 +111,8 @@ $$r(\text{prompt}, \text{answer}) = w^\top h_{\text{last}}.$$
 """
 
 # %%
-from rlhf_lessons.models import load_policy, n_params
+from rlhf_lessons.artefacts import load_policy
+from rlhf_lessons.models import n_params
 
 backbone, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
 tok.padding_side = "right"
@@ -179,8 +180,10 @@ the eval split is never trained on. Two policies, both counted:
 """
 
 # %%
-train_pairs = R.hh_pairs(cfg, tok, "train")
-eval_pairs = R.hh_pairs(cfg, tok, "eval")
+from rlhf_lessons.artefacts import hh_pairs
+
+train_pairs = hh_pairs(cfg, tok, "train")
+eval_pairs = hh_pairs(cfg, tok, "eval")
 print("train:", train_pairs.summary())
 print("eval :", eval_pairs.summary())
 
@@ -272,15 +275,16 @@ layers, the bigger the gain; a 12-layer `gpt2` gains little.
 ## 3.5 The full judge
 
 A full epoch takes several minutes on a CPU, so the course ships a judge
-trained
-by `python -m rlhf_lessons.reward` with these same settings. The package loads
-it (or the one you made earlier, or trains one if the settings changed) and
-says which, in one line. Here are its own training curves:
+trained by `python scripts/ship.py judge` with these same settings. The
+package loads it (or the one you made earlier, or trains one if the settings
+changed) and says which, in one line. Here are its own training curves:
 """
 
 # %%
-judge, tok, card = R.load_judge(cfg, device)
-full_metrics = R.load_training_metrics(cfg)
+from rlhf_lessons.artefacts import load_judge, load_training_metrics
+
+judge, tok, card = load_judge(cfg, device)
+full_metrics = load_training_metrics(cfg)
 print({k: card.get(k) for k in ("backbone", "steps", "train_wall_s",
                                  "train_pairs")})
 if full_metrics is not None:
@@ -299,10 +303,12 @@ The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
 """
 
 # %%
-ev = R.evaluate(judge, eval_pairs, device, pad_id=tok.pad_token_id,
+from rlhf_lessons import evaluate as E
+
+ev = E.judge_accuracy(judge, eval_pairs, device, pad_id=tok.pad_token_id,
                 show_progress=True)
-directions = R.length_judge_directions(train_pairs)
-table = R.accuracy_table(eval_pairs, ev["correct"], directions)
+directions = E.length_judge_directions(train_pairs)
+table = E.accuracy_table(eval_pairs, ev["correct"], directions)
 lo, hi = ev["ci95"]
 print(f"judge: {ev['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
       f"length-only judge: {table.loc['overall', 'length_judge']:.3f}")
@@ -374,7 +380,7 @@ Reading them tells you more than any number.
 
 # %%
 pd.set_option("display.max_colwidth", 160)
-R.most_wrong(eval_pairs, ev, k=5)
+E.most_wrong(eval_pairs, ev, k=5)
 
 # %% [markdown]
 """
@@ -382,8 +388,9 @@ R.most_wrong(eval_pairs, ev, k=5)
 
 A controlled rewrite changes **one** surface feature of the same answer and
 keeps everything else. If the score moves, the judge pays for that feature.
-We take `cfg.reward.n_probe` chosen eval answers and rewrite each one four
-ways.
+We take `cfg.reward.n_probe` chosen eval answers and rewrite each one five
+ways (`rewrites.REWRITES`); each effect is a paired difference, rewrite minus
+the original answer, on the answers a rewrite changes.
 """
 
 # %%
@@ -391,19 +398,23 @@ from rlhf_lessons import rewrites
 
 example = "Boil the egg for nine minutes. Then cool it in cold water."
 for name, text in rewrites.rewrite_all(example).items():
-    print(f"{name:>25}: {text}")
+    print(f"{name:>10}: {text}")
 
 # %%
+from rlhf_lessons.artefacts import judge_reward_fn
+
+judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
 n = min(cfg.reward.n_probe, len(eval_pairs))
-probe = R.rewrite_effects(judge, tok, eval_pairs.prompt[:n],
-                          eval_pairs.chosen[:n], cfg.reward.max_len, device)
-probe.round(3)
+probe = E.judge_effects(judge_fn, eval_pairs.prompt[:n],
+                        eval_pairs.chosen[:n], n_boot=200, seed=cfg.seed)
+probe[["n", "mean", "ci_low", "ci_high", "share_up", "mean_dwords"]].round(3)
 
 # %% [markdown]
 """
-- `mean Δscore` > 0 means the rewrite scores higher on average; `share up` is
-  how often. A Δ far from 0 on a rewrite that adds no facts (hedging, filler)
-  is a **surface preference**: a policy can exploit it (notebook 05).
+- `mean` > 0 means the rewrite scores higher on average (`ci_low`-`ci_high`:
+  its 95% bootstrap interval); `share_up` is how often. A Δ far from 0 on a
+  rewrite that adds no facts (hedging, filler) is a **surface preference**:
+  a policy can exploit it (notebook 05).
 - And how much does the score follow plain length, on the eval answers?
 """
 
@@ -433,12 +444,14 @@ prompts = list(dict.fromkeys(load_all_hh(
 prompts = prompts[: cfg.reward.n_ref_samples]
 out = generate(policy, ptok, prompts, max_new_tokens=cfg.ppo.max_new_tokens,
                temperature=cfg.ppo.temperature, seed=cfg.seed)
+from rlhf_lessons.rollout import normalise
+
 ref_scores = R.score_texts(judge, tok, prompts, out.texts,
                            cfg.reward.max_len, device)
-norm = R.fit_reward_norm(ref_scores)
-print(norm, "| normalised mean/std:",
-      round(float(norm(ref_scores).mean()), 3),
-      round(float(norm(ref_scores).std()), 3))
+norm = E.score_stats(ref_scores)
+z = normalise(ref_scores, norm)
+print(f"mean {norm[0]:.3f}, std {norm[1]:.3f} | normalised mean/std:",
+      round(float(z.mean()), 3), round(float(z.std()), 3))
 
 # %% [markdown]
 r"""
@@ -450,7 +463,9 @@ version of the same answer.
 """
 
 # %%
-R.make_judge_widget(judge, tok, cfg.reward.max_len, device);
+from rlhf_lessons.widgets import make_judge_widget
+
+make_judge_widget(judge, tok, cfg.reward.max_len, device);
 
 # %% [markdown]
 """
@@ -477,7 +492,7 @@ R.make_judge_widget(judge, tok, cfg.reward.max_len, device);
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 by = table.drop("overall")
 metrics = update_metrics(

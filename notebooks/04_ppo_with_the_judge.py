@@ -62,10 +62,16 @@ print("preset:", cfg.preset, "| PPO:", cfg.ppo)
 
 # %%
 import copy
-from rlhf_lessons import ppo
-from rlhf_lessons.models import load_policy, n_params
 
-policy, tok = load_policy(cfg, "sft", device)
+from rlhf_lessons import artefacts as A
+from rlhf_lessons import batching as bt
+from rlhf_lessons import evaluate as E
+from rlhf_lessons import ppo
+from rlhf_lessons import rollout as rl
+from rlhf_lessons.generation import sample_responses
+from rlhf_lessons.models import n_params
+
+policy, tok = A.load_policy(cfg, "sft", device)
 ref_policy = copy.deepcopy(policy).requires_grad_(False)
 print(f"policy: {n_params(policy):,} parameters; EOS id {tok.eos_token_id}, "
       f"pad id {tok.pad_token_id}, padding side {tok.padding_side}")
@@ -82,11 +88,9 @@ reward (there is no reward model to copy then).
 """
 
 # %%
-from rlhf_lessons.reward import load_judge
-
-judge, judge_tok, card = load_judge(cfg, device)
-judge_fn = ppo.judge_reward_fn(judge, judge_tok, cfg, device)
-value_model = ppo.make_value_model(reward_model=judge)
+judge, judge_tok, card = A.load_judge(cfg, device)
+judge_fn = A.judge_reward_fn(judge, judge_tok, cfg.reward.max_len, device)
+value_model = rl.make_value_model(reward_model=judge)
 print(f"judge: {n_params(judge):,} parameters; value model: "
       f"{n_params(value_model):,} (a copy of the judge)")
 
@@ -100,8 +104,8 @@ short enough for our small model's context.
 """
 
 # %%
-train_prompts = ppo.ppo_prompts(cfg, "train", tok)
-eval_prompts = ppo.ppo_prompts(cfg, "eval", tok)
+train_prompts = A.ppo_prompts(cfg, "train", tok)
+eval_prompts = A.ppo_prompts(cfg, "eval", tok)
 overlap = set(train_prompts) & set(eval_prompts)
 eval_prompts = [p for p in eval_prompts if p not in overlap]
 eval_prompts = eval_prompts[:cfg.ppo.n_eval_prompts]
@@ -117,10 +121,10 @@ answers** (N-details). We measure that on train prompts.
 """
 
 # %%
-ref_train = ppo.sample_and_score(
+ref_train = E.sample_and_score(
     ref_policy, judge_fn, tok, train_prompts[:cfg.ppo.n_ref_prompts],
     cfg.ppo, seed=cfg.seed)
-norm = ppo.score_stats_of(ref_train)
+norm = E.score_stats(ref_train.score)
 print(f"judge on {len(ref_train)} reference answers: mean {norm[0]:.3f}, "
       f"std {norm[1]:.3f}")
 
@@ -143,16 +147,16 @@ import torch
 step_policy = copy.deepcopy(policy)
 step_value = copy.deepcopy(value_model)
 b_prompts = train_prompts[:cfg.ppo.rollout_batch]
-seqs = ppo.encode_prompts(tok, b_prompts, cfg.ppo.max_prompt_tokens)
-p_ids, p_mask = ppo.left_pad(seqs, tok.pad_token_id)
+seqs = bt.encode_prompts(tok, b_prompts, cfg.ppo.max_prompt_tokens)
+p_ids, p_mask = bt.left_pad(seqs, tok.pad_token_id)
 print("prompt ids:", tuple(p_ids.shape), "| real tokens per row:",
       p_mask.sum(1).tolist())
 print("position ids of the most padded row:",
-      ppo.position_ids(p_mask)[p_mask.sum(1).argmin()].tolist())
+      bt.position_ids(p_mask)[p_mask.sum(1).argmin()].tolist())
 
 # %%
 gen = torch.Generator().manual_seed(cfg.seed)
-raw_ids, logprobs, entropy = ppo.sample_responses(
+raw_ids, logprobs, entropy = sample_responses(
     step_policy, p_ids, p_mask, cfg.ppo.max_new_tokens,
     cfg.ppo.temperature, tok.eos_token_id, gen)
 print("sampled:", tuple(raw_ids.shape), "| logprobs:", tuple(logprobs.shape))
@@ -166,9 +170,9 @@ gets a fixed penalty (`missing_eos_penalty`).
 """
 
 # %%
-r_ids, r_mask, has_eos = ppo.truncate_after_eos(
+r_ids, r_mask, has_eos = bt.truncate_after_eos(
     raw_ids, tok.eos_token_id, tok.pad_token_id)
-answers = ppo.decode_responses(tok, r_ids, r_mask, tok.eos_token_id)
+answers = bt.decode_responses(tok, r_ids, r_mask)
 print("answer lengths (tokens, EOS included):", r_mask.sum(1).int().tolist())
 print(f"ended with EOS: {has_eos.float().mean():.0%}")
 for p, a in list(zip(b_prompts, answers))[:2]:
@@ -185,7 +189,7 @@ reference statistics of 4.2, then the missing-EOS penalty is subtracted.
 # %%
 raw_scores = torch.tensor(judge_fn(b_prompts, answers))
 scores = (raw_scores - norm[0]) / norm[1]
-scores = ppo.apply_missing_eos_penalty(
+scores = rl.apply_missing_eos_penalty(
     scores, has_eos, cfg.ppo.missing_eos_penalty)
 print("raw judge scores:", raw_scores.numpy().round(2))
 print("normalised, penalised:", scores.numpy().round(2))
@@ -228,9 +232,9 @@ answers: the reference scores the same tokens, and padding is masked out.
 """
 
 # %%
-batch = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has_eos)
+batch = rl.make_batch(p_ids, p_mask, r_ids, r_mask, has_eos)
 with torch.no_grad():
-    ref_logprobs = ppo.response_logprobs(
+    ref_logprobs = rl.response_logprobs(
         ref_policy, batch, cfg.ppo.temperature) * r_mask
 logprobs, entropy = logprobs * r_mask, entropy * r_mask
 k1 = kl_k1(logprobs, ref_logprobs) * r_mask
@@ -331,7 +335,7 @@ predictions:
 
 # %%
 with torch.no_grad():
-    values = ppo.response_values(step_value, batch) * r_mask
+    values = rl.response_values(step_value, batch) * r_mask
 g, lam = cfg.ppo.gamma, cfg.ppo.lam
 adv_loop = gae_loop(rewards, values, r_mask, g, lam)
 print("values:", tuple(values.shape), "| row 0, first advantages:",
@@ -356,9 +360,9 @@ keeps the step size steady whatever the reward scale.
 """
 
 # %%
-advantages = ppo.masked_whiten(adv_vec, r_mask)
-print(f"advantages: mean {ppo.masked_mean(advantages, r_mask):.2f}, "
-      f"std {ppo.masked_var(advantages, r_mask).sqrt():.2f} over "
+advantages = bt.masked_whiten(adv_vec, r_mask)
+print(f"advantages: mean {bt.masked_mean(advantages, r_mask):.2f}, "
+      f"std {bt.masked_var(advantages, r_mask).sqrt():.2f} over "
       f"{int(r_mask.sum())} real tokens")
 
 # %% [markdown]
@@ -368,7 +372,7 @@ The package's `compute_advantages` does 4.3.3 and 4.3.4 in one call, on a
 """
 
 # %%
-ro = ppo.Rollout(b_prompts, answers, batch, has_eos, logprobs, ref_logprobs,
+ro = rl.Rollout(b_prompts, answers, batch, has_eos, logprobs, ref_logprobs,
                  entropy, values, raw_scores, scores)
 adv = ppo.compute_advantages(ro, beta, cfg.ppo)
 assert_close(adv["advantages"], advantages)
@@ -445,8 +449,8 @@ trained. Nothing has been trained yet, so the ratio is 1 up to rounding:
 mb = cfg.ppo.rollout_batch // cfg.ppo.mini_batches
 b0, m0 = batch.index(torch.arange(mb)), r_mask[:mb]
 with torch.no_grad():
-    new_lp = ppo.response_logprobs(step_policy, b0, cfg.ppo.temperature)
-    new_v = ppo.response_values(step_value, b0)
+    new_lp = rl.response_logprobs(step_policy, b0, cfg.ppo.temperature)
+    new_v = rl.response_values(step_value, b0)
 eps, eps_v = cfg.ppo.cliprange, cfg.ppo.cliprange_value
 pg = clipped_surrogate(new_lp, logprobs[:mb], advantages[:mb], m0, eps)
 vf = clipped_value_loss(new_v, values[:mb], returns[:mb], m0, eps_v)
@@ -495,7 +499,7 @@ import re
 def rule_reward(prompts, answers):
     return [min(5, len(re.findall(r"\byou\b", a.lower()))) for a in answers]
 
-rule_before = ppo.sample_and_score(
+rule_before = E.sample_and_score(
     ref_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 print(f"held-out answers before: {rule_before.score.mean():.2f} points")
 
@@ -505,10 +509,10 @@ import dataclasses
 rule_policy = copy.deepcopy(policy)
 rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.ppo.sanity_updates)
 rule_run = ppo.train_ppo(
-    rule_policy, ref_policy, ppo.make_value_model(policy=rule_policy),
+    rule_policy, ref_policy, rl.make_value_model(policy=rule_policy),
     rule_reward, tok, train_prompts, rule_cfg, seed=cfg.seed,
-    checkpoint=ppo.checkpoint_path(cfg, "rule"))
-rule_after = ppo.sample_and_score(
+    checkpoint=A.ppo_checkpoint(cfg, "rule"))
+rule_after = E.sample_and_score(
     rule_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 rule_initial, rule_final = rule_before.score.mean(), rule_after.score.mean()
 print(f"rule reward on held-out prompts: {rule_initial:.2f} -> "
@@ -535,7 +539,7 @@ of the learning target: a gain of at least 1 std at a KL of at most 10 nats.
 """
 
 # %%
-ref_eval = ppo.sample_and_score(ref_policy, judge_fn, tok, eval_prompts,
+ref_eval = E.sample_and_score(ref_policy, judge_fn, tok, eval_prompts,
                                 cfg.ppo, seed=cfg.seed + 1)
 ref_mean, ref_std = ref_eval.score.mean(), ref_eval.score.std(ddof=0)
 print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
@@ -544,8 +548,8 @@ print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
 # %%
 stats = norm if cfg.ppo.normalize_scores else None
 run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
-                    train_prompts, cfg.ppo, seed=cfg.seed, score_stats=stats,
-                    checkpoint=ppo.checkpoint_path(cfg, "judge"))
+                    train_prompts, cfg.ppo, seed=cfg.seed, score_norm=stats,
+                    checkpoint=A.ppo_checkpoint(cfg, "judge"))
 cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "val/ratio", "response_length"]
 run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(3)
@@ -575,7 +579,7 @@ answer's tokens.
 """
 
 # %%
-final_eval = ppo.sample_and_score(policy, judge_fn, tok, eval_prompts,
+final_eval = E.sample_and_score(policy, judge_fn, tok, eval_prompts,
                                   cfg.ppo, seed=cfg.seed + 1,
                                   ref_policy=ref_policy)
 final_mean, final_kl = final_eval.score.mean(), final_eval.kl.mean()
@@ -624,12 +628,13 @@ updates with your β and estimator, and draws it beside the run above (grey).
 # %%
 from functools import partial
 
+from rlhf_lessons.widgets import make_kl_explorer
+
 variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
                   train_prompts, cfg.ppo, n_updates=cfg.ppo.explore_updates,
-                  seed=cfg.seed, value_init=judge, score_stats=stats)
-ppo.make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
-                     run.metrics, kl_coef=4 * cfg.ppo.kl_coef,
-                     kl_estimator="k3")
+                  seed=cfg.seed, value_init=judge, score_norm=stats)
+make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
+                 run.metrics, kl_coef=4 * cfg.ppo.kl_coef, kl_estimator="k3")
 
 # %% [markdown]
 """
@@ -651,11 +656,11 @@ ppo.make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
 - Make the rule reward count "!" instead of "you": how fast does PPO learn to
   shout, and what happens to the KL?
 - Swap the value model for a zero-head copy of the policy
-  (`ppo.make_value_model(policy=policy)`) and compare `loss/value_avg`.
+  (`rl.make_value_model(policy=policy)`) and compare `loss/value_avg`.
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 m = update_metrics(
     "04_ppo_with_the_judge", cfg,

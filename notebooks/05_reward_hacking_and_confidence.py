@@ -68,15 +68,13 @@ one small config for the preset:
 """
 
 # %%
-from rlhf_lessons.hacking import HackingConfig
+from rlhf_lessons.config import HackingConfig
 
 hc = HackingConfig.for_preset(cfg)
 hc
 
 # %%
-from rlhf_lessons.hacking import judge_reward_fn
-from rlhf_lessons.models import load_policy
-from rlhf_lessons.reward import load_judge
+from rlhf_lessons.artefacts import judge_reward_fn, load_judge, load_policy
 
 ref_policy, tok = load_policy(cfg, "sft", device)
 gold_model, gold_tok, gold_card = load_judge(cfg, device)
@@ -121,7 +119,7 @@ Here is one held-out answer in every version:
 # %%
 import pandas as pd
 
-from rlhf_lessons.hacking import REWRITE_KINDS, rewrite
+from rlhf_lessons.rewrites import REWRITES, rewrite
 
 rows = [eval_ds[int(i)] for i in ev]
 rows = [r for r in rows if r["chosen_response"].strip()]
@@ -129,7 +127,7 @@ rows = rows[:hc.n_effect_answers]
 eff_prompts = [r["prompt"] for r in rows]
 eff_answers = [r["chosen_response"] for r in rows]
 example = eff_answers[0]
-kinds = ["original", *REWRITE_KINDS]
+kinds = ["original", *REWRITES]
 pd.DataFrame({"rewrite": kinds,
               "text": [rewrite(example, k)[:150] for k in kinds]})
 
@@ -142,7 +140,7 @@ does not change (e.g. "shorter" on a one-sentence answer) is not counted.
 """
 
 # %%
-from rlhf_lessons.hacking import judge_effects
+from rlhf_lessons.evaluate import judge_effects
 
 seed_everything(cfg.seed)
 effects = judge_effects(gold, eff_prompts, eff_answers, n_boot=hc.n_boot,
@@ -153,7 +151,7 @@ print(f"{len(eff_answers)} held-out answers; score std {base.std():.3f}")
 effects.round(3)
 
 # %%
-from rlhf_lessons.hacking import plot_judge_effects
+from rlhf_lessons.plots import plot_judge_effects
 
 plot_judge_effects(effects);
 
@@ -179,7 +177,7 @@ for name, row in effects.iterrows():
 
 # %% [markdown]
 """
-## 5.3 The policy learns the bias
+## 5.3 Does the policy learn the bias?
 
 Now PPO optimises the policy against this judge (as in notebook 04), and after
 every update we measure the answers it just wrote:
@@ -192,7 +190,7 @@ If the judge over-rewards a feature, the policy should drift towards it.
 """
 
 # %%
-from rlhf_lessons.hacking import answer_features
+from rlhf_lessons.analysis import answer_features
 
 answer_features("Great question! Definitely. I'm not sure, maybe maybe.")
 
@@ -200,12 +198,14 @@ answer_features("Great question! Definitely. I'm not sure, maybe maybe.")
 import copy
 
 from rlhf_lessons import ppo
-from rlhf_lessons.hacking import feature_means, run_ppo, score_stats
+from rlhf_lessons import rollout as rl
+from rlhf_lessons.evaluate import sample_and_score, score_stats
+from rlhf_lessons.overoptimisation import feature_columns
 
 track_cfg = hc.ppo_config(cfg.ppo, hc.track_lr)
-norm_df = ppo.sample_and_score(ref_policy, gold, tok,
-                               train_prompts[:hc.n_norm_prompts], track_cfg,
-                               seed=cfg.seed)
+norm_df = sample_and_score(ref_policy, gold, tok,
+                           train_prompts[:hc.n_norm_prompts], track_cfg,
+                           seed=cfg.seed)
 gold_stats = score_stats(norm_df["score"])
 print("judge on reference samples (train prompts): mean "
       f"{gold_stats[0]:.3f}, std {gold_stats[1]:.3f}")
@@ -213,20 +213,21 @@ print("judge on reference samples (train prompts): mean "
 
 # %%
 def feature_hook(u, ro, row):
-    return {f"feat/{k}": v for k, v in feature_means(ro.responses).items()}
+    # after each update: mean answer features of the rollout PPO just scored
+    return feature_columns(ro.responses)
 
 
 policy = copy.deepcopy(ref_policy)
-value_model = ppo.make_value_model(reward_model=gold_model)
-track = run_ppo(policy, ref_policy, value_model, gold, tok, train_prompts,
-                track_cfg, seed=cfg.seed, n_updates=hc.track_updates,
-                score_stats=gold_stats, on_update=feature_hook,
-                desc="PPO vs the judge")
+value_model = rl.make_value_model(reward_model=gold_model)
+track = ppo.train_ppo(policy, ref_policy, value_model, gold, tok,
+                      train_prompts, track_cfg, seed=cfg.seed,
+                      n_updates=hc.track_updates, score_norm=gold_stats,
+                      on_update=feature_hook, desc="PPO vs the judge").metrics
 track[["update", "objective/scores", "objective/kl", "feat/words",
        "feat/confident", "feat/hedge"]].round(3).tail()
 
 # %%
-from rlhf_lessons.hacking import plot_feature_drift
+from rlhf_lessons.plots import plot_feature_drift
 
 plot_feature_drift(track, ("words", "confident", "hedge", "refusal",
                            "repetition", "flattery"));
@@ -267,7 +268,8 @@ the reference's spread):
 """
 
 # %%
-from rlhf_lessons.hacking import evaluate_policy, normalise
+from rlhf_lessons.evaluate import evaluate_policy
+from rlhf_lessons.rollout import normalise
 
 judges = {"gold": gold}
 before, before_s = evaluate_policy(ref_policy, ref_policy, tok, eval_prompts,
@@ -301,7 +303,7 @@ how often the two judges agree.
 """
 
 # %%
-from rlhf_lessons.hacking import load_proxy_judge
+from rlhf_lessons.artefacts import load_proxy_judge
 
 proxy_model, proxy_tok, proxy_card = load_proxy_judge(
     cfg, hc, device, gold_model=gold_model)
@@ -311,21 +313,21 @@ print(f"proxy: {proxy_card['train_pairs']} train pairs, labels: "
       f"flipped by the gold judge), {proxy_card['steps']} steps")
 
 # %%
-from rlhf_lessons.hacking import judge_accuracy
+from rlhf_lessons.evaluate import judge_accuracy
+from rlhf_lessons.reward import prepare_pairs
 
 acc_rows = [eval_ds[int(i)] for i in ev[:hc.n_acc_pairs]]
-acc = {}
+acc, side = {}, {}
 for name, m, t in [("gold", gold_model, gold_tok),
                    ("proxy", proxy_model, proxy_tok)]:
-    acc[name] = judge_accuracy(
-        m, t, [r["prompt"] for r in acc_rows],
-        [r["chosen_response"] for r in acc_rows],
-        [r["rejected_response"] for r in acc_rows], cfg.reward.max_len, device)
+    pairs = prepare_pairs(acc_rows, t, cfg.reward.max_len,
+                          drop_identical=False, allow_empty=True)
+    acc[name] = judge_accuracy(m, pairs, device, pad_id=t.pad_token_id)
+    side[name] = acc[name]["r_chosen"] > acc[name]["r_rejected"]
     lo, hi = acc[name]["ci95"]
     print(f"{name:5} held-out accuracy {acc[name]['accuracy']:.3f} "
           f"(95% CI {lo:.3f}-{hi:.3f}, n={acc[name]['n']})")
-agree = float(np.mean(acc["gold"]["prefers_chosen"]
-                      == acc["proxy"]["prefers_chosen"]))
+agree = float(np.mean(side["gold"] == side["proxy"]))
 print(f"proxy and gold pick the same side in {agree:.1%} of these pairs")
 
 # %% [markdown]
@@ -344,7 +346,8 @@ them.
 """
 
 # %%
-from rlhf_lessons.hacking import beta_sweep, sweep_checkpoint
+from rlhf_lessons.artefacts import sweep_checkpoint
+from rlhf_lessons.overoptimisation import beta_sweep
 
 sweep_cfg = hc.ppo_config(cfg.ppo, hc.sweep_lr)
 print(f"lr {sweep_cfg.lr:g} (notebook 04: {cfg.ppo.lr:g}); "
@@ -356,13 +359,13 @@ runs = beta_sweep(ref_policy, tok, proxy, gold, train_prompts, eval_prompts,
 print({b: f"{r.wall_s:.0f}s" for b, r in runs.items()})
 
 # %%
-from rlhf_lessons.hacking import sweep_table
+from rlhf_lessons.overoptimisation import sweep_table
 
 sweep = sweep_table(runs)
 sweep.round(3)
 
 # %%
-from rlhf_lessons.hacking import plot_overoptimisation
+from rlhf_lessons.plots import plot_overoptimisation
 
 plot_overoptimisation(runs);
 
@@ -374,7 +377,7 @@ final points of all runs. It reports what happened, whichever way it went.
 """
 
 # %%
-from rlhf_lessons.hacking import peak_then_fall
+from rlhf_lessons.evaluate import peak_then_fall
 
 
 def shape(xs, proxy_ys, gold_ys, label):
@@ -415,21 +418,21 @@ harmless ("enthusiasm!"), and has nothing to do with a good answer.
 """
 
 # %%
-from rlhf_lessons.hacking import exclamation_reward
+from rlhf_lessons.overoptimisation import exclamation_reward
 
 exclamation_reward(["q", "q"], ["Sure.", "Sure!!! Great!"])
 
 # %%
 hack_cfg = hc.ppo_config(cfg.ppo, hc.hack_lr)
 hack_policy = copy.deepcopy(ref_policy)
-hack_stats = ppo.score_stats_of(ppo.sample_and_score(
+hack_stats = score_stats(sample_and_score(
     ref_policy, exclamation_reward, tok, train_prompts[:hc.n_norm_prompts],
-    hack_cfg, seed=cfg.seed))
-hack_value = ppo.make_value_model(policy=hack_policy)
-hack = run_ppo(hack_policy, ref_policy, hack_value, exclamation_reward, tok,
-               train_prompts, hack_cfg, seed=cfg.seed,
-               n_updates=hc.hack_updates, score_stats=hack_stats,
-               on_update=feature_hook, desc="PPO vs '!' count")
+    hack_cfg, seed=cfg.seed).score)
+hack_value = rl.make_value_model(policy=hack_policy)
+hack = ppo.train_ppo(hack_policy, ref_policy, hack_value, exclamation_reward,
+                     tok, train_prompts, hack_cfg, seed=cfg.seed,
+                     n_updates=hc.hack_updates, score_norm=hack_stats,
+                     on_update=feature_hook, desc="PPO vs '!' count").metrics
 hack[["update", "objective/raw_scores", "objective/kl",
       "feat/repetition"]].round(3).tail()
 
@@ -467,7 +470,8 @@ side by side.
 """
 
 # %%
-from rlhf_lessons.hacking import RunRecord, make_run_explorer
+from rlhf_lessons.overoptimisation import RunRecord
+from rlhf_lessons.widgets import make_run_explorer
 
 all_runs = {r.name: r for r in runs.values()}
 all_runs["vs judge (5.3)"] = RunRecord(
@@ -513,7 +517,7 @@ make_run_explorer(all_runs, left=runs[min(runs)].name,
 """
 
 # %%
-from rlhf_lessons.utils import update_metrics
+from rlhf_lessons.artefacts import update_metrics
 
 metrics = update_metrics(
     "05_reward_hacking_and_confidence", cfg,

@@ -122,6 +122,22 @@ def load_policy(cfg: LessonConfig, stage: str = "sft", device="cpu"):
     return load_model(path, device)
 
 
+def course_tokenizer():
+    """The course GPT-2's own byte-level BPE (shipped with the pretrained model)."""
+    return load_tokenizer(PRETRAINED_DIR)
+
+
+def shipped_training_log(stage: str) -> dict:
+    """What the run that made a shipped policy logged: ``figures``, ``metrics``
+    (one dict per step) and ``config``; ``stage`` is "pretrained" or "sft"."""
+    return load_card(shipped_policy_dir(stage))
+
+
+def demo_dir(cfg: LessonConfig, name: str) -> Path:
+    """A folder for one of notebook 02's short live runs (``name``: "pretrain_demo")."""
+    return output_dir(NOTEBOOKS["pretrain"], cfg) / name
+
+
 def pretrain_run_dir(cfg: LessonConfig) -> Path:
     """Where a pretraining run of these settings keeps its checkpoint."""
     return output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain")

@@ -24,9 +24,9 @@ from rlhf_lessons.analysis import FEATURES, feature_table
 from rlhf_lessons.batching import decode_responses, encode_prompts, left_pad, truncate_after_eos
 from rlhf_lessons.config import PPOConfig
 from rlhf_lessons.generation import sample_responses
-from rlhf_lessons.ppo import make_batch, normalise, response_logprobs, score_batch
 from rlhf_lessons.reward import PairSet, held_out_accuracy, p_first_better, score_texts
 from rlhf_lessons.rewrites import rewrite
+from rlhf_lessons.rollout import make_batch, normalise, response_logprobs, score_batch
 
 ScoreFn = Callable[[list[str], list[str]], Sequence[float]]
 

@@ -24,7 +24,8 @@ import torch
 from rlhf_lessons.analysis import feature_means
 from rlhf_lessons.config import PPOConfig
 from rlhf_lessons.evaluate import evaluate_policy, sample_and_score, score_stats
-from rlhf_lessons.ppo import make_value_model, normalise, train_ppo
+from rlhf_lessons.ppo import train_ppo
+from rlhf_lessons.rollout import make_value_model, normalise
 from rlhf_lessons.utils import atomic_torch_save, say_once
 
 

@@ -34,7 +34,7 @@ from rlhf_lessons.utils import (
 
 
 # --------------------------------------------------------------------------
-# 2.3 Next-token prediction: the corpus, the token stream, the loss
+# 2.3 Next-token prediction
 # --------------------------------------------------------------------------
 def corpus_texts(split: str, max_rows_per_subset: int = 0) -> list[str]:
     """Whole transcripts of one split: every chosen one, and each rejected one that differs.

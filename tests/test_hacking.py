@@ -230,6 +230,7 @@ def test_on_update_hook_sees_each_rollout_and_changes_nothing():
     import copy
 
     from rlhf_lessons import ppo
+    from rlhf_lessons import rollout as rl
     from rlhf_lessons.artefacts import load_policy
 
     cfg = LessonConfig.from_env()
@@ -241,7 +242,7 @@ def test_on_update_hook_sees_each_rollout_and_changes_nothing():
     def go(fn, **kw):
         p = copy.deepcopy(policy)
         ref = copy.deepcopy(policy)
-        vm = ppo.make_value_model(policy=p)
+        vm = rl.make_value_model(policy=p)
         return fn(p, ref, vm, O.exclamation_reward, tok, prompts, pcfg, seed=3,
                   n_updates=2, show_progress=False, **kw)
 

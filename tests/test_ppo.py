@@ -12,6 +12,7 @@ import torch
 from rlhf_lessons import artefacts as A
 from rlhf_lessons import batching as bt
 from rlhf_lessons import ppo
+from rlhf_lessons import rollout as rl
 from rlhf_lessons.artefacts import load_policy
 from rlhf_lessons.config import LessonConfig, preset
 from rlhf_lessons.lean_gpt2 import gpt2_hidden
@@ -87,7 +88,7 @@ def test_truncation_after_first_eos_and_missing_eos_penalty():
     assert ids.tolist() == [[5, 0, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]]
     assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
     assert has_eos.tolist() == [True, False, True]
-    scores = ppo.apply_missing_eos_penalty(torch.tensor([1.0, 1.0, 1.0]), has_eos, 0.5)
+    scores = rl.apply_missing_eos_penalty(torch.tensor([1.0, 1.0, 1.0]), has_eos, 0.5)
     assert scores.tolist() == [1.0, 0.5, 1.0]
     # a distinct pad id: pads replace everything after the first EOS
     ids2, _, _ = bt.truncate_after_eos(torch.tensor([[4, 2, 9]]), eos_id=2, pad_id=1)
@@ -97,7 +98,7 @@ def test_truncation_after_first_eos_and_missing_eos_penalty():
 def test_score_index_reads_last_text_token():
     p_ids, p_mask = bt.left_pad([[7, 8], [9]], pad_id=0)
     r_ids, r_mask, has = bt.truncate_after_eos(torch.tensor([[3, 0, 5], [3, 4, 5]]), 0, 0)
-    b = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has)
+    b = rl.make_batch(p_ids, p_mask, r_ids, r_mask, has)
     # row 0: [7 8 | 3 EOS .] -> the "3" at index 2; row 1: [. 9 | 3 4 5] -> index 4
     assert b.score_index.tolist() == [2, 4]
     assert b.pos.tolist() == [[0, 1, 2, 3, 3], [0, 0, 1, 2, 3]]
@@ -166,12 +167,12 @@ def toy_reward(prompts, responses):
 
 def make_rollout(policy, tok, cfg, seed=0, ref=None, reward=toy_reward):
     ref = ref if ref is not None else copy.deepcopy(policy)
-    value = ppo.make_value_model(policy=policy)
+    value = rl.make_value_model(policy=policy)
     prompts = ["Human: hello\n\nAssistant:", "Human: how are you today?\n\nAssistant:",
                "Human: tell me\n\nAssistant:", "Human: why?\n\nAssistant:"]
     seqs = bt.encode_prompts(tok, prompts, cfg.max_prompt_tokens)
     g = torch.Generator().manual_seed(seed)
-    ro = ppo.rollout(policy, ref, value, reward, tok, seqs, prompts, cfg, g)
+    ro = rl.rollout(policy, ref, value, reward, tok, seqs, prompts, cfg, g)
     return ro, ref, value
 
 
@@ -180,7 +181,7 @@ def test_sampling_logprobs_match_full_forward(tiny, fast):
     cfg = dataclasses.replace(fast.ppo, temperature=0.7)
     ro, _, _ = make_rollout(policy, tok, cfg)
     with torch.no_grad():
-        full, ent = ppo.response_logprobs(policy, ro.batch, cfg.temperature, with_entropy=True)
+        full, ent = rl.response_logprobs(policy, ro.batch, cfg.temperature, with_entropy=True)
     m = ro.batch.response_mask
     torch.testing.assert_close(ro.logprobs, full * m, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ro.entropy, ent * m, atol=1e-5, rtol=1e-4)
@@ -227,9 +228,9 @@ def _hand_rollout(padding_fill: float, pad_token: int):
     r_ids = torch.where(mask.bool(), torch.randint(1, 50, (B, R), generator=g),
                         torch.full((B, R), pad_token))
     p_ids, p_mask = bt.left_pad([[5, 6, 7], [8], [9, 10]], pad_id=pad_token)
-    batch = ppo.make_batch(p_ids, p_mask, r_ids, mask, torch.tensor([True, False, True]))
+    batch = rl.make_batch(p_ids, p_mask, r_ids, mask, torch.tensor([True, False, True]))
     lp = fill(-torch.rand(B, R, generator=g) * 3)
-    ro = ppo.Rollout(["a"] * B, ["b"] * B, batch, torch.tensor([True, False, True]),
+    ro = rl.Rollout(["a"] * B, ["b"] * B, batch, torch.tensor([True, False, True]),
                      lp, fill(lp - 0.3 * torch.rand(B, R, generator=g)),
                      fill(torch.rand(B, R, generator=g)), fill(torch.randn(B, R, generator=g)),
                      torch.tensor([1.0, 0.0, 2.0]), torch.tensor([1.0, -1.0, 2.0]))
@@ -262,18 +263,18 @@ def test_padding_never_leaks_into_rewards_advantages_losses(fast, est):
 
 def test_padding_tokens_do_not_change_model_outputs(tiny):
     policy, _ = tiny
-    value = ppo.make_value_model(policy=policy)
+    value = rl.make_value_model(policy=policy)
     torch.nn.init.normal_(value.score.weight)
     p_ids, p_mask = bt.left_pad([[5, 6, 7, 8], [9, 10]], pad_id=0)
     r_ids, r_mask, has = bt.truncate_after_eos(torch.tensor([[11, 0, 0], [12, 13, 14]]), 0, 0)
-    b1 = ppo.make_batch(p_ids, p_mask, r_ids, r_mask, has)
+    b1 = rl.make_batch(p_ids, p_mask, r_ids, r_mask, has)
     # the same batch with other tokens in every padded slot
     p2 = torch.where(p_mask.bool(), p_ids, torch.full_like(p_ids, 77))
     r2 = torch.where(r_mask.bool(), r_ids, torch.full_like(r_ids, 99))
-    b2 = ppo.make_batch(p2, p_mask, r2, r_mask, has)
+    b2 = rl.make_batch(p2, p_mask, r2, r_mask, has)
     with torch.no_grad():
-        for f in (lambda b: ppo.response_logprobs(policy, b, 0.7),
-                  lambda b: ppo.response_values(value, b)):
+        for f in (lambda b: rl.response_logprobs(policy, b, 0.7),
+                  lambda b: rl.response_values(value, b)):
             torch.testing.assert_close(f(b1) * r_mask, f(b2) * r_mask)
 
 
@@ -297,7 +298,7 @@ def test_end_to_end_trivial_reward_rises(fast):
                               ppo_epochs=2, lr=3e-3, temperature=1.0, max_new_tokens=12,
                               kl_coef=0.01, missing_eos_penalty=0.0)
     ref = copy.deepcopy(policy)
-    value = ppo.make_value_model(policy=policy)
+    value = rl.make_value_model(policy=policy)
     run = ppo.train_ppo(policy, ref, value, count_target, tok, prompts, cfg,
                         prompt_ids=prompt_ids, show_progress=False)
     s = run.metrics["objective/raw_scores"]
@@ -319,7 +320,7 @@ def test_checkpoint_resume_equals_uninterrupted_run(tiny, fast, tmp_path):
 
     def fresh():
         pol = copy.deepcopy(base_policy)
-        return pol, copy.deepcopy(pol), ppo.make_value_model(policy=pol)
+        return pol, copy.deepcopy(pol), rl.make_value_model(policy=pol)
 
     full = ppo.train_ppo(*fresh(), toy_reward, tok, prompts, cfg, show_progress=False)
 
@@ -348,7 +349,7 @@ def test_checkpoint_resume_equals_uninterrupted_run(tiny, fast, tmp_path):
 def test_bad_inputs_give_clear_errors(tiny, fast):
     policy, tok = tiny
     with pytest.raises(ValueError, match="rollout_batch"):
-        ppo.train_ppo(policy, copy.deepcopy(policy), ppo.make_value_model(policy=policy),
+        ppo.train_ppo(policy, copy.deepcopy(policy), rl.make_value_model(policy=policy),
                       toy_reward, tok, ["Human: hi\n\nAssistant:"], fast.ppo,
                       show_progress=False)
     with pytest.raises(ValueError, match="sequence 1 is empty"):

@@ -11,8 +11,9 @@ import torch
 from rlhf_lessons import artefacts as A
 from rlhf_lessons import batching as B
 from rlhf_lessons import evaluate as E
-from rlhf_lessons import lean_gpt2, ppo, rewrites
+from rlhf_lessons import lean_gpt2, rewrites
 from rlhf_lessons import reward as R
+from rlhf_lessons import rollout as rl
 from rlhf_lessons.models import load_card, load_model, save_model
 
 
@@ -330,9 +331,9 @@ def test_length_rules_and_length_judge_direction():
 def test_reward_norm_mean_zero_std_one():
     stats = E.score_stats([1.0, 2.0, 3.0, 4.0])
     assert stats == pytest.approx((2.5, math.sqrt(1.25)))  # ddof 0, by hand
-    z = ppo.normalise(np.array([1.0, 2.0, 3.0, 4.0]), stats)
+    z = rl.normalise(np.array([1.0, 2.0, 3.0, 4.0]), stats)
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
-    t = ppo.normalise(torch.tensor([1.0, 4.0]), stats)  # tensors stay tensors
+    t = rl.normalise(torch.tensor([1.0, 4.0]), stats)  # tensors stay tensors
     assert isinstance(t, torch.Tensor) and t.tolist() == pytest.approx(list(z[[0, 3]]))
     assert E.score_stats([2.0, 2.0]) == (2.0, 1.0)  # all equal: unit spread, no 0/0
     with pytest.raises(ValueError, match="no scores"):
