@@ -484,7 +484,7 @@ make_judge_widget(judge, tok, cfg.reward.max_len, device);
 - In the widget, write the same answer twice, once with "I'm not sure, but"
   in front. Which scores higher, and does 3.9 predict it?
 - Train the judge from the SFT backbone instead
-  (`python -m rlhf_lessons.reward --backbone sft`) and compare 3.6.
+  (`python scripts/ship.py judge --backbone sft --no-ship`) and compare 3.6.
 - Tune the judge without fooling yourself: `python scripts/judge_sweep.py`
   compares learning rates and epochs on a validation split carved from the
   *train* pairs. Why would picking the setting with the best 3.6 number

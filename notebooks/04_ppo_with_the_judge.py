@@ -63,15 +63,21 @@ print("preset:", cfg.preset, "| PPO:", cfg.ppo)
 # %%
 import copy
 
-from rlhf_lessons import artefacts as A
 from rlhf_lessons import batching as bt
 from rlhf_lessons import evaluate as E
 from rlhf_lessons import ppo
 from rlhf_lessons import rollout as rl
+from rlhf_lessons.artefacts import (
+    judge_reward_fn,
+    load_judge,
+    load_policy,
+    ppo_checkpoint,
+    ppo_prompts,
+)
 from rlhf_lessons.generation import sample_responses
 from rlhf_lessons.models import n_params
 
-policy, tok = A.load_policy(cfg, "sft", device)
+policy, tok = load_policy(cfg, "sft", device)
 ref_policy = copy.deepcopy(policy).requires_grad_(False)
 print(f"policy: {n_params(policy):,} parameters; EOS id {tok.eos_token_id}, "
       f"pad id {tok.pad_token_id}, padding side {tok.padding_side}")
@@ -88,8 +94,8 @@ reward (there is no reward model to copy then).
 """
 
 # %%
-judge, judge_tok, card = A.load_judge(cfg, device)
-judge_fn = A.judge_reward_fn(judge, judge_tok, cfg.reward.max_len, device)
+judge, judge_tok, card = load_judge(cfg, device)
+judge_fn = judge_reward_fn(judge, judge_tok, cfg.reward.max_len, device)
 value_model = rl.make_value_model(reward_model=judge)
 print(f"judge: {n_params(judge):,} parameters; value model: "
       f"{n_params(value_model):,} (a copy of the judge)")
@@ -104,8 +110,8 @@ short enough for our small model's context.
 """
 
 # %%
-train_prompts = A.ppo_prompts(cfg, "train", tok)
-eval_prompts = A.ppo_prompts(cfg, "eval", tok)
+train_prompts = ppo_prompts(cfg, "train", tok)
+eval_prompts = ppo_prompts(cfg, "eval", tok)
 overlap = set(train_prompts) & set(eval_prompts)
 eval_prompts = [p for p in eval_prompts if p not in overlap]
 eval_prompts = eval_prompts[:cfg.ppo.n_eval_prompts]
@@ -511,7 +517,7 @@ rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.ppo.sanity_updates)
 rule_run = ppo.train_ppo(
     rule_policy, ref_policy, rl.make_value_model(policy=rule_policy),
     rule_reward, tok, train_prompts, rule_cfg, seed=cfg.seed,
-    checkpoint=A.ppo_checkpoint(cfg, "rule"))
+    checkpoint=ppo_checkpoint(cfg, "rule"))
 rule_after = E.sample_and_score(
     rule_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 rule_initial, rule_final = rule_before.score.mean(), rule_after.score.mean()
@@ -549,7 +555,7 @@ print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
 stats = norm if cfg.ppo.normalize_scores else None
 run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
                     train_prompts, cfg.ppo, seed=cfg.seed, score_norm=stats,
-                    checkpoint=A.ppo_checkpoint(cfg, "judge"))
+                    checkpoint=ppo_checkpoint(cfg, "judge"))
 cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "val/ratio", "response_length"]
 run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(3)

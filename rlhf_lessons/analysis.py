@@ -94,7 +94,7 @@ def longer_wins_rate(df: pd.DataFrame, unit: str = "chars") -> pd.DataFrame:
     counted in ``n_ties``. Returns one row per subset plus an ``"overall"`` row, with
     columns n_pairs, n_ties, n_longer_chosen, rate (= n_longer_chosen / (n_pairs -
     n_ties); NaN when every pair is a tie). A judge that only measures length scores
-    ``rate`` on these pairs. Taught in notebook 01.
+    ``rate`` on these pairs.
     """
     chosen_len, rejected_len = answer_lengths(df, unit)
     frame = pd.DataFrame({
@@ -126,7 +126,7 @@ def word_rates(df: pd.DataFrame, min_count: int = 20) -> pd.DataFrame:
     dominate. ``diff = chosen_rate - rejected_rate``: positive words are typical of
     what raters preferred. ``log_odds`` is log((c + 1) / (r + 1)) on the counts, a
     smoothed ratio. Words used in fewer than ``min_count`` answers (both sides
-    together) are dropped. Sorted by ``diff``, largest first. Taught in notebook 01.
+    together) are dropped. Sorted by ``diff``, largest first.
     """
     if min_count < 1:
         raise ValueError(f"min_count={min_count}: must be >= 1")

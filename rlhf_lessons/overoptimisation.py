@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from rlhf_lessons.analysis import feature_means
 from rlhf_lessons.config import PPOConfig
 from rlhf_lessons.evaluate import evaluate_policy, sample_and_score, score_stats
 from rlhf_lessons.ppo import train_ppo
 from rlhf_lessons.rollout import make_value_model, normalise
-from rlhf_lessons.utils import atomic_torch_save, say_once
+from rlhf_lessons.utils import atomic_torch_save, load_checkpoint, say_once
 
 
 # --------------------------------------------------------------------------
@@ -107,8 +106,8 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
     if any(b < 0 for b in betas):
         raise ValueError(f"beta_sweep: betas must be >= 0, got {list(betas)}")
     done: dict[float, RunRecord] = {}
-    if checkpoint is not None and Path(checkpoint).exists():
-        done = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if checkpoint is not None:
+        done = load_checkpoint(checkpoint, what="beta sweep") or {}
         if done:
             say_once(f"↻ beta sweep: reusing {len(done)} finished run(s) from its checkpoint")
     judges = {"proxy": proxy, "gold": gold}

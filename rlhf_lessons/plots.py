@@ -321,7 +321,7 @@ def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/k
 def plot_judge_effects(effects, ax=None, title: str = "What the judge pays for"):
     """Mean score change per rewrite, with 95% bootstrap intervals -> Axes.
 
-    ``effects``: the DataFrame of :func:`judge_effects`. Taught in notebook 05.
+    ``effects``: the DataFrame of :func:`rlhf_lessons.evaluate.judge_effects`.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")

@@ -37,7 +37,13 @@ from rlhf_lessons.rollout import (
     response_values,
     rollout,
 )
-from rlhf_lessons.utils import atomic_torch_save, linear_schedule, progress
+from rlhf_lessons.utils import (
+    atomic_torch_save,
+    linear_schedule,
+    load_checkpoint,
+    optimizer_step,
+    progress,
+)
 
 KL_ESTIMATORS = ("k1", "k3")
 # on_update(update_index, rollout, metrics_row) -> optional dict of extra columns
@@ -197,11 +203,7 @@ def ppo_update(policy, value_model, optimizer, ro: Rollout, adv: dict, cfg: PPOC
                              ro.values[rows], adv["returns"][rows], b.response_mask,
                              cfg.cliprange, cfg.cliprange_value)
             loss = out["pg_loss"] + cfg.vf_coef * out["vf_loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip and clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            optimizer.step()
+            optimizer_step(loss, optimizer, params, clip)
             stats = {k: float(v.detach()) for k, v in out.items()}
             stats["entropy"] = float(masked_mean(ent, b.response_mask))
             if first is None:
@@ -258,11 +260,8 @@ class PPORun:
 
 def _resume(checkpoint, settings, policy, value_model, optimizer, gen):
     """(beta, rows, start, order) from ``checkpoint`` if it holds these settings."""
-    if checkpoint is None or not Path(checkpoint).exists():
-        return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if state.get("settings") != settings:
-        print("a PPO checkpoint with other settings exists; starting afresh")
+    state = load_checkpoint(checkpoint, settings, what="PPO") if checkpoint else None
+    if state is None:
         return None
     policy.load_state_dict(state["policy"])
     value_model.load_state_dict(state["value_model"])

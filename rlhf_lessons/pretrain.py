@@ -26,6 +26,8 @@ from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
     get_device,
+    load_checkpoint,
+    optimizer_step,
     precision_name,
     progress,
     seed_everything,
@@ -152,8 +154,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
                             weight_decay=pc.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, metrics, elapsed = 0, [], 0.0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    state = load_checkpoint(ckpt_path, what="pretraining", device=device)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -175,10 +177,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
         x = batch_from_stream(train_stream, pc.batch_size, pc.seq_len, gen).to(device)
         with autocast(device):
             loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(loss, opt, model.parameters(), max_grad_norm=1.0)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -70,6 +70,8 @@ from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
     linear_schedule,
+    load_checkpoint,
+    optimizer_step,
     progress,
     say_once,
     seed_everything,
@@ -420,8 +422,8 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
                             fused=device.type in ("cpu", "cuda"))
     metrics: list[dict] = []
     step = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = load_checkpoint(checkpoint, what="judge", device=device) if checkpoint else None
+    if state is not None:
         if state.get("total") == total and state.get("n_train") == len(train):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
@@ -450,10 +452,7 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
         for g in opt.param_groups:
             g["lr"] = lr
         loss = pairwise_loss(r_c, r_r, reward_cfg.margin, reward_cfg.center_coef)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), reward_cfg.max_grad_norm)
-        opt.step()
+        gn = optimizer_step(loss, opt, model.parameters(), reward_cfg.max_grad_norm)
         step += 1
         if step % log_every == 0 or step == total:
             row = {"step": step, "epoch": step / n_batches, "loss": loss.item(),

@@ -34,6 +34,8 @@ from rlhf_lessons.utils import (
     autocast,
     get_device,
     linear_schedule,
+    load_checkpoint,
+    optimizer_step,
     precision_name,
     progress,
     seed_everything,
@@ -155,8 +157,8 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
     ckpt = run_dir / "checkpoint.pt"
     opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=0.0)
     step, metrics, elapsed = 0, [], 0.0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+    state = load_checkpoint(ckpt, what="SFT", device=device)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
@@ -180,10 +182,7 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
             logits = model(input_ids=batch["input_ids"],
                            attention_mask=batch["attention_mask"]).logits
         loss = sft_loss(logits, batch["labels"])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(loss, opt, model.parameters(), max_grad_norm=1.0)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")

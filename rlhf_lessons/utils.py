@@ -139,6 +139,43 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+def optimizer_step(loss: torch.Tensor, optimizer, params, max_grad_norm: float = 0.0) -> float:
+    """One update: backward, clip the gradient norm (when ``max_grad_norm`` > 0),
+    step, clear the gradients. Returns the norm before clipping (0.0 unclipped).
+
+    Pretraining, SFT, the judge and PPO all take their steps through here.
+    """
+    loss.backward()
+    norm = 0.0
+    if max_grad_norm and max_grad_norm > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def load_checkpoint(path, settings=None, what: str = "training", device="cpu") -> dict | None:
+    """The state a trainer saved at ``path``, or None when there is none to resume.
+
+    With ``settings``, a checkpoint made with other settings is not resumed: one
+    line says so and None is returned. A file that cannot be read (truncated,
+    garbled) raises an error that names it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds; name the file
+        raise RuntimeError(f"{path}: cannot read this {what} checkpoint ({type(err).__name__}:"
+                           f" {err}). Delete it to start afresh.") from err
+    if settings is not None and (not isinstance(state, dict)
+                                 or state.get("settings") != settings):
+        print(f"a {what} checkpoint with other settings exists ({path.name}); starting afresh")
+        return None
+    return state
+
+
 def linear_schedule(step: int, total: int, warmup: int = 0, constant: bool = False) -> float:
     """The lr multiplier at ``step`` (0-based) of ``total``: a linear warm-up over
     ``warmup`` steps, then linear decay to 0 at ``total`` (or flat if ``constant``).

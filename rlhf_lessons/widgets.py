@@ -341,7 +341,7 @@ def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
 
     A thin ipywidgets shell over :func:`compare_runs` and :func:`plot_run_curves`;
     the callback runs once with the defaults, so a headless run shows it.
-    Taught in notebook 05.
+
     """
     names = list(runs)
     if not names:
