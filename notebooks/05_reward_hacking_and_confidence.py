@@ -427,7 +427,7 @@ hack_cfg = hc.ppo_config(cfg.ppo, hc.hack_lr)
 hack_policy = copy.deepcopy(ref_policy)
 hack_stats = score_stats(sample_and_score(
     ref_policy, exclamation_reward, tok, train_prompts[:hc.n_norm_prompts],
-    hack_cfg, seed=cfg.seed).score)
+    hack_cfg, seed=cfg.seed).score, constant_ok=True)
 hack_value = rl.make_value_model(policy=hack_policy)
 hack = ppo.train_ppo(hack_policy, ref_policy, hack_value, exclamation_reward,
                      tok, train_prompts, hack_cfg, seed=cfg.seed,

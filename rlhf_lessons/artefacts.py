@@ -52,7 +52,7 @@ from rlhf_lessons.reward import (
     score_texts,
     train_reward_model,
 )
-from rlhf_lessons.utils import say_once, use_bf16, write_json
+from rlhf_lessons.utils import file_lock, remove_leftovers, say_once, use_bf16, write_json
 
 MODELS_DIR = DATA_DIR / "models"
 PRETRAINED_DIR = MODELS_DIR / "course-gpt2"
@@ -71,11 +71,27 @@ JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe", "n_ref_samples")
 # ---------------------------------------------------------------------------
 # Folders and metrics.json
 # ---------------------------------------------------------------------------
+_CLEANED: set[Path] = set()
+
+
 def output_dir(notebook: str, cfg: LessonConfig | None = None) -> Path:
-    """``outputs/<notebook>/``, created if needed. ``notebook`` is a stem or a step name."""
+    """``outputs/<notebook>/``, created if needed. ``notebook`` is a stem or a step name.
+
+    The first call in a process also clears what a killed save left behind there.
+    """
     cfg = cfg or LessonConfig.from_env()
-    path = Path(cfg.outputs) / Path(notebook).stem
-    path.mkdir(parents=True, exist_ok=True)
+    root = Path(cfg.outputs)
+    path = root / Path(notebook).stem
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot write to the outputs folder {root} ({err.strerror}): set "
+                      "RLHF_LESSONS_OUTPUTS to a folder you can write") from err
+    if root not in _CLEANED:
+        _CLEANED.add(root)
+        n = remove_leftovers(root)
+        if n:
+            say_once(f"🧹 removed {n} temporary file(s) left by an interrupted save in {root}")
     return path
 
 
@@ -83,13 +99,21 @@ def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) ->
     """Merge ``figures`` into ``outputs/<notebook>/metrics.json`` and return the whole dict.
 
     Every notebook ends by calling this with at least ``wall_s``; ``preset`` is added.
+    The read-merge-write holds a lock, so two runs writing one file lose nothing.
     """
     cfg = cfg or LessonConfig.from_env()
     path = output_dir(notebook, cfg) / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics.update(figures)
-    metrics["preset"] = cfg.preset
-    write_json(path, metrics)
+    with file_lock(path):
+        metrics = {}
+        if path.exists():
+            try:
+                metrics = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not valid JSON ({err}); delete it and re-run "
+                                 "the notebook to write it again") from err
+        metrics.update(figures)
+        metrics["preset"] = cfg.preset
+        write_json(path, metrics)
     return metrics
 
 

@@ -25,11 +25,56 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PRESETS = ("fast", "default", "gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("auto", "hub", "local")
+KL_ESTIMATORS = ("k1", "k3")
+LR_SCHEDULES = ("linear", "constant")
+
+
+def _rule(owner: object, name: str, ok: bool, what: str) -> None:
+    """Raise a ValueError naming ``Class.field`` and its value unless ``ok``."""
+    if not ok:
+        value = getattr(owner, name)
+        raise ValueError(f"{type(owner).__name__}.{name}={value!r}: must be {what}")
+
+
+def _flag(value: str, name: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on, 0/false/no/off or empty."""
+    v = value.strip().lower()
+    if v in ("", "0", "false", "no", "off"):
+        return False
+    if v in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={value!r}: expected 1/true/yes/on or 0/false/no/off")
+
+
+def _device_ok(device: str) -> bool:
+    return re.fullmatch(r"cpu|mps|cuda(:\d+)?", device) is not None
+
+
+def _positive(owner, *names: str) -> None:
+    for n in names:
+        _rule(owner, n, isinstance(getattr(owner, n), (int, float)) and getattr(owner, n) > 0,
+              "> 0")
+
+
+def _non_negative(owner, *names: str) -> None:
+    for n in names:
+        _rule(owner, n, isinstance(getattr(owner, n), (int, float)) and getattr(owner, n) >= 0,
+              ">= 0")
+
+
+def _whole(owner, *names: str, least: int = 1) -> None:
+    for n in names:
+        v = getattr(owner, n)
+        _rule(owner, n, isinstance(v, int) and not isinstance(v, bool) and v >= least,
+              f"a whole number >= {least}")
+
 
 
 @dataclass(frozen=True)
@@ -41,6 +86,12 @@ class ModelConfig:
     n_embd: int = 256
     n_head: int = 4
     n_positions: int = 256
+
+    def __post_init__(self):
+        _whole(self, "n_layer", "n_embd", "n_head")
+        _whole(self, "n_positions", least=2)
+        _rule(self, "n_embd", self.n_embd % self.n_head == 0,
+              f"a multiple of n_head={self.n_head}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +110,14 @@ class PretrainConfig:
     demo_steps: int = 30  # the live pretraining demo in notebook 02
     max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
 
+    def __post_init__(self):
+        _whole(self, "vocab_size", least=2)
+        _whole(self, "seq_len", least=2)
+        _whole(self, "batch_size", "steps", "eval_every", "eval_windows", "demo_steps")
+        _whole(self, "warmup_steps", least=0)
+        _positive(self, "lr")
+        _non_negative(self, "weight_decay", "max_minutes")
+
 
 @dataclass(frozen=True)
 class SFTConfig:
@@ -74,6 +133,13 @@ class SFTConfig:
     max_new_tokens: int = 64
     n_eval_prompts: int = 200
     demo_steps: int = 20  # the live SFT demo in notebook 02
+
+    def __post_init__(self):
+        _whole(self, "max_len", least=18)  # 16 tokens are kept for the answer's cut
+        _whole(self, "max_answer_tokens", "max_steps", least=0)
+        _whole(self, "batch_size", "max_new_tokens", "n_eval_prompts", "demo_steps")
+        _whole(self, "warmup_steps", least=0)
+        _positive(self, "epochs", "lr")
 
 
 @dataclass(frozen=True)
@@ -93,6 +159,15 @@ class RewardConfig:
     demo_steps: int = 30  # notebook 03's short live training demo
     n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
     n_ref_samples: int = 64  # reference-policy answers for the reward normaliser
+
+    def __post_init__(self):
+        _rule(self, "backbone", self.backbone in ("pretrained", "sft"), "'pretrained' or 'sft'")
+        _whole(self, "max_len", least=2)
+        _whole(self, "batch_size", "demo_steps", "n_probe", "n_ref_samples")
+        _whole(self, "eval_every", "max_steps", least=0)
+        _positive(self, "epochs", "lr")
+        _non_negative(self, "max_grad_norm", "center_coef")
+        _rule(self, "margin", isinstance(self.margin, (int, float)), "a number")
 
 
 @dataclass(frozen=True)
@@ -128,6 +203,24 @@ class PPOConfig:
     n_eval_prompts: int = 64  # held-out (eval split) prompts for before/after
     n_ref_prompts: int = 64  # train prompts whose reference samples normalise the judge
 
+    def __post_init__(self):
+        _whole(self, "n_updates", "rollout_batch", "mini_batches", "ppo_epochs",
+               "max_new_tokens", "sanity_updates", "explore_updates", "n_eval_prompts",
+               "n_ref_prompts")
+        _rule(self, "mini_batches", self.rollout_batch % self.mini_batches == 0,
+              f"a divisor of rollout_batch={self.rollout_batch}")
+        _whole(self, "max_prompt_tokens", least=0)
+        _positive(self, "temperature", "lr", "cliprange", "cliprange_value", "kl_horizon",
+                  "adam_eps")
+        _non_negative(self, "kl_coef", "adaptive_kl_target", "vf_coef",
+                      "missing_eos_penalty", "max_grad_norm", "weight_decay")
+        for n in ("gamma", "lam"):
+            _rule(self, n, isinstance(getattr(self, n), (int, float))
+                  and 0 <= getattr(self, n) <= 1, "in [0, 1]")
+        _rule(self, "kl_estimator", self.kl_estimator in KL_ESTIMATORS,
+              f"one of {KL_ESTIMATORS}")
+        _rule(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}")
+
 
 @dataclass(frozen=True)
 class LessonConfig:
@@ -146,27 +239,50 @@ class LessonConfig:
     # Rows per subset that a fast run reads at most (0 = all).
     max_rows_per_subset: int = 0
 
+    def __post_init__(self):
+        _rule(self, "preset", self.preset in PRESETS, f"one of {PRESETS}")
+        _rule(self, "source", self.source in SOURCES, f"one of {SOURCES}")
+        _rule(self, "seed", isinstance(self.seed, int) and not isinstance(self.seed, bool),
+              "a whole number")
+        _whole(self, "max_rows_per_subset", least=0)
+        _rule(self, "device", self.device is None or _device_ok(self.device),
+              "cpu, cuda, cuda:N or mps (or None to choose)")
+
     @classmethod
     def from_env(cls, **overrides) -> LessonConfig:
-        """The preset chosen by the environment, with keyword overrides on top."""
+        """The preset chosen by the environment, with keyword overrides on top.
+
+        Rules: ``RLHF_LESSONS_FAST`` is 1/true/yes/on or 0/false/no/off (or unset);
+        it selects the fast preset and may not contradict ``RLHF_LESSONS_PRESET``.
+        ``RLHF_LESSONS_DEVICE`` is cpu, cuda, cuda:N or mps (any case). A relative
+        ``RLHF_LESSONS_OUTPUTS`` is taken from the current folder, once. Anything
+        else is refused with an error naming the variable.
+        """
         env = os.environ
-        if env.get("RLHF_LESSONS_FAST", "").strip() not in ("", "0"):
-            name = "fast"
-        else:
-            name = env.get("RLHF_LESSONS_PRESET", "default").strip() or "default"
-        cfg = preset(name)
+        fast = _flag(env.get("RLHF_LESSONS_FAST", ""), "RLHF_LESSONS_FAST")
+        asked = env.get("RLHF_LESSONS_PRESET", "").strip()
+        if asked and asked not in PRESETS:
+            raise ValueError(f"RLHF_LESSONS_PRESET={asked!r}: expected one of "
+                             f"{', '.join(PRESETS)}")
+        if fast and asked not in ("", "fast"):
+            raise ValueError(f"RLHF_LESSONS_FAST and RLHF_LESSONS_PRESET={asked!r} disagree: "
+                             "unset one of them")
+        cfg = preset("fast" if fast else (asked or "default"))
         extra = {}
-        if env.get("RLHF_LESSONS_DEVICE"):
-            extra["device"] = env["RLHF_LESSONS_DEVICE"].strip()
-        if env.get("RLHF_LESSONS_SOURCE"):
-            src = env["RLHF_LESSONS_SOURCE"].strip()
-            if src not in ("auto", "hub", "local"):
-                raise ValueError(
-                    f"RLHF_LESSONS_SOURCE={src!r}: expected auto, hub or local"
-                )
+        device = env.get("RLHF_LESSONS_DEVICE", "").strip().lower()
+        if device:
+            if not _device_ok(device):
+                hint = " (for an NVIDIA GPU write cuda)" if device == "gpu" else ""
+                raise ValueError(f"RLHF_LESSONS_DEVICE={env['RLHF_LESSONS_DEVICE']!r}: "
+                                 f"expected cpu, cuda, cuda:N or mps{hint}")
+            extra["device"] = device
+        src = env.get("RLHF_LESSONS_SOURCE", "").strip()
+        if src:
+            if src not in SOURCES:
+                raise ValueError(f"RLHF_LESSONS_SOURCE={src!r}: expected auto, hub or local")
             extra["source"] = src
-        if env.get("RLHF_LESSONS_OUTPUTS"):
-            extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"]).expanduser()
+        if env.get("RLHF_LESSONS_OUTPUTS", "").strip():
+            extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"].strip()).expanduser().resolve()
         extra.update(overrides)
         return dataclasses.replace(cfg, **extra) if extra else cfg
 
@@ -227,6 +343,17 @@ class HackingConfig:
     # update than notebook 04 keep the whole lesson within its CPU budget.
     rollout_batch: int = 16
     ppo_epochs: int = 2
+
+    def __post_init__(self):
+        _whole(self, "n_effect_answers", "proxy_pairs", "n_acc_pairs", "n_train_prompts",
+               "n_eval_prompts", "n_norm_prompts", "track_updates", "sweep_updates",
+               "sweep_eval_every", "hack_updates", "rollout_batch", "ppo_epochs")
+        _whole(self, "n_boot", least=0)
+        _positive(self, "sweep_lr", "hack_lr", "track_lr")
+        _rule(self, "sweep_betas", len(self.sweep_betas) > 0
+              and all(isinstance(b, (int, float)) and b >= 0 for b in self.sweep_betas),
+              "a non-empty tuple of numbers >= 0")
+        _rule(self, "proxy_labels", self.proxy_labels in ("gold", "human"), "'gold' or 'human'")
 
     def ppo_config(self, base: PPOConfig, lr: float) -> PPOConfig:
         """``base`` (``cfg.ppo``) with this notebook's rollout size, epochs and ``lr``."""

@@ -218,14 +218,29 @@ def judge_effects(score_fn: Callable[[list[str], list[str]], Sequence[float]],
 # --------------------------------------------------------------------------
 # 3.10 Normalising the score for PPO
 # --------------------------------------------------------------------------
-def score_stats(scores) -> tuple[float, float]:
-    """(mean, std) of a reward on the reference policy's answers (std with ddof 0;
-    1 when the scores are all equal). :func:`rlhf_lessons.ppo.normalise` applies it."""
+def score_stats(scores, constant_ok: bool = False) -> tuple[float, float] | None:
+    """(mean, std) of a reward on the reference policy's answers (std with ddof 0);
+    :func:`rlhf_lessons.rollout.normalise` applies it.
+
+    Scores that do not vary (std ~0 relative to their size) have no spread to
+    divide by: that raises, or with ``constant_ok`` returns None (train on raw
+    scores) and says so in one line.
+    """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size == 0:
         raise ValueError("score_stats: no scores")
-    std = float(s.std())
-    return float(s.mean()), (std if math.isfinite(std) and std > 1e-8 else 1.0)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"score_stats: {int((~np.isfinite(s)).sum())} of {s.size} scores "
+                         "are NaN or infinite")
+    mean, std = float(s.mean()), float(s.std())
+    if std <= 1e-6 * max(1.0, abs(mean)):
+        msg = (f"the {s.size} reference scores do not vary (mean {mean:.4g}, std {std:.2g}), "
+               "so there is no spread to normalise by")
+        if not constant_ok:
+            raise ValueError(msg + ": use raw scores (score_norm=None) or a reward that varies")
+        print(msg + ": PPO uses the raw scores")
+        return None
+    return mean, std
 
 
 # --------------------------------------------------------------------------

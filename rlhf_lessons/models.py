@@ -8,6 +8,7 @@ business: this module takes paths and returns models.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 import tempfile
@@ -24,9 +25,11 @@ from transformers import (
     GPT2TokenizerFast,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as hf_logging
 
 from rlhf_lessons.config import ModelConfig
 from rlhf_lessons.data import DATA_DIR
+from rlhf_lessons.utils import file_mode
 
 GPT2_TOKENIZER_DIR = DATA_DIR / "gpt2-tokenizer"
 EOS = "<|endoftext|>"
@@ -101,17 +104,31 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# Loading a small saved model takes well under a second: no progress bar for it.
+hf_logging.disable_progress_bar()
+
+# Beside every saved model: "<sha256>  <file>" for each weights file. Only the
+# binary weights: git may rewrite the line endings of the JSON files on checkout.
+CHECKSUMS = "SHA256SUMS"
+WEIGHTS = ("*.safetensors", "*.bin")
+
+
 def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
-               dtype: torch.dtype | None = None) -> Path:
+               dtype: torch.dtype | None = None, keep: tuple[str, ...] = ()) -> Path:
     """``save_pretrained`` model and tokenizer (+ ``training.json`` if ``card``),
-    atomically: written to a temporary folder beside ``path``, then renamed.
+    with a ``SHA256SUMS`` of its weights, atomically: the folder is written beside
+    ``path`` under a temporary name and swapped in by renames, so a crash leaves
+    either the old folder or the new one (and a hidden leftover that
+    :func:`rlhf_lessons.utils.remove_leftovers` clears).
 
     Policies and judges alike. ``dtype=torch.float16`` halves the size of a shipped
-    checkpoint; :func:`load_model` casts it back to fp32.
+    checkpoint; :func:`load_model` casts it back to fp32. ``keep``: files of the old
+    folder to carry over (e.g. "metrics.csv").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    old = None
     try:
         if dtype is not None:
             model = copy.deepcopy(model).to(dtype)
@@ -119,13 +136,62 @@ def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
         tokenizer.save_pretrained(str(tmp))
         if card is not None:
             (tmp / "training.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+        for name in keep:
+            if (path / name).exists() and not (tmp / name).exists():
+                shutil.copy2(path / name, tmp / name)
+        write_checksums(tmp)
+        tmp.chmod(file_mode(folder=True))
         if path.exists():
-            shutil.rmtree(path)
+            old = path.with_name(f".{path.name}.old{tmp.name[-8:]}")
+            path.rename(old)
         tmp.rename(path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return path
+
+
+def write_checksums(folder: str | Path) -> None:
+    """Write ``SHA256SUMS`` for the weights files of ``folder``."""
+    folder = Path(folder)
+    lines = [f"{sha256_of(p)}  {p.name}" for pat in WEIGHTS for p in sorted(folder.glob(pat))]
+    (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_checksums(folder: str | Path) -> None:
+    """Check every file listed in ``folder/SHA256SUMS``; raise naming the first one
+    that is missing or differs. A folder without the file is not checked."""
+    folder = Path(folder)
+    sums = folder / CHECKSUMS
+    if not sums.exists():
+        return
+    for line in sums.read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        f = folder / name.strip()
+        if not f.exists():
+            raise ArtefactError(f"{f}: missing (listed in {sums}). {_REBUILD.format(folder)}")
+        if sha256_of(f) != digest:
+            raise ArtefactError(f"{f}: its SHA-256 differs from {sums}: the file is "
+                                f"damaged or was changed. {_REBUILD.format(folder)}")
+
+
+class ArtefactError(RuntimeError):
+    """A saved model, tokenizer or card that cannot be used as it is (names the file)."""
+
+
+_REBUILD = ("Restore it (`git checkout -- {0}` for a shipped model) or delete the folder "
+            "so that it is rebuilt")
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu", kind: str = "lm"):
@@ -133,6 +199,8 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", kind: str =
 
     ``kind="lm"``: a ``GPT2LMHeadModel`` with a left-padding tokenizer (a policy);
     ``kind="judge"``: a ``GPT2ForSequenceClassification`` with right padding.
+    The files are checked against ``SHA256SUMS`` when it exists, weights that are
+    not finite are refused, and any file that cannot be read is named.
     """
     if kind not in ("lm", "judge"):
         raise ValueError(f"kind={kind!r}: expected 'lm' or 'judge'")
@@ -141,19 +209,37 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", kind: str =
         raise FileNotFoundError(
             f"{path}: no saved model here (config.json missing). The course's models "
             "are rebuilt by `python scripts/ship.py pretrain|sft|judge`.")
-    if kind == "judge":
-        model = GPT2ForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-        return model.to(device).eval(), load_tokenizer(path, padding_side="right")
-    model = GPT2LMHeadModel.from_pretrained(str(path), dtype=torch.float32)
-    tok = load_tokenizer(path)
-    _with_generation_ids(model, tok.eos_token_id)
+    verify_checksums(path)
+    try:
+        if kind == "judge":
+            model = GPT2ForSequenceClassification.from_pretrained(str(path),
+                                                                  dtype=torch.float32)
+            tok = load_tokenizer(path, padding_side="right")
+        else:
+            model = GPT2LMHeadModel.from_pretrained(str(path), dtype=torch.float32)
+            tok = load_tokenizer(path)
+            _with_generation_ids(model, tok.eos_token_id)
+    except Exception as err:  # noqa: BLE001 - safetensors, json and OS errors alike
+        raise ArtefactError(f"{path}: cannot load this saved model ({type(err).__name__}: "
+                            f"{err}). {_REBUILD.format(path)}") from err
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise ArtefactError(f"{path}: weights with NaN or infinite values ({bad[0]}"
+                            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}). "
+                            f"{_REBUILD.format(path)}")
     return model.to(device).eval(), tok
 
 
 def load_card(path: str | Path) -> dict:
     """The ``training.json`` saved beside a model ({} when there is none)."""
     card = Path(path) / "training.json"
-    return json.loads(card.read_text()) if card.exists() else {}
+    if not card.exists():
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtefactError(f"{card}: not valid JSON ({err}). "
+                            f"{_REBUILD.format(Path(path))}") from err
 
 
 def load_hub_gpt2(name: str = "gpt2", device="cpu"):

@@ -113,14 +113,14 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
     judges = {"proxy": proxy, "gold": gold}
     ref_summary, ref_samples = evaluate_policy(ref_policy, ref_policy, tokenizer,
                                                eval_prompts, ppo_cfg, judges, seed=seed + 1)
-    norms = {k: score_stats(ref_samples[f"{k}_raw"]) for k in judges}
+    norms = {k: score_stats(ref_samples[f"{k}_raw"], constant_ok=True) for k in judges}
     for k in judges:  # the reference in the units of its own spread: 0 by design
         ref_samples[f"{k}_score"] = normalise(ref_samples[f"{k}_raw"], norms[k])
         ref_summary[f"{k}_score"] = float(ref_samples[f"{k}_score"].mean())
     norm_df = sample_and_score(ref_policy, proxy, tokenizer,
                                list(train_prompts)[:max(ppo_cfg.rollout_batch, 8)],
                                ppo_cfg, seed=seed + 2)
-    train_stats = score_stats(norm_df["score"])
+    train_stats = score_stats(norm_df["score"], constant_ok=True)
     out: dict[float, RunRecord] = {}
     for beta in betas:
         beta = float(beta)

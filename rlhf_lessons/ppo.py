@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from rlhf_lessons.batching import encode_prompts, masked_mean, masked_whiten
-from rlhf_lessons.config import PPOConfig
+from rlhf_lessons.config import KL_ESTIMATORS, PPOConfig
 from rlhf_lessons.rollout import (
     Rollout,
     make_value_model,
@@ -45,7 +45,6 @@ from rlhf_lessons.utils import (
     progress,
 )
 
-KL_ESTIMATORS = ("k1", "k3")
 # on_update(update_index, rollout, metrics_row) -> optional dict of extra columns
 OnUpdate = Callable[[int, Rollout, dict], "dict | None"]
 
@@ -297,9 +296,11 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
     path, written atomically after every update and, if it exists with the same
     settings, resumed from. The policy and value model are trained in place.
     """
-    if cfg.kl_estimator not in KL_ESTIMATORS:
-        raise ValueError(f"kl_estimator={cfg.kl_estimator!r}: expected one of {KL_ESTIMATORS}")
     n_updates = cfg.n_updates if n_updates is None else n_updates
+    if isinstance(n_updates, bool) or not isinstance(n_updates, int) or n_updates < 1:
+        raise ValueError(f"n_updates={n_updates!r}: must be a whole number >= 1")
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of prompt strings, not one string")
     if prompt_ids is None:
         prompt_ids = encode_prompts(tokenizer, prompts, cfg.max_prompt_tokens)
     prompts = list(prompts)

@@ -12,6 +12,7 @@ every evaluation, so an interrupted run picks up where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -154,7 +155,14 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
                             weight_decay=pc.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, metrics, elapsed = 0, [], 0.0
-    state = load_checkpoint(ckpt_path, what="pretraining", device=device)
+    # Resumed only when made by these settings. The step budget may grow: a longer
+    # run continues a shorter one (its cosine schedule stretches from there on).
+    settings = {"model": dataclasses.asdict(cfg.model), "seed": cfg.seed,
+                "pretrain": {k: v for k, v in dataclasses.asdict(pc).items()
+                             if k not in ("steps", "max_minutes", "eval_every",
+                                          "eval_windows", "demo_steps")},
+                "vocab": len(tok), "train_tokens": int(len(train_stream))}
+    state = load_checkpoint(ckpt_path, settings, what="pretraining", device=device)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -193,7 +201,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
                       f"(ppl {math.exp(row['eval_loss']):.1f})")
         metrics.append(row)
         if "eval_loss" in row:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+            atomic_torch_save({"settings": settings, "model": model.state_dict(),
+                               "optimizer": opt.state_dict(),
                                "generator": gen.get_state(), "step": step,
                                "metrics": metrics, "elapsed_s": row["elapsed_s"],
                                "config": cfg.to_dict()}, ckpt_path)

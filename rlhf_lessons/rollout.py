@@ -154,16 +154,32 @@ def judge_scores(reward_model, batch: Batch) -> torch.Tensor:
 
 def score_batch(reward, batch: Batch, prompts: list[str], responses: list[str]) -> torch.Tensor:
     """The reward of each episode, (B,): a judge model read at ``score_index`` or a
-    ``reward_fn(prompts, responses)`` callable."""
+    ``reward_fn(prompts, responses)`` callable.
+
+    A score that is NaN or infinite would turn every weight into NaN within one
+    update (and a checkpoint would keep them), so it is refused here with the
+    reward's name and the first offending (prompt, answer).
+    """
     if isinstance(reward, nn.Module):
-        return judge_scores(reward, batch)
-    if not callable(reward):
+        scores = judge_scores(reward, batch)
+    elif callable(reward):
+        vals = list(reward(prompts, responses))
+        if len(vals) != len(prompts):
+            raise ValueError(f"reward_fn returned {len(vals)} scores for {len(prompts)} "
+                             "answers")
+        scores = torch.tensor([float(v) for v in vals], dtype=torch.float32,
+                              device=batch.ids.device)
+    else:
         raise TypeError("reward must be a judge model or reward_fn(prompts, responses)")
-    vals = list(reward(prompts, responses))
-    if len(vals) != len(prompts):
-        raise ValueError(f"reward_fn returned {len(vals)} scores for {len(prompts)} answers")
-    return torch.tensor([float(v) for v in vals], dtype=torch.float32,
-                        device=batch.ids.device)
+    bad = (~torch.isfinite(scores)).nonzero().flatten().tolist()
+    if bad:
+        i = bad[0]
+        name = getattr(reward, "__name__", type(reward).__name__)
+        raise ValueError(
+            f"reward {name!r} returned {scores[i].item()} for {len(bad)} of {len(scores)} "
+            f"answers, e.g. prompt {prompts[i][-80:]!r} -> answer {responses[i][:80]!r}. "
+            "PPO needs finite scores: fix the reward (or clip it) before training.")
+    return scores
 
 
 def normalise(scores, stats: tuple[float, float] | None):

@@ -157,7 +157,13 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
     ckpt = run_dir / "checkpoint.pt"
     opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=0.0)
     step, metrics, elapsed = 0, [], 0.0
-    state = load_checkpoint(ckpt, what="SFT", device=device)
+    # A checkpoint is resumed only when it was made by these settings (the lr
+    # schedule depends on the total, the batches on the data and the seed).
+    settings = {"sft": dataclasses.asdict(sc), "model": dataclasses.asdict(cfg.model),
+                "seed": cfg.seed, "total": total, "examples": len(examples), "data": origin}
+    for k in ("demo_steps", "n_eval_prompts", "max_new_tokens"):
+        settings["sft"].pop(k)
+    state = load_checkpoint(ckpt, settings, what="SFT", device=device)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -189,9 +195,10 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
         metrics.append({"step": step, "loss": loss.item(), "lr": lr,
                         "elapsed_s": time.perf_counter() - t0})
         if step % 50 == 0 or step == total:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "step": step, "metrics": metrics,
-                               "elapsed_s": metrics[-1]["elapsed_s"]}, ckpt)
+            atomic_torch_save({"settings": settings, "model": model.state_dict(),
+                               "optimizer": opt.state_dict(), "step": step,
+                               "metrics": metrics, "elapsed_s": metrics[-1]["elapsed_s"]},
+                              ckpt)
     bar.close()
     model.eval()
     figures = {"steps": step, "examples": len(examples), "data": origin,

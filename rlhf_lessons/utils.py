@@ -8,6 +8,8 @@ import contextlib
 import json
 import os
 import random
+import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rlhf_lessons.config import LessonConfig
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 _ANNOUNCED: set[str] = set()
 
@@ -93,12 +100,59 @@ def seed_everything(seed: int = 0) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def file_mode(folder: bool = False) -> int:
+    """The permissions a plain ``open`` would give (the umask applied): temporary
+    files are created 0600, and a saved artefact should not stay that way."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
+
+
+LEFTOVER = re.compile(r"^\..+\.(?:old)?[A-Za-z0-9_]{8}$")  # our temporary names
+
+
+def remove_leftovers(root: Path, older_than_s: float = 600.0) -> int:
+    """Delete the hidden temporary files and folders that a killed save left under
+    ``root`` (two levels deep), if older than ``older_than_s`` (a save running now
+    in another process is left alone). Returns how many went."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    n, now = 0, time.time()
+    for p in [*root.glob(".*"), *root.glob("*/.*"), *root.glob("*/*/.*")]:
+        try:
+            if LEFTOVER.match(p.name) and now - p.lstat().st_mtime > older_than_s:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` (POSIX advisory) for a
+    read-modify-write of ``path`` that several processes may share."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        if fcntl is None:  # Windows: no advisory locks; runs there are one at a time
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a crash never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -115,6 +169,7 @@ def atomic_torch_save(obj, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, file_mode())
     os.close(fd)
     try:
         torch.save(obj, tmp)

@@ -22,6 +22,7 @@ from IPython.display import display
 
 from rlhf_lessons import plots
 from rlhf_lessons.analysis import phrase_rates
+from rlhf_lessons.config import KL_ESTIMATORS
 from rlhf_lessons.data import prompt_history
 from rlhf_lessons.evaluate import judge_compare
 from rlhf_lessons.generation import sample_answers
@@ -32,7 +33,6 @@ from rlhf_lessons.plots import (
     plot_phrase_rates,
     plot_preference_curve,
 )
-from rlhf_lessons.ppo import KL_ESTIMATORS
 
 ALL = "all"
 _TOKEN_RE = re.compile(r"\S+|\s+")

@@ -35,7 +35,7 @@ from rlhf_lessons.artefacts import (
 )
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.evaluate import accuracy_table, judge_accuracy, length_judge_directions
-from rlhf_lessons.models import load_card, load_model, save_model
+from rlhf_lessons.models import load_card, load_model, save_model, write_checksums
 from rlhf_lessons.pretrain import pretrain
 from rlhf_lessons.sft import evaluate_sft, train_sft
 from rlhf_lessons.utils import get_device, write_json
@@ -104,6 +104,7 @@ def ship_pretrain(args, cfg: LessonConfig) -> None:
                dtype=torch.float16)
     write_model_card(PRETRAINED_DIR, cfg, f, "pretrained",
                      extra="Made by `python scripts/ship.py pretrain` (resumable).")
+    write_checksums(PRETRAINED_DIR)
     print(f"shipped to {PRETRAINED_DIR}")
 
 
@@ -131,6 +132,7 @@ def ship_sft(args, cfg: LessonConfig) -> None:
     write_model_card(SFT_DIR, cfg, table, "SFT", data=SFT_CARD_DATA.format(
         n=f["examples"], k=cfg.sft.max_answer_tokens), extra=SFT_CARD_EXTRA.format(
         steps=f["steps"], sc=cfg.sft))
+    write_checksums(SFT_DIR)
     print(f"shipped to {SFT_DIR}")
 
 
@@ -166,6 +168,7 @@ def ship_judge(args, cfg: LessonConfig) -> None:
         card = load_card(SHIPPED_JUDGE_DIR)
         table = _score_for_card(model, tok, cfg, card, device)
         _write_shipped_card(card, table)
+        write_checksums(SHIPPED_JUDGE_DIR)
         print(table.round(3).to_string())
         return
     print(f"judge key {judge_key(cfg)}; reward config {dataclasses.asdict(cfg.reward)}")
@@ -175,7 +178,7 @@ def ship_judge(args, cfg: LessonConfig) -> None:
     metrics.to_csv(here / "metrics.csv", index=False)
     table = _score_for_card(model, tok, cfg, card, device)
     print(table.round(3).to_string())
-    save_model(model, tok, here, card)
+    save_model(model, tok, here, card, keep=("metrics.csv",))  # the card, now scored
     print(json.dumps({k: card[k] for k in ("key", "steps", "train_wall_s", "eval_accuracy",
                                            "eval_accuracy_ci95", "length_rule_accuracy")}))
     if args.no_ship:
@@ -187,6 +190,7 @@ def ship_judge(args, cfg: LessonConfig) -> None:
     cols = [c for c in ("step", "epoch", "loss", "accuracy", "margin", "learning_rate",
                         "eval_accuracy") if c in metrics]
     metrics[cols].round(5).to_csv(SHIPPED_JUDGE_DIR / "metrics.csv", index=False)
+    write_checksums(SHIPPED_JUDGE_DIR)
     print(f"shipped to {SHIPPED_JUDGE_DIR}")
 
 

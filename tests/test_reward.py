@@ -335,7 +335,13 @@ def test_reward_norm_mean_zero_std_one():
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
     t = rl.normalise(torch.tensor([1.0, 4.0]), stats)  # tensors stay tensors
     assert isinstance(t, torch.Tensor) and t.tolist() == pytest.approx(list(z[[0, 3]]))
-    assert E.score_stats([2.0, 2.0]) == (2.0, 1.0)  # all equal: unit spread, no 0/0
+    # scores that do not vary have no spread: an error, or None (raw scores) if asked
+    for flat in ([2.0, 2.0], [3e8, 3e8 + 1e-7]):
+        with pytest.raises(ValueError, match="do not vary"):
+            E.score_stats(flat)
+    assert E.score_stats([2.0, 2.0], constant_ok=True) is None
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        E.score_stats([1.0, float("nan")])
     with pytest.raises(ValueError, match="no scores"):
         E.score_stats([])
 
