@@ -6,8 +6,11 @@ Where the data comes from
 -------------------------
 ``source="hub"`` loads from the Hugging Face Hub, ``source="local"`` from the copies
 bundled in ``data/``, and ``source="auto"`` tries the Hub only when it can be reached
-(decided in about two seconds; ``HF_HUB_OFFLINE=1`` skips the check) and otherwise
-falls back to ``data/`` with a one-line notice.
+and otherwise falls back to ``data/`` with a one-line notice. Whether it can be reached
+is one HTTPS probe of at most a few seconds per process (:mod:`rlhf_lessons.hub`;
+``HF_HUB_OFFLINE=1`` answers at once). With ``source="hub"`` and no Hub, loading fails
+at once with :class:`~rlhf_lessons.hub.HubUnreachableError`, whose message says how to
+run offline (``RLHF_LESSONS_SOURCE=local``), rather than after half a minute of retries.
 
 The train/eval split (offline)
 ------------------------------
@@ -29,15 +32,20 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import socket
-import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.hub import (  # noqa: F401 - hub_reachable and require_hub are re-exported
+    OFFLINE_HINT,
+    HubUnreachableError,
+    hub_reachable,
+    hub_status,
+    mark_hub_unreachable,
+    require_hub,
+)
 from rlhf_lessons.utils import say_once
 
 DATA_DIR = REPO_ROOT / "data"
@@ -277,47 +285,28 @@ def split_of_row(i: int) -> str:
     return "eval" if i % EVAL_EVERY == 0 else "train"
 
 
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """Can huggingface.co be reached? Decides within ``timeout`` seconds, never hangs.
-
-    ``HF_HUB_OFFLINE=1`` (or ``HF_DATASETS_OFFLINE=1``) answers False at once. DNS
-    look-ups cannot be given a timeout, so the check runs in a daemon thread.
-    """
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return False
-    if _HUB_CACHE:
-        return _HUB_CACHE[0]
-    answer: list[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-                answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    ok = bool(answer and answer[0])
-    _HUB_CACHE.append(ok)
-    return ok
-
-
-_HUB_CACHE: list[bool] = []
-
-
 def _resolve_source(source: str, what: str) -> str:
     if source not in ("auto", "hub", "local"):
         raise ValueError(f"source={source!r}: expected 'auto', 'hub' or 'local'")
+    if source == "hub":
+        require_hub(f"{what} with source='hub'")
     if source != "auto":
         return source
     if hub_reachable():
         return "hub"
-    say_once(f"📦 The Hugging Face Hub can't be reached, so {what} comes from the "
-             "copy bundled in data/ (offline mode).")
+    say_once(f"📦 The Hugging Face Hub can't be reached ({hub_status()[1]}), so {what} "
+             "comes from the copy bundled in data/ (offline mode).")
     return "local"
+
+
+def _hub_failed(err: Exception, source: str, what: str) -> None:
+    """A Hub load failed after the probe passed: raise with the hint (``source="hub"``),
+    or remember it so that later loads in this process fall back at once."""
+    reason = f"{type(err).__name__}: {str(err)[:160]}"
+    mark_hub_unreachable(reason)
+    if source == "hub":
+        raise HubUnreachableError(f"Loading {what} from the Hugging Face Hub failed "
+                                  f"({reason}). {OFFLINE_HINT}") from err
 
 
 def local_hh_path(subset: str) -> Path:
@@ -353,8 +342,7 @@ def load_hh_rlhf(
         try:
             return _load_hh_hub(subset, split, max_rows)
         except Exception as err:  # noqa: BLE001 - any Hub failure falls back in auto mode
-            if source == "hub":
-                raise
+            _hub_failed(err, source, HH_HUB_ID)
             say_once(f"📦 Loading {HH_HUB_ID} from the Hub failed ({type(err).__name__}); "
                      "using the copy in data/.")
     result = _parse_bundled(path, strict)
@@ -439,13 +427,16 @@ def load_dolly(source: str = "auto", path: str | Path | None = None, strict: boo
 
     if path is not None:
         return datasets.Dataset.from_list(_read_dolly_file(Path(path), strict))
+    if source not in ("auto", "hub", "local"):
+        raise ValueError(f"source={source!r}: expected 'auto', 'hub' or 'local'")
+    if source == "hub":
+        require_hub(f"Dolly ({DOLLY_HUB_ID}) with source='hub'")
     where = source if source != "auto" else ("hub" if hub_reachable() else "local")
     if where == "hub":
         try:
             return datasets.load_dataset(DOLLY_HUB_ID, split="train")
         except Exception as err:  # noqa: BLE001
-            if source == "hub":
-                raise
+            _hub_failed(err, source, DOLLY_HUB_ID)
             say_once(f"📦 Dolly could not be loaded from the Hub ({type(err).__name__}).")
             return None
     say_once("📦 Dolly (databricks/databricks-dolly-15k) is only on the Hugging Face Hub, "

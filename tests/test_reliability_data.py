@@ -7,13 +7,18 @@ the network (the Hub probe is monkeypatched) or a Jupyter kernel (nbclient is fa
 import importlib.util
 import json
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
+import datasets
+import huggingface_hub
 import nbclient
 import nbformat
 import pytest
 
-from rlhf_lessons import runner
+from rlhf_lessons import data, hub, runner, utils
 from rlhf_lessons.config import REPO_ROOT
 
 
@@ -104,3 +109,107 @@ def test_a_copy_that_cannot_be_written_fails_the_run_not_the_runner(fake_noteboo
     run = runner.execute_notebook(fake_notebook, out_dir=blocker / "copies")
     assert not run.ok and "could not write the executed copy" in run.error
     assert run.metrics == {"eval_accuracy": 0.75}
+
+
+# --------------------------------------------------------------------------
+# The Hub, behind a proxy or without a network
+# --------------------------------------------------------------------------
+@pytest.fixture
+def online(monkeypatch):
+    """As if HF_HUB_OFFLINE were unset and nothing had been probed yet in this process."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read at import
+    monkeypatch.setattr(hub, "_HUB_CACHE", [])
+    monkeypatch.setattr(utils, "_ANNOUNCED", set())
+    return monkeypatch
+
+
+def _no_hub(timeout):
+    return False, "ConnectError: [Errno -2] Name or service not known"
+
+
+def _datasets_must_not_be_called(*args, **kwargs):
+    raise AssertionError("datasets.load_dataset was called although the Hub can't be reached")
+
+
+def test_source_hub_without_a_network_fails_at_once_with_the_offline_hint(online):
+    online.setattr(hub, "_probe_hub", _no_hub)
+    online.setattr(datasets, "load_dataset", _datasets_must_not_be_called)
+    t0 = time.perf_counter()
+    with pytest.raises(hub.HubUnreachableError, match="RLHF_LESSONS_SOURCE=local") as info:
+        data.load_hh_rlhf("helpful-online", source="hub")
+    assert time.perf_counter() - t0 < 1.0
+    assert "HH-RLHF" in str(info.value) and "Name or service not known" in str(info.value)
+    with pytest.raises(hub.HubUnreachableError, match="RLHF_LESSONS_SOURCE=local"):
+        data.load_dolly(source="hub")
+
+
+def test_auto_falls_back_in_one_line_and_probes_once(online, capsys):
+    calls = []
+
+    def probe(timeout):
+        calls.append(timeout)
+        return False, "ConnectError: TLS handshake failed"
+
+    online.setattr(hub, "_probe_hub", probe)
+    online.setattr(datasets, "load_dataset", _datasets_must_not_be_called)
+    for s in ("helpful-online", "harmless-base"):
+        data.load_hh_rlhf(s, "eval", source="auto")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "data/" in out[0] and "TLS" in out[0]
+    assert len(calls) == 1, "the probe is cached for the process"
+
+
+def test_probe_is_bounded_even_when_the_network_hangs(online):
+    online.setattr(hub, "_probe_hub", lambda timeout: (time.sleep(5), (True, ""))[1])
+    t0 = time.perf_counter()
+    assert hub.hub_reachable(timeout=0.3) is False
+    assert time.perf_counter() - t0 < 1.0
+    assert "no answer within" in hub.hub_status()[1]
+
+
+class _TlsBreakingProxy:
+    """A local server that accepts connections and answers garbage, as an intercepting
+    proxy does to a client that doesn't trust it: the TCP connect works, TLS doesn't."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.sendall(b"HTTP/1.1 403 Forbidden by proxy\r\n\r\n")
+            conn.close()
+
+
+def test_a_connection_that_opens_but_fails_tls_is_not_a_reachable_hub(online):
+    proxy = _TlsBreakingProxy()
+    real = socket.create_connection
+    online.setattr(socket, "create_connection",
+                   lambda address, *a, **k: real(("127.0.0.1", proxy.port), *a, **k))
+    t0 = time.perf_counter()
+    assert hub.hub_reachable() is False
+    assert time.perf_counter() - t0 < 3.0
+    assert "SSL" in hub.hub_status()[1] or "TLS" in hub.hub_status()[1]  # not DNS, not refused
+    proxy.sock.close()
+
+
+def test_require_hub_names_what_needs_it_and_how_to_run_offline(online):
+    online.setenv("HF_HUB_OFFLINE", "1")
+    online.setattr(hub, "_probe_hub", _datasets_must_not_be_called)
+    with pytest.raises(hub.HubUnreachableError) as info:
+        data.require_hub("the pretrained gpt2")
+    msg = str(info.value)
+    assert msg.startswith("the pretrained gpt2 needs the Hugging Face Hub")
+    assert "HF_HUB_OFFLINE=1" in msg and "RLHF_LESSONS_SOURCE=local" in msg
+    online.setattr(hub, "_HUB_CACHE", [(True, "")])
+    online.delenv("HF_HUB_OFFLINE")
+    data.require_hub("the pretrained gpt2")  # reachable: returns quietly
