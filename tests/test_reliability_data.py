@@ -213,3 +213,53 @@ def test_require_hub_names_what_needs_it_and_how_to_run_offline(online):
     online.setattr(hub, "_HUB_CACHE", [(True, "")])
     online.delenv("HF_HUB_OFFLINE")
     data.require_hub("the pretrained gpt2")  # reachable: returns quietly
+
+
+# --------------------------------------------------------------------------
+# A learner's own preference file: a huge answer costs what max_len tokens cost
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tok():
+    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+
+    return load_tokenizer(PRETRAINED_DIR, padding_side="right")
+
+
+def _whole_then_cut(tok, text, max_len):
+    """What encode did before: tokenise everything, add EOS, keep the last max_len."""
+    return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[-max_len:]
+
+
+LONG_TEXTS = [
+    "The quick brown fox jumps over the lazy dog. " * 200,
+    "Supercalifragilisticexpialidocious" * 300 + " end",  # the cut falls inside a word
+    "x" + " " * 20_000 + "a few words at the end",  # >32 characters a token: whole text
+    "naïve café 😀 déjà vu, 東京 " * 400,
+    "\n\nHuman: hi" + "\n\nAssistant: " + "1234567890" * 1000,
+]
+
+
+@pytest.mark.parametrize("max_len", [8, 32, 128])
+def test_cutting_before_tokenising_gives_the_same_tokens(tok, max_len):
+    from rlhf_lessons import batching, reward
+
+    assert all(len(t) > max_len * batching.CHARS_PER_TOKEN_CAP for t in LONG_TEXTS)
+    ids, n_cut = reward.encode(tok, LONG_TEXTS + ["short"], max_len)
+    assert ids == [_whole_then_cut(tok, t, max_len) for t in LONG_TEXTS + ["short"]]
+    assert n_cut == len(LONG_TEXTS)
+    prompts = batching.encode_prompts(tok, LONG_TEXTS, max_len)
+    assert prompts == [tok(t, add_special_tokens=False)["input_ids"][-max_len:]
+                       for t in LONG_TEXTS]
+
+
+def test_a_5_mb_answer_prepares_in_about_a_second(tok):
+    from rlhf_lessons import reward
+
+    big = "This answer goes on and on. " * (5_000_000 // 28)
+    rows = [{"prompt": "\n\nHuman: Tell me a story.\n\nAssistant:", "chosen_response": big,
+             "rejected_response": "No."}]
+    t0 = time.perf_counter()
+    pairs = reward.prepare_pairs(rows, tok, 128)
+    assert time.perf_counter() - t0 < 3.0  # about 0.1 s; tokenising all 5 MB took ~10 s
+    assert len(pairs.chosen_ids[0]) == 128 and pairs.chosen_ids[0][-1] == tok.eos_token_id
+    assert pairs.n_truncated == 1
