@@ -25,7 +25,9 @@ Transcript format
 -----------------
 Each row is ``{"chosen": str, "rejected": str}``: two whole conversations
 ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` that share their history and differ in the
-final Assistant turn.
+final Assistant turn. A learner's own file may also use ``prompt``/``chosen``/``rejected``
+with the answers only, or TRL's conversational format (lists of ``{"role", "content"}``
+messages): :mod:`rlhf_lessons.preference_formats` turns both into transcripts.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ from rlhf_lessons.hub import (  # noqa: F401 - hub_reachable and require_hub are
     mark_hub_unreachable,
     require_hub,
 )
+from rlhf_lessons.preference_formats import (
+    ASSISTANT,
+    FORMATS_HINT,
+    RowFormatError,
+    row_transcripts,
+)
 from rlhf_lessons.utils import say_once
 
 DATA_DIR = REPO_ROOT / "data"
@@ -63,7 +71,6 @@ LOCAL_ROWS = {
 SPLITS = ("train", "eval", "all")
 EVAL_EVERY = 10  # row i is eval when i % EVAL_EVERY == 0
 
-ASSISTANT = "\n\nAssistant:"
 _TURN_RE = re.compile(r"\n\n(Human|Assistant):")
 
 DOLLY_CATEGORIES = (
@@ -180,9 +187,10 @@ def _open_lines(path: Path):
 def parse_preference_file(
     path: str | Path, strict: bool = True, allow_empty_answer: bool = False
 ) -> ParseResult:
-    """Read a ``.jsonl`` or ``.jsonl.gz`` file of ``{"chosen", "rejected"}`` rows.
+    """Read a ``.jsonl`` or ``.jsonl.gz`` file of preference rows.
 
-    Every row is split into prompt and answers with :func:`split_pair`. A bad row
+    Rows may be in any format of :mod:`rlhf_lessons.preference_formats` (HH
+    transcripts, prompt and answers, TRL's conversational messages). Every row is split into prompt and answers with :func:`split_pair`. A bad row
     raises :class:`PreferenceDataError` naming the file and line; with
     ``strict=False`` it is skipped and recorded in ``ParseResult.skipped`` instead.
     A truncated or corrupt gzip always raises: it is the file, not a row, that is bad.
@@ -192,6 +200,9 @@ def parse_preference_file(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such preference file")
+    if path.is_dir():
+        raise PreferenceDataError(f"{path} is a folder, not a file: give the path of the "
+                                  ".jsonl or .jsonl.gz file itself")
     if not (path.name.endswith(".jsonl") or path.name.endswith(".jsonl.gz")):
         raise PreferenceDataError(f"{path}: expected a .jsonl or .jsonl.gz file")
     result = ParseResult()
@@ -211,7 +222,8 @@ def parse_preference_file(
                         result.n_empty_answers += 1
                 except ValueError as err:
                     if strict:
-                        raise PreferenceDataError(f"{path}, line {lineno}: {err}") from None
+                        hint = f"\n{FORMATS_HINT}" if isinstance(err, RowFormatError) else ""
+                        raise PreferenceDataError(f"{path}, line {lineno}: {err}{hint}") from None
                     result.skipped.append((lineno, str(err)))
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         where = f"after line {lineno}" if lineno else "before the first complete line"
@@ -229,14 +241,13 @@ def _parse_row(line: str, row: int, lineno: int, allow_empty_answer: bool) -> di
         obj = json.loads(line)
     except json.JSONDecodeError as err:
         raise ValueError(f"not valid JSON ({err.msg} at character {err.pos + 1})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    for key in ("chosen", "rejected"):
-        if key not in obj:
-            raise ValueError(f"missing key {key!r} (keys present: {sorted(obj)})")
-        if not isinstance(obj[key], str):
-            raise ValueError(f"{key!r} must be a string, got {type(obj[key]).__name__}")
-    return _pair_row(obj["chosen"], obj["rejected"], row, lineno, allow_empty_answer)
+    chosen, rejected = row_transcripts(obj)  # any accepted format, as HH transcripts
+    try:
+        return _pair_row(chosen, rejected, row, lineno, allow_empty_answer)
+    except ValueError as err:  # no Assistant turn / no shared history: not a known format
+        if str(err).startswith("empty"):
+            raise
+        raise RowFormatError(str(err)) from None
 
 
 def _pair_row(chosen: str, rejected: str, row: int, lineno: int,

@@ -263,3 +263,73 @@ def test_a_5_mb_answer_prepares_in_about_a_second(tok):
     assert time.perf_counter() - t0 < 3.0  # about 0.1 s; tokenising all 5 MB took ~10 s
     assert len(pairs.chosen_ids[0]) == 128 and pairs.chosen_ids[0][-1] == tok.eos_token_id
     assert pairs.n_truncated == 1
+
+
+# --------------------------------------------------------------------------
+# A learner's own preference file: the formats they are likely to have
+# --------------------------------------------------------------------------
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+HH_ROW = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there!",
+          "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}
+
+
+def test_prompt_chosen_rejected_with_answers_only_is_accepted(tmp_path):
+    path = _write_jsonl(tmp_path / "mine.jsonl", [
+        {"prompt": "Hi", "chosen": "Hello there!", "rejected": "Go away."},
+        {"prompt": "\n\nHuman: Hi\n\nAssistant: Hey.\n\nHuman: Joke?\n\nAssistant:",
+         "chosen": "Knock knock.", "rejected": "No."},
+        dict(HH_ROW, prompt="\n\nHuman: Hi\n\nAssistant:"),  # HH rows with a prompt column
+    ])
+    ds = data.load_preference_file(path)
+    assert ds[0]["chosen"] == HH_ROW["chosen"] and ds[0]["rejected"] == HH_ROW["rejected"]
+    assert ds[0]["prompt"] == "\n\nHuman: Hi\n\nAssistant:"
+    assert (ds[0]["chosen_response"], ds[0]["rejected_response"]) == ("Hello there!", "Go away.")
+    assert ds[1]["n_turns"] == 4 and ds[1]["chosen_response"] == "Knock knock."
+    assert ds[2]["chosen"] == HH_ROW["chosen"]
+
+
+def test_trl_conversational_format_is_accepted(tmp_path):
+    def msg(role, content):
+        return {"role": role, "content": content}
+
+    path = _write_jsonl(tmp_path / "trl.jsonl", [
+        {"prompt": [msg("user", "Hi")],
+         "chosen": [msg("assistant", "Hello there!")],
+         "rejected": [msg("assistant", "Go away.")]},
+        {"chosen": [msg("system", "Be kind."), msg("user", "Hi"), msg("assistant", "Hello!")],
+         "rejected": [msg("system", "Be kind."), msg("user", "Hi"), msg("assistant", "No.")]},
+    ])
+    ds = data.load_preference_file(path)
+    assert ds[0]["chosen"] == HH_ROW["chosen"] and ds[0]["rejected"] == HH_ROW["rejected"]
+    assert ds[1]["prompt"] == "\n\nHuman: Be kind.\nHi\n\nAssistant:"
+    assert (ds[1]["chosen_response"], ds[1]["rejected_response"]) == ("Hello!", "No.")
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"chosen": "Hello!", "rejected": "Go away."}, "no Assistant turn"),
+    ({"question": "Hi", "good": "Hello!", "bad": "Go away."}, "missing key 'chosen'"),
+    ({"chosen": [{"role": "assistant", "content": "A"}],
+      "rejected": [{"role": "tool", "content": "B"}]}, "'rejected' must end with an assistant"),
+    ({"chosen": 3, "rejected": "x"}, "'chosen' must be a string or a list of messages"),
+], ids=["answers-without-prompt", "other-columns", "bad-role", "number"])
+def test_any_other_row_names_its_line_and_the_accepted_formats(tmp_path, bad, problem):
+    path = _write_jsonl(tmp_path / "odd.jsonl", [HH_ROW, bad])
+    with pytest.raises(data.PreferenceDataError) as info:
+        data.load_preference_file(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}, line 2: ") and problem in msg
+    for fmt in ("HH-RLHF transcripts", "prompt and answers", "conversational (TRL)"):
+        assert fmt in msg
+    result = data.parse_preference_file(path, strict=False)  # skipping still works
+    assert len(result.rows) == 1 and result.skipped[0][0] == 2
+
+
+def test_a_folder_named_like_a_jsonl_file_gets_a_clear_error(tmp_path):
+    folder = tmp_path / "prefs.jsonl"
+    folder.mkdir()
+    with pytest.raises(data.PreferenceDataError, match="is a folder, not a file"):
+        data.load_preference_file(folder)
