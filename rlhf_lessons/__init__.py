@@ -8,6 +8,8 @@ The pipeline, in the order the notebooks teach it::
 Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 
 - ``config``       frozen configs and the fast / default / gpu presets
+- ``hub``          can the Hugging Face Hub be reached? (one bounded probe)
+- ``preference_formats``  a learner's rows (HH, prompt + answers, TRL messages) as HH
 - ``data``         HH-RLHF and Dolly: Hub first, the bundled ``data/`` offline
 - ``batching``     padding, position ids, EOS truncation, masked statistics
 - ``models``       building, saving and loading GPT-2s and tokenizers

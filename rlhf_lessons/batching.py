@@ -14,6 +14,7 @@ and 04 (PPO's rollout).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,42 @@ import torch
 # Judge batch lengths are rounded up to a multiple of this: on a CPU every new
 # tensor shape costs a one-off kernel set-up and keeps cached memory.
 PAD_MULTIPLE = 32
+
+
+CHARS_PER_TOKEN_CAP = 32  # tokenise at most max_tokens * 32 characters of a long text
+TAIL_MARGIN = 16  # tokens beyond max_tokens that a cut text must give (see tail_token_ids)
+_WORD_START = re.compile(r"(?<=\S)\s(?=\S)")  # one space between two words: a token edge
+
+
+def tail_token_ids(tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    """Token lists of ``texts``, ready to be cut to their LAST ``max_tokens`` tokens,
+    at a cost bounded by ``max_tokens``, not by the length of a text.
+
+    A text longer than ``max_tokens * 32`` characters is cut to its last
+    ``max_tokens * 32`` characters, then forward to the first single space between two
+    words. GPT-2's tokenizer never merges across that edge, so the cut text's tokens
+    end exactly as the whole text's do. When the cut text gives fewer than
+    ``max_tokens + 16`` tokens, or has no such edge (one giant word or a long run of
+    spaces), the whole text is tokenised. So ``ids[-max_tokens:]`` is always what
+    tokenising the whole text gives, and a 50 MB answer costs what a few kilobytes
+    do. ``max_tokens=0`` tokenises every text whole. Returns every token of each
+    (possibly cut) text.
+    """
+    if not len(texts):
+        return []
+    cap = max_tokens * CHARS_PER_TOKEN_CAP
+    tails = []
+    for t in texts:
+        edge = _WORD_START.search(t, len(t) - cap) if max_tokens and len(t) > cap else None
+        tails.append(t[edge.start():] if edge else t)
+    ids = [list(x) for x in tokenizer(tails, add_special_tokens=False)["input_ids"]]
+    redo = [i for i, (t, tail) in enumerate(zip(texts, tails))
+            if tail is not t and len(ids[i]) < max_tokens + TAIL_MARGIN]
+    if redo:
+        whole = tokenizer([texts[i] for i in redo], add_special_tokens=False)["input_ids"]
+        for i, x in zip(redo, whole):
+            ids[i] = list(x)
+    return ids
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], max_tokens: int) -> list[list[int]]:
@@ -34,14 +71,14 @@ def encode_prompts(tokenizer, prompts: Sequence[str], max_tokens: int) -> list[l
         raise TypeError("prompts must be a list of strings, not one string")
     if not len(prompts):
         raise ValueError("prompts is empty")
-    out = []
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
             raise TypeError(f"prompt {i} is {type(p).__name__}, expected str")
-        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+    out = []
+    for i, ids in enumerate(tail_token_ids(tokenizer, list(prompts), max_tokens)):
         if not ids:
             raise ValueError(f"prompt {i} is empty after tokenisation")
-        out.append(list(ids[-max_tokens:]) if max_tokens else list(ids))
+        out.append(ids[-max_tokens:] if max_tokens else ids)
     return out
 
 

@@ -6,8 +6,11 @@ Where the data comes from
 -------------------------
 ``source="hub"`` loads from the Hugging Face Hub, ``source="local"`` from the copies
 bundled in ``data/``, and ``source="auto"`` tries the Hub only when it can be reached
-(decided in about two seconds; ``HF_HUB_OFFLINE=1`` skips the check) and otherwise
-falls back to ``data/`` with a one-line notice.
+and otherwise falls back to ``data/`` with a one-line notice. Whether it can be reached
+is one HTTPS probe of at most a few seconds per process (:mod:`rlhf_lessons.hub`;
+``HF_HUB_OFFLINE=1`` answers at once). With ``source="hub"`` and no Hub, loading fails
+at once with :class:`~rlhf_lessons.hub.HubUnreachableError`, whose message says how to
+run offline (``RLHF_LESSONS_SOURCE=local``), rather than after half a minute of retries.
 
 The train/eval split (offline)
 ------------------------------
@@ -22,22 +25,35 @@ Transcript format
 -----------------
 Each row is ``{"chosen": str, "rejected": str}``: two whole conversations
 ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` that share their history and differ in the
-final Assistant turn.
+final Assistant turn. A learner's own file may also use ``prompt``/``chosen``/``rejected``
+with the answers only, or TRL's conversational format (lists of ``{"role", "content"}``
+messages): :mod:`rlhf_lessons.preference_formats` turns both into transcripts.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import socket
-import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.hub import (  # noqa: F401 - hub_reachable and require_hub are re-exported
+    OFFLINE_HINT,
+    HubUnreachableError,
+    hub_reachable,
+    hub_status,
+    mark_hub_unreachable,
+    require_hub,
+)
+from rlhf_lessons.preference_formats import (
+    ASSISTANT,
+    FORMATS_HINT,
+    RowFormatError,
+    row_transcripts,
+)
 from rlhf_lessons.utils import say_once
 
 DATA_DIR = REPO_ROOT / "data"
@@ -55,7 +71,6 @@ LOCAL_ROWS = {
 SPLITS = ("train", "eval", "all")
 EVAL_EVERY = 10  # row i is eval when i % EVAL_EVERY == 0
 
-ASSISTANT = "\n\nAssistant:"
 _TURN_RE = re.compile(r"\n\n(Human|Assistant):")
 
 DOLLY_CATEGORIES = (
@@ -172,9 +187,10 @@ def _open_lines(path: Path):
 def parse_preference_file(
     path: str | Path, strict: bool = True, allow_empty_answer: bool = False
 ) -> ParseResult:
-    """Read a ``.jsonl`` or ``.jsonl.gz`` file of ``{"chosen", "rejected"}`` rows.
+    """Read a ``.jsonl`` or ``.jsonl.gz`` file of preference rows.
 
-    Every row is split into prompt and answers with :func:`split_pair`. A bad row
+    Rows may be in any format of :mod:`rlhf_lessons.preference_formats` (HH
+    transcripts, prompt and answers, TRL's conversational messages). Every row is split into prompt and answers with :func:`split_pair`. A bad row
     raises :class:`PreferenceDataError` naming the file and line; with
     ``strict=False`` it is skipped and recorded in ``ParseResult.skipped`` instead.
     A truncated or corrupt gzip always raises: it is the file, not a row, that is bad.
@@ -184,6 +200,9 @@ def parse_preference_file(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such preference file")
+    if path.is_dir():
+        raise PreferenceDataError(f"{path} is a folder, not a file: give the path of the "
+                                  ".jsonl or .jsonl.gz file itself")
     if not (path.name.endswith(".jsonl") or path.name.endswith(".jsonl.gz")):
         raise PreferenceDataError(f"{path}: expected a .jsonl or .jsonl.gz file")
     result = ParseResult()
@@ -203,7 +222,8 @@ def parse_preference_file(
                         result.n_empty_answers += 1
                 except ValueError as err:
                     if strict:
-                        raise PreferenceDataError(f"{path}, line {lineno}: {err}") from None
+                        hint = f"\n{FORMATS_HINT}" if isinstance(err, RowFormatError) else ""
+                        raise PreferenceDataError(f"{path}, line {lineno}: {err}{hint}") from None
                     result.skipped.append((lineno, str(err)))
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         where = f"after line {lineno}" if lineno else "before the first complete line"
@@ -221,14 +241,13 @@ def _parse_row(line: str, row: int, lineno: int, allow_empty_answer: bool) -> di
         obj = json.loads(line)
     except json.JSONDecodeError as err:
         raise ValueError(f"not valid JSON ({err.msg} at character {err.pos + 1})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    for key in ("chosen", "rejected"):
-        if key not in obj:
-            raise ValueError(f"missing key {key!r} (keys present: {sorted(obj)})")
-        if not isinstance(obj[key], str):
-            raise ValueError(f"{key!r} must be a string, got {type(obj[key]).__name__}")
-    return _pair_row(obj["chosen"], obj["rejected"], row, lineno, allow_empty_answer)
+    chosen, rejected = row_transcripts(obj)  # any accepted format, as HH transcripts
+    try:
+        return _pair_row(chosen, rejected, row, lineno, allow_empty_answer)
+    except ValueError as err:  # no Assistant turn / no shared history: not a known format
+        if str(err).startswith("empty"):
+            raise
+        raise RowFormatError(str(err)) from None
 
 
 def _pair_row(chosen: str, rejected: str, row: int, lineno: int,
@@ -277,47 +296,28 @@ def split_of_row(i: int) -> str:
     return "eval" if i % EVAL_EVERY == 0 else "train"
 
 
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """Can huggingface.co be reached? Decides within ``timeout`` seconds, never hangs.
-
-    ``HF_HUB_OFFLINE=1`` (or ``HF_DATASETS_OFFLINE=1``) answers False at once. DNS
-    look-ups cannot be given a timeout, so the check runs in a daemon thread.
-    """
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return False
-    if _HUB_CACHE:
-        return _HUB_CACHE[0]
-    answer: list[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-                answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    ok = bool(answer and answer[0])
-    _HUB_CACHE.append(ok)
-    return ok
-
-
-_HUB_CACHE: list[bool] = []
-
-
 def _resolve_source(source: str, what: str) -> str:
     if source not in ("auto", "hub", "local"):
         raise ValueError(f"source={source!r}: expected 'auto', 'hub' or 'local'")
+    if source == "hub":
+        require_hub(f"{what} with source='hub'")
     if source != "auto":
         return source
     if hub_reachable():
         return "hub"
-    say_once(f"📦 The Hugging Face Hub can't be reached, so {what} comes from the "
-             "copy bundled in data/ (offline mode).")
+    say_once(f"📦 The Hugging Face Hub can't be reached ({hub_status()[1]}), so {what} "
+             "comes from the copy bundled in data/ (offline mode).")
     return "local"
+
+
+def _hub_failed(err: Exception, source: str, what: str) -> None:
+    """A Hub load failed after the probe passed: raise with the hint (``source="hub"``),
+    or remember it so that later loads in this process fall back at once."""
+    reason = f"{type(err).__name__}: {str(err)[:160]}"
+    mark_hub_unreachable(reason)
+    if source == "hub":
+        raise HubUnreachableError(f"Loading {what} from the Hugging Face Hub failed "
+                                  f"({reason}). {OFFLINE_HINT}") from err
 
 
 def local_hh_path(subset: str) -> Path:
@@ -353,8 +353,7 @@ def load_hh_rlhf(
         try:
             return _load_hh_hub(subset, split, max_rows)
         except Exception as err:  # noqa: BLE001 - any Hub failure falls back in auto mode
-            if source == "hub":
-                raise
+            _hub_failed(err, source, HH_HUB_ID)
             say_once(f"📦 Loading {HH_HUB_ID} from the Hub failed ({type(err).__name__}); "
                      "using the copy in data/.")
     result = _parse_bundled(path, strict)
@@ -439,13 +438,16 @@ def load_dolly(source: str = "auto", path: str | Path | None = None, strict: boo
 
     if path is not None:
         return datasets.Dataset.from_list(_read_dolly_file(Path(path), strict))
+    if source not in ("auto", "hub", "local"):
+        raise ValueError(f"source={source!r}: expected 'auto', 'hub' or 'local'")
+    if source == "hub":
+        require_hub(f"Dolly ({DOLLY_HUB_ID}) with source='hub'")
     where = source if source != "auto" else ("hub" if hub_reachable() else "local")
     if where == "hub":
         try:
             return datasets.load_dataset(DOLLY_HUB_ID, split="train")
         except Exception as err:  # noqa: BLE001
-            if source == "hub":
-                raise
+            _hub_failed(err, source, DOLLY_HUB_ID)
             say_once(f"📦 Dolly could not be loaded from the Hub ({type(err).__name__}).")
             return None
     say_once("📦 Dolly (databricks/databricks-dolly-15k) is only on the Hugging Face Hub, "

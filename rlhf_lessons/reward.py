@@ -63,7 +63,13 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from rlhf_lessons.batching import PAD_MULTIPLE, length_buckets, position_ids, right_pad
+from rlhf_lessons.batching import (
+    PAD_MULTIPLE,
+    length_buckets,
+    position_ids,
+    right_pad,
+    tail_token_ids,
+)
 from rlhf_lessons.config import RewardConfig
 from rlhf_lessons.lean_gpt2 import fuse_gelu, last_token_hidden
 from rlhf_lessons.utils import (
@@ -230,13 +236,14 @@ def judge_text(prompt: str, answer: str) -> str:
 def encode(tok, texts: list[str], max_len: int) -> tuple[list[list[int]], int]:
     """tokens(text) + [eos], keeping the LAST ``max_len`` tokens (left truncation).
 
-    Returns (ids per text, number of texts that were truncated).
+    Returns (ids per text, number of texts that were truncated). A very long text costs
+    no more than ``max_len`` tokens' worth (``batching.tail_token_ids``).
     """
     if max_len < 2:
         raise ValueError(f"max_len={max_len}: need at least 2 tokens (text + EOS)")
     eos = tok.eos_token_id
     out, n_cut = [], 0
-    for ids in tok(list(texts), add_special_tokens=False)["input_ids"]:
+    for ids in tail_token_ids(tok, list(texts), max_len):
         ids = list(ids) + [eos]
         if len(ids) > max_len:
             ids = ids[-max_len:]

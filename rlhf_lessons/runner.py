@@ -3,12 +3,23 @@
 Each notebook runs in a fresh kernel with ``notebooks/`` as its working folder. The
 executed copy is written as ``.ipynb`` and ``.html`` next to the notebook's
 ``metrics.json`` in ``outputs/<notebook stem>/``.
+
+The outputs folder
+------------------
+One folder per run, decided once by :func:`outputs_root`: ``RLHF_LESSONS_OUTPUTS``
+from the ``env`` given to the kernel, else from this process's environment, else the
+repository's ``outputs/``. A relative path is resolved against the caller's working
+folder (not ``notebooks/``, where the kernel runs), and the kernel is given the
+absolute path, so the notebooks' artefacts, their ``metrics.json`` and the summary all
+use the same folder. :func:`check_outputs_writable` says in one line when it can't be
+written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,20 +52,44 @@ def notebook_paths(pattern: str = "") -> list[Path]:
     return [p for p in paths if pattern in p.name]
 
 
+def outputs_root(env: dict | None = None) -> Path:
+    """The absolute outputs folder of a run (see the module docstring for the rule)."""
+    raw = (env or {}).get("RLHF_LESSONS_OUTPUTS") or os.environ.get("RLHF_LESSONS_OUTPUTS")
+    root = Path(raw).expanduser() if raw else REPO_ROOT / "outputs"
+    return root.absolute()
+
+
+def check_outputs_writable(root: Path) -> str:
+    """``""`` when ``root`` can be created and written, else one line saying what to do."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        return (f"The outputs folder {root} can't be written ({type(err).__name__}: "
+                f"{err.strerror or err}). Make it writable, or point RLHF_LESSONS_OUTPUTS "
+                "at a folder you can write, e.g. RLHF_LESSONS_OUTPUTS=~/rlhf-outputs make run")
+    return ""
+
+
 def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900,
                      env: dict | None = None) -> NotebookRun:
     """Execute ``path`` top to bottom in a fresh kernel; never raises on a cell error.
 
-    ``env`` entries are set for the kernel (e.g. ``RLHF_LESSONS_FAST=1``). When
-    ``out_dir`` is given the executed ``.ipynb`` and ``.html`` are written there.
+    ``env`` entries are set for the kernel (e.g. ``RLHF_LESSONS_FAST=1``), plus the
+    absolute :func:`outputs_root`, where ``metrics.json`` is then read from. When
+    ``out_dir`` is given the executed ``.ipynb`` and ``.html`` are written there; a
+    failure to write them fails the run with a one-line reason (it never raises).
     """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    root = outputs_root(env)
     old_env = dict(os.environ)
     os.environ.update(env or {})
+    os.environ["RLHF_LESSONS_OUTPUTS"] = str(root)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     start = time.perf_counter()
     ok, error = True, ""
@@ -71,12 +106,21 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
         os.environ.update(old_env)
     seconds = time.perf_counter() - start
     metrics = {}
-    outputs_root = Path((env or {}).get("RLHF_LESSONS_OUTPUTS", REPO_ROOT / "outputs"))
-    metrics_path = outputs_root / path.stem / "metrics.json"
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
+    metrics_path = root / path.stem / "metrics.json"
+    try:
+        if metrics_path.exists():
+            metrics = json.loads(metrics_path.read_text())
+    except (OSError, ValueError) as err:
+        error = (error + "\n" if error else "") + f"unreadable {metrics_path}: {err}"
+        ok = False
     if out_dir is not None:
-        _write_copies(nb, Path(out_dir), path.stem)
+        try:
+            _write_copies(nb, Path(out_dir), path.stem)
+        except OSError as err:
+            error = (error + "\n" if error else "") + (
+                f"could not write the executed copy to {out_dir} ({type(err).__name__}: "
+                f"{err.strerror or err})")
+            ok = False
     return NotebookRun(path.name, seconds, ok, error, metrics)
 
 

@@ -1,7 +1,9 @@
 """`make run`: execute every notebook in order, headless, and print a one-screen summary.
 
-Executed copies (.ipynb, .html) and each notebook's metrics.json go to outputs/<stem>/.
-Exits non-zero if any cell of any notebook fails. Usage:
+Executed copies (.ipynb, .html) and each notebook's metrics.json go to outputs/<stem>/
+(or RLHF_LESSONS_OUTPUTS/<stem>/; a relative path is taken from where you run this).
+Exits non-zero if any cell of any notebook fails, or, in one line before any notebook
+runs, if the outputs folder can't be written. Usage:
 
     python scripts/run_notebooks.py [--only 03] [--timeout 1800]
 """
@@ -13,7 +15,13 @@ import sys
 import time
 
 from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.runner import execute_notebook, headline, notebook_paths
+from rlhf_lessons.runner import (
+    check_outputs_writable,
+    execute_notebook,
+    headline,
+    notebook_paths,
+    outputs_root,
+)
 
 
 def main() -> int:
@@ -26,12 +34,19 @@ def main() -> int:
     if not paths:
         print(f"no notebook matches {args.only!r}", file=sys.stderr)
         return 2
-    print(f"running {len(paths)} notebooks in the {cfg.preset!r} preset -> {cfg.outputs}/")
+    root = outputs_root()  # resolved once, here; every kernel gets this absolute path
+    problem = check_outputs_writable(root)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    env = {"RLHF_LESSONS_OUTPUTS": str(root)}
+    print(f"running {len(paths)} notebooks in the {cfg.preset!r} preset -> {root}/")
     runs = []
     t0 = time.perf_counter()
     for path in paths:
         print(f"▶ {path.name} ...", flush=True)
-        run = execute_notebook(path, out_dir=cfg.outputs / path.stem, timeout=args.timeout)
+        run = execute_notebook(path, out_dir=root / path.stem, timeout=args.timeout,
+                               env=env)
         runs.append(run)
         status = "ok" if run.ok else "FAILED"
         print(f"  {status} in {run.seconds:.0f} s", flush=True)

@@ -20,6 +20,8 @@ class _Tok:
     eos_token_id = 0
 
     def __call__(self, text, add_special_tokens=False):
+        if isinstance(text, list):  # a batch, as Hugging Face tokenizers take it
+            return {"input_ids": [[ord(c) for c in t] for t in text]}
         return {"input_ids": [ord(c) for c in text]}
 
     def decode(self, ids, skip_special_tokens=True):
