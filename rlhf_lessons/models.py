@@ -29,6 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from rlhf_lessons.config import ModelConfig
 from rlhf_lessons.data import DATA_DIR
+from rlhf_lessons.hub import HubUnreachableError, require_hub
 from rlhf_lessons.utils import file_mode
 
 GPT2_TOKENIZER_DIR = DATA_DIR / "gpt2-tokenizer"
@@ -243,11 +244,26 @@ def load_card(path: str | Path) -> dict:
 
 
 def load_hub_gpt2(name: str = "gpt2", device="cpu"):
-    """The real GPT-2 from the Hugging Face Hub (needs the Hub; the gpu preset)."""
-    tok = AutoTokenizer.from_pretrained(name)
+    """The real GPT-2 from the Hugging Face Hub (needs the Hub; the gpu preset).
+
+    Asks the Hub once, briefly, first: without it this fails at once with what to do,
+    not after a minute of retries in transformers.
+    """
+    try:
+        require_hub(f"the gpu preset's pretrained {name!r}")
+    except HubUnreachableError as err:
+        raise HubUnreachableError(f"{err} Or, offline, use the default preset (unset "
+                                  "RLHF_LESSONS_PRESET): it runs on the course's own small "
+                                  "GPT-2.") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name)
+    except OSError as err:
+        raise ArtefactError(f"{name!r} could not be loaded from the Hugging Face Hub ({err}). "
+                            "Offline, use the default preset (unset RLHF_LESSONS_PRESET), "
+                            "which runs on the course's own small GPT-2.") from err
     tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(name)
     for attr in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
         setattr(model.config, attr, 0.0)
     _with_generation_ids(model, tok.eos_token_id)

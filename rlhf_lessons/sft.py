@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rlhf_lessons.batching import length_buckets, right_pad
+from rlhf_lessons.batching import length_buckets, right_pad, tail_token_ids
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.data import load_all_hh, load_dolly
 from rlhf_lessons.generation import generate
@@ -83,7 +83,7 @@ def encode_example(tokenizer, prompt: str, answer: str, max_len: int) -> dict:
     since it did not end), then the prompt is cut from the LEFT to fit.
     """
     eos = tokenizer.eos_token_id
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    (p_ids,) = tail_token_ids(tokenizer, [prompt], max_len)  # only its end is kept
     a_ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"] + [eos]
     if len(a_ids) > max_len - 16:
         a_ids = a_ids[: max_len - 16]

@@ -283,3 +283,17 @@ def test_ship_judge_without_shipping_keeps_its_metrics(monkeypatch):
     assert "eval_accuracy" in json.loads((here / "training.json").read_text())
     assert (A.SHIPPED_JUDGE_DIR / "SHA256SUMS").read_text() == shipped
 
+
+
+# ---------------------------------------------------------------- the Hub, for models
+def test_the_gpu_preset_without_the_hub_fails_at_once_with_what_to_do(monkeypatch):
+    from rlhf_lessons import hub
+
+    monkeypatch.setattr(hub, "_HUB_CACHE", [(False, "no route to host (test)")])
+    gpu = dataclasses.replace(CFG, preset="gpu", model=dataclasses.replace(
+        CFG.model, name="gpt2", n_layer=12, n_embd=768, n_head=12, n_positions=1024))
+    t0 = time.perf_counter()
+    with pytest.raises(hub.HubUnreachableError, match=r"gpu preset's pretrained 'gpt2'.*"
+                                                      r"unset RLHF_LESSONS_PRESET"):
+        A.load_policy(gpu, "sft")
+    assert time.perf_counter() - t0 < 1.0
