@@ -153,6 +153,25 @@ def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
     return path
 
 
+def save_tokenizer(tokenizer, path: str | Path) -> Path:
+    """``save_pretrained`` a tokenizer alone, atomically (temporary folder, then renames)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    old = path.with_name(f".{path.name}.old{tmp.name[-8:]}")
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        tmp.chmod(file_mode(folder=True))
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+    return path
+
+
 def write_checksums(folder: str | Path) -> None:
     """Write ``SHA256SUMS`` for the weights files of ``folder``."""
     folder = Path(folder)

@@ -22,7 +22,13 @@ import torch
 
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.data import SUBSETS, load_hh_rlhf
-from rlhf_lessons.models import build_gpt2, load_tokenizer, n_params, train_bpe_tokenizer
+from rlhf_lessons.models import (
+    build_gpt2,
+    load_tokenizer,
+    n_params,
+    save_tokenizer,
+    train_bpe_tokenizer,
+)
 from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
@@ -149,7 +155,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
     if tokenizer is None and (run_dir / "tokenizer").exists():
         tokenizer = load_tokenizer(run_dir / "tokenizer")
     tok, train_stream, eval_stream = prepare(cfg, tokenizer)
-    tok.save_pretrained(str(run_dir / "tokenizer"))
+    save_tokenizer(tok, run_dir / "tokenizer")
     model = build_gpt2(len(tok), cfg.model, tok.eos_token_id, seed=cfg.seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=pc.lr, betas=(0.9, 0.95),
                             weight_decay=pc.weight_decay)
