@@ -7,6 +7,7 @@ business: this module takes paths and returns models.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -114,23 +115,38 @@ CHECKSUMS = "SHA256SUMS"
 WEIGHTS = ("*.safetensors", "*.bin")
 
 
+@contextlib.contextmanager
+def _folder_swap(path: Path):
+    """Yield a temporary folder beside ``path``; on success swap it in by renames
+    (old folder aside, new one in, old one removed), so a crash leaves the old
+    folder or the new one, plus a hidden leftover that
+    :func:`rlhf_lessons.utils.remove_leftovers` clears at the next start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    old = path.with_name(f".{path.name}.old{tmp.name[-8:]}")
+    try:
+        yield tmp
+        tmp.chmod(file_mode(folder=True))
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
                dtype: torch.dtype | None = None, keep: tuple[str, ...] = ()) -> Path:
     """``save_pretrained`` model and tokenizer (+ ``training.json`` if ``card``),
-    with a ``SHA256SUMS`` of its weights, atomically: the folder is written beside
-    ``path`` under a temporary name and swapped in by renames, so a crash leaves
-    either the old folder or the new one (and a hidden leftover that
-    :func:`rlhf_lessons.utils.remove_leftovers` clears).
+    with a ``SHA256SUMS`` of its weights, atomically (see :func:`_folder_swap`).
 
     Policies and judges alike. ``dtype=torch.float16`` halves the size of a shipped
     checkpoint; :func:`load_model` casts it back to fp32. ``keep``: files of the old
     folder to carry over (e.g. "metrics.csv").
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    old = None
-    try:
+    with _folder_swap(path) as tmp:
         if dtype is not None:
             model = copy.deepcopy(model).to(dtype)
         model.save_pretrained(str(tmp))
@@ -141,34 +157,14 @@ def save_model(model, tokenizer, path: str | Path, card: dict | None = None,
             if (path / name).exists() and not (tmp / name).exists():
                 shutil.copy2(path / name, tmp / name)
         write_checksums(tmp)
-        tmp.chmod(file_mode(folder=True))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old{tmp.name[-8:]}")
-            path.rename(old)
-        tmp.rename(path)
-    finally:
-        for leftover in (tmp, old):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
     return path
 
 
 def save_tokenizer(tokenizer, path: str | Path) -> Path:
-    """``save_pretrained`` a tokenizer alone, atomically (temporary folder, then renames)."""
+    """``save_pretrained`` a tokenizer alone, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    old = path.with_name(f".{path.name}.old{tmp.name[-8:]}")
-    try:
+    with _folder_swap(path) as tmp:
         tokenizer.save_pretrained(str(tmp))
-        tmp.chmod(file_mode(folder=True))
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-    finally:
-        for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
     return path
 
 
