@@ -35,8 +35,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 sync: $(STAMP)
-	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
-	$(VENV)/bin/nbstripout --keep-id notebooks/[0-9][0-9]_*.ipynb
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.ipynb notebooks/solutions/*.ipynb
+	$(VENV)/bin/nbstripout --keep-id notebooks/[0-9][0-9]_*.ipynb notebooks/solutions/*.ipynb
 
 clean:
 	rm -rf outputs

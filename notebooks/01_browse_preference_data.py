@@ -34,6 +34,12 @@ any model learns from it.
 
 **Run time:** under a minute on a CPU (a few seconds with
 `RLHF_LESSONS_FAST=1`). No GPU needed.
+
+**Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
+until you fill it in, and the cell under it checks your code and names the
+mistake it sees. "Restart & Run All" stops at the first unsolved one.
+`make run` fills them from `notebooks/solutions/`, which also answers the
+questions at the end.
 """
 
 # %%
@@ -109,6 +115,41 @@ This is how one row looks on disk: a transcript with `\n\nHuman:` and
 # %%
 first = list(ds["subset"]).index("helpful-base")
 print(repr(ds[first]["chosen"][:300]))
+
+# %% [markdown]
+r"""
+✏️ **Exercise 1.2 (implement).** Write `split_pair(chosen, rejected)`: from
+the two transcripts of a row, return `(prompt, chosen_answer,
+rejected_answer)`, where the prompt is the history both share, up to and
+including its last `"\n\nAssistant:"`. *Explain:* why not simply cut
+each transcript at its own last `"\n\nAssistant:"`?
+"""
+
+
+# %% tags=["exercise", "ex-split-pair"]
+def split_pair(chosen, rejected):
+    raise NotImplementedError(
+        "✏️ Exercise: write split_pair, then re-run this cell and the check "
+        "below")
+
+
+# %%
+from rlhf_lessons import checks
+
+checks.check_split_pair(split_pair)
+prompt, a, b = split_pair(ds[first]["chosen"], ds[first]["rejected"])
+print(repr(prompt[-60:]), "|", repr(a[:60]), "|", repr(b[:60]))
+
+# %% [markdown]
+r"""
+<details><summary>Hint</summary>
+
+Walk both strings while their characters agree: that is the shared part. Cut
+it back to its last `"\n\nAssistant:"` (`str.rfind(marker, 0, k)`),
+because the two answers may start with the same words. The answers are what
+follows, stripped.
+</details>
+"""
 
 # %% [markdown]
 """
@@ -206,6 +247,38 @@ from rlhf_lessons import analysis
 
 longer = analysis.longer_wins_rate(df, unit="chars")
 longer
+
+# %% [markdown]
+"""
+✏️ **Exercise 1.4.3 (implement).** Write `longer_wins(chosen_len,
+rejected_len)`: given two arrays of answer lengths, return the share of pairs
+whose chosen answer is the longer one, leaving ties out (as the table does).
+*Extend:* what would counting ties as losses do to the rate?
+"""
+
+
+# %% tags=["exercise", "ex-longer-wins"]
+def longer_wins(chosen_len, rejected_len):
+    raise NotImplementedError(
+        "✏️ Exercise: write longer_wins, then re-run this cell and the check "
+        "below")
+
+
+# %%
+checks.check_longer_wins_rate(longer_wins)
+c_len, r_len = analysis.answer_lengths(df, "chars")
+print(f"yours {longer_wins(c_len.to_numpy(), r_len.to_numpy()):.4f} | "
+      f"table {longer.loc['overall', 'rate']:.4f}")
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+`chosen_len > rejected_len` is a bool array of wins, `chosen_len !=
+rejected_len` one of decided pairs; the rate is the first count over the
+second.
+</details>
+"""
 
 # %%
 ax = plots.plot_longer_wins(longer)

@@ -36,6 +36,12 @@ grow our own small GPT-2 in the two steps InstructGPT used before any RLHF:
 
 **Run time:** about 2-3 minutes on a 2-core CPU (default preset); seconds in
 the fast preset. A GPU is not needed.
+
+**Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
+until you fill it in, and the cell under it checks your code and names the
+mistake it sees. "Restart & Run All" stops at the first unsolved one.
+`make run` fills them from `notebooks/solutions/`, which also answers the
+questions at the end.
 """
 
 # %%
@@ -183,6 +189,38 @@ by_hand = per_token.mean().item()
 with torch.no_grad():
     by_hf = pretrained(input_ids=ids, labels=ids).loss.item()
 print(f"loss by hand {by_hand:.4f} | model(labels=ids).loss {by_hf:.4f}")
+
+# %% [markdown]
+"""
+✏️ **Exercise 2.3 (implement).** The cell above handles one sentence. Write
+`next_token_loss(logits, ids)` for a batch: `logits (B, T, V)`, `ids (B, T)`;
+return the mean loss over all `B × (T − 1)` predictions, one number.
+*Explain:* why are there only `T − 1` predictions in a text of `T` tokens?
+"""
+
+
+# %% tags=["exercise", "ex-next-token-loss"]
+def next_token_loss(logits, ids):
+    raise NotImplementedError(
+        "✏️ Exercise: write next_token_loss, then re-run this cell and the "
+        "check below")
+
+
+# %%
+from rlhf_lessons import checks
+
+checks.check_next_token_loss(next_token_loss)
+print("on the sentence above:", round(next_token_loss(logits, ids).item(), 4))
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+Position t predicts token t+1: pair `logits[:, :-1]` with `ids[:, 1:]`, then
+flatten both (`.reshape(-1, V)` and `.reshape(-1)`) for `F.cross_entropy`,
+which applies log-softmax and takes the mean for you.
+</details>
+"""
 
 # %%
 pieces = tok.convert_ids_to_tokens(targets.tolist())
@@ -333,6 +371,50 @@ ax.set_yticks([])
 ax.set_xlabel("token position (dark = counts in the SFT loss)")
 ax.set_title("Prompt tokens are masked; answer tokens and EOS are trained")
 plt.show()
+
+# %% [markdown]
+"""
+✏️ **Exercise 2.7 (implement).** In a right-padded batch, row *i* has
+`prompt_lengths[i]` prompt tokens, then answer tokens up to
+`total_lengths[i]`, then padding up to `T`. Write
+`answer_mask(prompt_lengths, total_lengths, T)`: a `(B, T)` bool tensor, True
+on the answer tokens (EOS included) only. *Extend:* the cell after the check
+tests it on a real batch against `labels != -100`.
+"""
+
+
+# %% tags=["exercise", "ex-sft-loss-mask"]
+def answer_mask(prompt_lengths, total_lengths, T):
+    raise NotImplementedError(
+        "✏️ Exercise: write answer_mask, then re-run this cell and the check "
+        "below")
+
+
+# %%
+checks.check_sft_loss_mask(answer_mask)
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+Compare a row of positions `torch.arange(T)[None, :]` with the columns
+`prompt_lengths[:, None]` and `total_lengths[:, None]`: answer tokens are at
+or after the prompt's length and before the total length. `&` joins the two.
+</details>
+"""
+
+# %%
+from rlhf_lessons.sft import collate
+
+exs = [encode_example(tok, train_ds[i]["prompt"],
+                      train_ds[i]["chosen_response"], cfg.sft.max_len)
+       for i in range(3)]
+b = collate(exs, tok.pad_token_id)
+p_len = torch.tensor([e["n_prompt"] for e in exs])
+n_len = torch.tensor([len(e["input_ids"]) for e in exs])
+mine = answer_mask(p_len, n_len, b["labels"].shape[1])
+print("batch", tuple(b["labels"].shape), "| answer_mask == (labels != -100):",
+      torch.equal(mine, b["labels"] != IGNORE))
 
 # %% [markdown]
 """

@@ -35,6 +35,12 @@ turns those comparisons into a judge: a small GPT-2 with a one-number head.
 
 **Run time:** about 1–2 minutes on 2 CPU cores in the default preset (the full
 judge is loaded, only a short demo trains live); seconds on a GPU.
+
+**Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
+until you fill it in, and the cell under it checks your code and names the
+mistake it sees. "Restart & Run All" stops at the first unsolved one.
+`make run` fills them from `notebooks/solutions/`, which also answers the
+questions at the end.
 """
 
 # %%
@@ -64,14 +70,39 @@ $$P(\text{chosen} \succ \text{rejected}) = \sigma(r_c - r_r)
   $-\log \sigma(r_c - r_r)$, averaged over pairs.
 """
 
-# %%
+# %% [markdown]
+r"""
+✏️ **Exercise 3.1 (implement).** Write `bt_loss(r_chosen, r_rejected)`: both
+are `(B,)` scores; return the loss above, one number, the mean over pairs.
+*Explain:* why must the loss be below $\log 2$ when $r_c > r_r$?
+"""
+
+# %% tags=["exercise", "ex-pairwise-loss"]
 import torch
 import torch.nn.functional as F
 
-def bt_loss(r_chosen, r_rejected):
-    # logsigmoid is the numerically safe log(sigmoid(x))
-    return -F.logsigmoid(r_chosen - r_rejected).mean()
 
+def bt_loss(r_chosen, r_rejected):
+    raise NotImplementedError(
+        "✏️ Exercise: write bt_loss, then re-run this cell and the check "
+        "below")
+
+
+# %%
+from rlhf_lessons import checks
+
+checks.check_pairwise_loss(bt_loss)
+
+# %% [markdown]
+r"""
+<details><summary>Hint</summary>
+
+`F.logsigmoid(x)` is a numerically safe $\log\sigma(x)$. The loss is its
+negative at $x = r_c - r_r$, then `.mean()`.
+</details>
+"""
+
+# %%
 r_c = torch.tensor([1.0, 0.0])
 r_r = torch.tensor([0.0, 0.5])
 print("loss on 2 pairs:", round(bt_loss(r_c, r_r).item(), 4))
@@ -130,16 +161,39 @@ EOS. Worse, with **left** padding the last position is always the end, and with
 **right** padding it is padding. The attention mask is the only safe guide.
 """
 
+# %% [markdown]
+"""
+✏️ **Exercise 3.2 (implement).** Write `last_real(mask)`: for an attention
+mask `(B, T)` of 0s and 1s, return the `(B,)` long tensor of each row's last
+position with a 1. *Extend:* does your version also work for left padding?
+"""
+
+# %% tags=["exercise", "ex-last-token-index"]
+def last_real(mask):
+    raise NotImplementedError(
+        "✏️ Exercise: write last_real, then re-run this cell and the check "
+        "below")
+
+
+# %%
+checks.check_last_token_index(last_real)
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+For right padding, `mask.sum(1) - 1` works, but not for left padding. For
+both: write each position's index where the mask is 1 and -1 elsewhere
+(`torch.where`), then take the max of each row.
+</details>
+"""
+
 # %%
 eos = tok.eos_token_id
 right = torch.tensor([[5, 6, 7, eos], [3, 9, eos, eos]])
 right_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
 left = torch.tensor([[5, 6, 7, eos], [eos, 3, 9, eos]])
 left_mask = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])
-
-def last_real(mask):
-    pos = torch.arange(mask.shape[1]).expand_as(mask)
-    return torch.where(mask.bool(), pos, -1).max(dim=1).values
 
 naive = ((right != eos) * torch.arange(4)).argmax(1)
 print("right padding:", last_real(right_mask).tolist(),
@@ -480,7 +534,10 @@ make_judge_widget(judge, tok, cfg.reward.max_len, device);
    harmless-base?
 
 ✏️ **Try it**
-- Set `margin=1.0` in `R.pairwise_loss` for the demo run and compare the curve.
+- Give the demo run a margin: add `margin=1.0` to the
+  `dataclasses.replace(cfg.reward, ...)` of 3.4 (it sets
+  `RewardConfig.margin`, which the trainer passes to `R.pairwise_loss`),
+  rebuild the judge with the cell of 3.2, re-run 3.4 and compare the curve.
 - In the widget, write the same answer twice, once with "I'm not sure, but"
   in front. Which scores higher, and does 3.9 predict it?
 - Train the judge from the SFT backbone instead

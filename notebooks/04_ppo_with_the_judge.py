@@ -34,6 +34,12 @@ so it cannot simply drift into whatever text the judge happens to like.
 
 **Run time:** about 5 minutes on a 2-core CPU (default preset); seconds in the
 fast preset. A GPU is not needed.
+
+**Exercises** (✏️, three here): each stub cell raises `NotImplementedError`
+until you fill it in, and the cell under it checks your code and names the
+mistake it sees. "Restart & Run All" stops at the first unsolved one (and
+4.3.3 onwards needs your `kl_k3` and `clipped_surrogate`). `make run` fills
+them from `notebooks/solutions/`, which also answers the questions at the end.
 """
 
 # %%
@@ -220,11 +226,36 @@ def kl_k1(logprobs, ref_logprobs):
     return logprobs - ref_logprobs
 
 
+# %% [markdown]
+r"""
+✏️ **Exercise 4.3.3 (implement).** Write `kl_k3(logprobs, ref_logprobs)`:
+per-token log-probs of the sampled tokens, any shape; return k3 per token,
+same shape (no sum, no mean). *Explain:* why is k3 zero exactly where
+$p = p_\text{ref}$?
+"""
+
+
+# %% tags=["exercise", "ex-kl-k3"]
 def kl_k3(logprobs, ref_logprobs):
-    r = torch.exp(ref_logprobs - logprobs)  # p_ref / p
-    return (r - 1) - torch.log(r)
+    raise NotImplementedError(
+        "✏️ Exercise: write kl_k3, then re-run this cell and the check below")
 
 
+# %%
+from rlhf_lessons import checks
+
+checks.check_kl_k3(kl_k3)
+
+# %% [markdown]
+r"""
+<details><summary>Hint</summary>
+
+`r = torch.exp(ref_logprobs - logprobs)` is $p_\text{ref}/p$ (a difference
+of logs is the log of a ratio). Then `(r - 1) - torch.log(r)`.
+</details>
+"""
+
+# %%
 lp = torch.log(torch.tensor([0.5, 0.25]))  # two tokens: p
 ref_lp = torch.log(torch.tensor([0.25, 0.5]))  # and p_ref
 print("k1:", kl_k1(lp, ref_lp).numpy().round(3))
@@ -361,6 +392,42 @@ print("gae_loop: matches the package (max diff "
 
 # %% [markdown]
 """
+✏️ **Exercise 4.3.4 (extend).** `gae_loop` walks every row in Python. Write
+`gae_batched(rewards, values, mask, gamma, lam)` with ONE loop, backwards over
+time, for the whole batch at once; return `(advantages, returns)`, each
+`(B, R)` and 0 on padding. *Explain:* what goes wrong at a row's last real
+token if the padding is not masked?
+"""
+
+
+# %% tags=["exercise", "ex-gae"]
+def gae_batched(rewards, values, mask, gamma, lam):
+    raise NotImplementedError(
+        "✏️ Exercise: write gae_batched, then re-run this cell and the check "
+        "below")
+
+
+# %%
+checks.check_gae(gae_batched)
+adv_b, ret_b = gae_batched(rewards, values, r_mask, g, lam)
+assert_close(adv_b, adv_vec)
+assert_close(ret_b, returns)
+print("gae_batched: matches the package on the rollout")
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+Zero the rewards and values on padding first (`* mask`), so $V_{t+1} = 0$
+after the last real token. Then keep a `(B,)` tensor `last` and, for `t`
+from `R - 1` down to 0: `delta = r[:, t] + gamma * v_next - v[:, t]`,
+`last = delta + gamma * lam * last * mask[:, t]`. Returns are
+`(advantages + values) * mask`.
+</details>
+"""
+
+# %% [markdown]
+"""
 Advantages are then **whitened** over the real tokens (mean 0, std 1), which
 keeps the step size steady whatever the reward scale.
 """
@@ -399,15 +466,38 @@ direction nothing is clipped: the max keeps the pessimistic term.
 """
 
 
-# %%
+# %% [markdown]
+"""
+✏️ **Exercise 4.3.5 (implement).** Write `clipped_surrogate(new_logprobs,
+old_logprobs, advantages, mask, cliprange)`: all tensors `(B, R)`, `mask` 1
+on real tokens; return the policy loss above, one number, the mean over real
+tokens only. *Explain:* for A > 0 and ρ = 1.5, which term does the max pick?
+"""
+
+
+# %% tags=["exercise", "ex-clipped-surrogate"]
 def clipped_surrogate(new_logprobs, old_logprobs, advantages, mask,
                       cliprange):
-    ratio = torch.exp((new_logprobs - old_logprobs) * mask)
-    clipped = ratio.clamp(1 - cliprange, 1 + cliprange)
-    loss = torch.max(-advantages * ratio, -advantages * clipped)
-    return (loss * mask).sum() / mask.sum()  # mean over real tokens
+    raise NotImplementedError(
+        "✏️ Exercise: write clipped_surrogate, then re-run this cell and the "
+        "check below")
 
 
+# %%
+checks.check_clipped_surrogate(clipped_surrogate)
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+`ratio = torch.exp((new_logprobs - old_logprobs) * mask)` (1 on padding);
+`clipped = ratio.clamp(1 - cliprange, 1 + cliprange)`; the loss per token is
+`torch.max(-advantages * ratio, -advantages * clipped)`; the mean over real
+tokens is `(loss * mask).sum() / mask.sum()`.
+</details>
+"""
+
+# %%
 new, old = torch.log(torch.tensor([[0.6]])), torch.log(torch.tensor([[0.4]]))
 for a in (1.0, -1.0):  # ratio 1.5, outside 1 ± 0.2
     A = torch.tensor([[a]])

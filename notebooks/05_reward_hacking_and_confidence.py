@@ -38,6 +38,12 @@ reports what the numbers show, whichever way they go.
 preset; the notebook prints its own wall time at the end); seconds in the fast
 preset, where the models are tiny and random, so the numbers there
 mean nothing. A GPU makes every section faster.
+
+**Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
+until you fill it in, and the cell under it checks your code and names the
+mistake it sees. "Restart & Run All" stops at the first unsolved one.
+`make run` fills them from `notebooks/solutions/`, which also answers the
+questions at the end.
 """
 
 # %%
@@ -332,6 +338,52 @@ print(f"proxy and gold pick the same side in {agree:.1%} of these pairs")
 
 # %% [markdown]
 r"""
+**Is the judge's confidence honest?** The judge also says *how sure* it is:
+$P(\text{chosen wins}) = \sigma(r_c - r_r)$, so its confidence in the side it
+picks is $\sigma(|r_c - r_r|)$. A calibrated judge is right 80% of the time
+when it is 80% sure. The **expected calibration error** bins the confidences
+into equal-width bins on [0, 1] and averages the gap between accuracy and
+mean confidence, weighted by how many pairs fall in each bin:
+
+$$\mathrm{ECE} = \sum_b \frac{n_b}{N}\,\big|\mathrm{acc}_b -
+\mathrm{conf}_b\big|.$$
+
+✏️ **Exercise 5.4a (implement).** Write `ece(confidences, correct, n_bins)`
+(numpy arrays; return a float). The last bin includes 1.0. *Explain:* a
+judge that always says 50% and is right half the time: what is its ECE, and
+is it a good judge?
+"""
+
+
+# %% tags=["exercise", "ex-ece"]
+def ece(confidences, correct, n_bins):
+    raise NotImplementedError(
+        "✏️ Exercise: write ece, then re-run this cell and the check below")
+
+
+# %%
+from rlhf_lessons import checks
+
+checks.check_ece(ece)
+for name in ("gold", "proxy"):
+    gap = acc[name]["r_chosen"] - acc[name]["r_rejected"]
+    conf = 1 / (1 + np.exp(-np.abs(gap)))
+    print(f"{name:5} mean confidence {conf.mean():.3f}, accuracy "
+          f"{acc[name]['accuracy']:.3f}, ECE (5 bins) "
+          f"{ece(conf, acc[name]['correct'], 5):.3f}")
+
+# %% [markdown]
+"""
+<details><summary>Hint</summary>
+
+Bin index: `np.minimum((confidences * n_bins).astype(int), n_bins - 1)` (the
+`minimum` puts 1.0 in the last bin). For each non-empty bin add
+`n_b / N * abs(correct[in_b].mean() - confidences[in_b].mean())`.
+</details>
+"""
+
+# %% [markdown]
+r"""
 Now the sweep: for each β, PPO starts again from the SFT policy and optimises
 the **proxy** for the same number of updates (with a larger learning rate than
 notebook 04, to travel far from the reference within minutes). Every few
@@ -398,6 +450,50 @@ shape(pts0["sqrt_kl"].to_numpy(), pts0["proxy_score"].to_numpy(),
 s = sweep.sort_values("sqrt_kl")
 shape(s["sqrt_kl"].to_numpy(), s["proxy_score"].to_numpy(),
       s["gold_score"].to_numpy(), "final points across beta")
+
+# %% [markdown]
+r"""
+**Best-of-N, the other optimiser of Gao et al.** Sample N answers from the
+reference and keep the one the proxy likes best: no training at all. Its
+distance from the reference is known in closed form:
+
+$$\mathrm{KL}(\pi_{\mathrm{BoN}} \,\|\, \pi_{\mathrm{ref}})
+= \log N - \frac{N - 1}{N}.$$
+
+✏️ **Exercise 5.4b (implement).** Write `bon_kl(n)`: that KL in nats, a
+float. *Extend:* the cell after the check asks how large N must be to travel
+as far ($\sqrt{KL}$) as the furthest PPO run above.
+"""
+
+
+# %% tags=["exercise", "ex-bon-kl"]
+def bon_kl(n):
+    raise NotImplementedError(
+        "✏️ Exercise: write bon_kl, then re-run this cell and the check below")
+
+
+# %%
+checks.check_bon_kl(bon_kl)
+far = float(sweep["sqrt_kl"].max())
+n = 1
+while bon_kl(n) ** 0.5 < far and n < 2 ** 40:
+    n *= 2
+print(f"furthest PPO run: sqrt KL {far:.2f}; best-of-N gets there at about "
+      f"N = {n:,} samples per prompt")
+pd.DataFrame({"N": [2, 16, 256, 4096],
+              "KL": [round(bon_kl(k), 3) for k in (2, 16, 256, 4096)],
+              "sqrt KL": [round(bon_kl(k) ** 0.5, 3)
+                          for k in (2, 16, 256, 4096)]})
+
+# %% [markdown]
+r"""
+<details><summary>Hint</summary>
+
+`math.log(n) - (n - 1) / n`. For N = 1 it is 0: picking the best of one
+sample is just sampling. It grows like $\log N$, so each extra nat of KL
+costs about e times more samples.
+</details>
+"""
 
 # %% [markdown]
 """
@@ -512,8 +608,10 @@ make_run_explorer(all_runs, left=runs[min(runs)].name,
   re-run section 5.2;
 - set `hack_cfg` to use `length_reward` instead of "!" count: what does the
   policy do when longer is always better?
-- add β = 0.005 to the sweep: `import dataclasses`, then
-  `hc = dataclasses.replace(hc, sweep_betas=(0.0, 0.005, 0.02, 0.1, 0.5))`.
+- add one more β, 0.005, to the sweep: `import dataclasses`, then
+  `hc = dataclasses.replace(hc, sweep_betas=(*hc.sweep_betas, 0.005))`, and
+  re-run 5.4 from the sweep cell. The saved runs are keyed by the whole `hc`,
+  so every β trains again: expect the sweep's time plus one run.
 """
 
 # %%

@@ -20,6 +20,7 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
 - ``ppo``          rollout, score, KL shaping, GAE, the clipped update, the loop (04)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
+- ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
 Measurement, artefacts and presentation:
 

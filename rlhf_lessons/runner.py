@@ -13,6 +13,12 @@ folder (not ``notebooks/``, where the kernel runs), and the kernel is given the
 absolute path, so the notebooks' artefacts, their ``metrics.json`` and the summary all
 use the same folder. :func:`check_outputs_writable` says in one line when it can't be
 written.
+
+Exercises: a lesson's stub cell is tagged ``["exercise", "ex-<name>"]`` and raises
+``NotImplementedError`` until the learner solves it. Its solution is the cell tagged
+``["solution", "ex-<name>"]`` in ``notebooks/solutions/<stem>_solutions.ipynb``.
+Headless runs put each solution in place of its stub first, so every check's
+success path runs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from rlhf_lessons.config import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+SOLUTIONS_DIR = NOTEBOOKS_DIR / "solutions"
 
 # The figures the summary shows for each notebook, when its metrics.json has them.
 HEADLINE_KEYS = (
@@ -72,14 +79,59 @@ def check_outputs_writable(root: Path) -> str:
     return ""
 
 
+def solution_paths(pattern: str = "") -> list[Path]:
+    """Every ``notebooks/solutions/NN_*_solutions.ipynb`` in number order."""
+    paths = sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*_solutions.ipynb"))
+    return [p for p in paths if pattern in p.name]
+
+
+def solutions_for(path: Path) -> Path:
+    """The solutions notebook of lesson ``path`` (which may not exist)."""
+    return SOLUTIONS_DIR / f"{Path(path).stem}_solutions.ipynb"
+
+
+def tagged(cells, role: str) -> dict[str, object]:
+    """``{"ex-<name>": cell}`` for the cells tagged ``role`` ("exercise" or
+    "solution"); raises ``ValueError`` when a name appears twice."""
+    out: dict[str, object] = {}
+    for cell in cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if role not in tags:
+            continue
+        names = [t for t in tags if t.startswith("ex-")]
+        if len(names) != 1:
+            raise ValueError(f"a cell tagged {role!r} needs one 'ex-<name>' tag, has {names}")
+        if names[0] in out:
+            raise ValueError(f"two cells tagged {role!r} and {names[0]!r}")
+        out[names[0]] = cell
+    return out
+
+
+def fill_exercises(nb, solutions_nb) -> list[str]:
+    """Replace each exercise cell's source by its solution's; return their names.
+
+    Raises ``ValueError`` naming any exercise that has no solution.
+    """
+    exercises = tagged(nb.cells, "exercise")
+    solutions = tagged(solutions_nb.cells, "solution") if exercises else {}
+    missing = sorted(set(exercises) - set(solutions))
+    if missing:
+        raise ValueError(f"exercises with no solution cell: {missing}")
+    for name, cell in exercises.items():
+        cell["source"] = solutions[name]["source"]
+    return sorted(exercises)
+
+
 def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900,
-                     env: dict | None = None) -> NotebookRun:
+                     env: dict | None = None, solve: bool = True) -> NotebookRun:
     """Execute ``path`` top to bottom in a fresh kernel; never raises on a cell error.
 
     ``env`` entries are set for the kernel (e.g. ``RLHF_LESSONS_FAST=1``), plus the
     absolute :func:`outputs_root`, where ``metrics.json`` is then read from. When
     ``out_dir`` is given the executed ``.ipynb`` and ``.html`` are written there; a
     failure to write them fails the run with a one-line reason (it never raises).
+    With ``solve`` every exercise stub runs its solution (``fill_exercises``); an
+    exercise without a solution raises ``ValueError`` before anything runs.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -87,6 +139,8 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
 
     nb = nbformat.read(path, as_version=4)
     root = outputs_root(env)
+    if solve and tagged(nb.cells, "exercise"):
+        fill_exercises(nb, nbformat.read(solutions_for(path), as_version=4))
     old_env = dict(os.environ)
     os.environ.update(env or {})
     os.environ["RLHF_LESSONS_OUTPUTS"] = str(root)

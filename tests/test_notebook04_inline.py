@@ -14,8 +14,10 @@ import torch
 from torch.testing import assert_close
 
 from rlhf_lessons import ppo
+from rlhf_lessons.runner import fill_exercises
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_ppo_with_the_judge.py"
+SOLUTIONS = NOTEBOOK.parent / "solutions" / "04_ppo_with_the_judge_solutions.py"
 NAMES = ("kl_k1", "kl_k3", "shape_rewards_inline", "gae_loop", "clipped_surrogate",
          "clipped_value_loss")
 
@@ -39,7 +41,9 @@ def _rand(seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def nb() -> dict:
     """The notebook's inline functions, by name."""
-    cells = [c.source for c in jupytext.read(NOTEBOOK).cells if c.cell_type == "code"]
+    lesson = jupytext.read(NOTEBOOK)  # its exercise stubs get their solutions
+    fill_exercises(lesson, jupytext.read(SOLUTIONS))
+    cells = [c.source for c in lesson.cells if c.cell_type == "code"]
     ns: dict = {"torch": torch}
     for name in NAMES:
         found = [src for src in cells if f"def {name}(" in src]

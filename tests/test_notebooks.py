@@ -4,9 +4,10 @@ import os
 
 import pytest
 
-from rlhf_lessons.runner import execute_notebook, notebook_paths
+from rlhf_lessons.runner import execute_notebook, notebook_paths, solution_paths
 
 NOTEBOOKS = notebook_paths()
+SOLUTIONS = solution_paths()
 
 
 def test_there_are_notebooks():
@@ -21,3 +22,11 @@ def test_notebook_runs_in_fast_preset(path):
     assert run.ok, f"{path.name} failed:\n{run.error}"
     assert run.metrics.get("preset") == "fast", f"{path.stem}/metrics.json lacks preset=fast"
     assert run.metrics.get("wall_s", 0) > 0, f"{path.stem}/metrics.json lacks wall_s"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_solutions_notebook_runs_in_fast_preset(path):
+    env = {"RLHF_LESSONS_FAST": "1", "RLHF_LESSONS_OUTPUTS": os.environ["RLHF_LESSONS_OUTPUTS"]}
+    run = execute_notebook(path, timeout=300, env=env)
+    assert run.ok, f"{path.name} failed:\n{run.error}"

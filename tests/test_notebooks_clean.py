@@ -12,7 +12,8 @@ import pytest
 
 from rlhf_lessons.config import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = (sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             + sorted((REPO_ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb")))
 
 
 def _cells(nb) -> list[tuple[str, str]]:
