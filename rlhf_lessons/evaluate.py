@@ -175,7 +175,7 @@ def mean_with_error(deltas, n_boot: int = 1000, seed: int = 0) -> dict:
     return {"mean": mean, "se": se, "ci_low": lo, "ci_high": hi, "n": int(d.size)}
 
 
-def judge_effects(score_fn: Callable[[list[str], list[str]], Sequence[float]],
+def judge_effects(score_fn: ScoreFn,
                   prompts: Sequence[str], answers: Sequence[str],
                   effects: Mapping[str, tuple[str, str]] | None = None,
                   n_boot: int = 1000, seed: int = 0):

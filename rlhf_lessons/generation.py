@@ -26,6 +26,7 @@ from rlhf_lessons.batching import (
     encode_prompts,
     left_pad,
     position_ids,
+    right_pad,
     truncate_after_eos,
 )
 from rlhf_lessons.lean_gpt2 import KVCache, backbone_of, fast_ok, gpt2_hidden
@@ -169,7 +170,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
 
     ``greedy=True`` takes the arg-max token (temperature, top-k, top-p unused).
     ``seed`` makes sampling reproducible. Long lists are cut into ``batch_size``
-    chunks; the tensors of the chunks are padded to one width.
+    chunks; the returned tensors are padded to one width across chunks.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -185,33 +186,20 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    parts = []
+    answers, finished = [], []  # per row: the real answer tokens, EOS included
     for s in range(0, len(seqs), batch_size):
         ids, mask = left_pad(seqs[s:s + batch_size], pad)
         raw, _, _ = sample_responses(model, ids.to(device), mask.to(device), max_new_tokens,
                                      temperature, eos, gen, top_k, top_p, greedy)
         r_ids, r_mask, has_eos = truncate_after_eos(raw.cpu(), eos, pad)
-        parts.append((ids, mask, r_ids, r_mask.long(), has_eos))
+        answers += [row[:int(n)] for row, n in zip(r_ids.tolist(), r_mask.sum(-1).tolist())]
+        finished.append(has_eos)
     if was_training:
         model.train()
-    ids, mask, r_ids, r_mask, fin = (_pad_cat([p[k] for p in parts], v, left)
-                                     for k, v, left in ((0, pad, True), (1, 0, True),
-                                                        (2, pad, False), (3, 0, False),
-                                                        (4, None, None)))
+    ids, mask = left_pad(seqs, pad)
+    r_ids, r_mask = right_pad(answers, pad)
     return GenerationOutput(list(prompts), decode_responses(tokenizer, r_ids, r_mask),
-                            ids, mask, r_ids, r_mask, fin)
-
-
-def _pad_cat(tensors: list[torch.Tensor], value, left) -> torch.Tensor:
-    """Concatenate batches along dim 0, padding dim 1 to one width (1-D: just cat)."""
-    if tensors[0].dim() == 1:
-        return torch.cat(tensors)
-    width = max(t.size(1) for t in tensors)
-    out = []
-    for t in tensors:
-        fill = torch.full((t.size(0), width - t.size(1)), value, dtype=t.dtype)
-        out.append(torch.cat([fill, t] if left else [t, fill], dim=1))
-    return torch.cat(out)
+                            ids, mask, r_ids, r_mask, torch.cat(finished))
 
 
 def sample_answers(model, tokenizer, question: str, temperature: float = 0.7,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +29,6 @@ from rlhf_lessons.batching import decode_responses, left_pad, position_ids, trun
 from rlhf_lessons.config import PPOConfig
 from rlhf_lessons.generation import sample_responses
 from rlhf_lessons.lean_gpt2 import backbone_of, gpt2_hidden
-
-RewardFn = Callable[[list[str], list[str]], Sequence[float]]
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,14 @@ NOTEBOOKS = notebook_paths()
 SOLUTIONS = solution_paths()
 
 
+def _run_fast(path, timeout):
+    """Execute ``path`` in the fast preset, writing into the tests' outputs folder."""
+    env = {"RLHF_LESSONS_FAST": "1", "RLHF_LESSONS_OUTPUTS": os.environ["RLHF_LESSONS_OUTPUTS"]}
+    run = execute_notebook(path, timeout=timeout, env=env)
+    assert run.ok, f"{path.name} failed:\n{run.error}"
+    return run
+
+
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 2, "notebooks/ should hold the numbered lessons"
 
@@ -17,9 +25,7 @@ def test_there_are_notebooks():
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_fast_preset(path):
-    env = {"RLHF_LESSONS_FAST": "1", "RLHF_LESSONS_OUTPUTS": os.environ["RLHF_LESSONS_OUTPUTS"]}
-    run = execute_notebook(path, timeout=600, env=env)
-    assert run.ok, f"{path.name} failed:\n{run.error}"
+    run = _run_fast(path, timeout=600)
     assert run.metrics.get("preset") == "fast", f"{path.stem}/metrics.json lacks preset=fast"
     assert run.metrics.get("wall_s", 0) > 0, f"{path.stem}/metrics.json lacks wall_s"
 
@@ -27,6 +33,4 @@ def test_notebook_runs_in_fast_preset(path):
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solutions_notebook_runs_in_fast_preset(path):
-    env = {"RLHF_LESSONS_FAST": "1", "RLHF_LESSONS_OUTPUTS": os.environ["RLHF_LESSONS_OUTPUTS"]}
-    run = execute_notebook(path, timeout=300, env=env)
-    assert run.ok, f"{path.name} failed:\n{run.error}"
+    _run_fast(path, timeout=300)
