@@ -442,7 +442,8 @@ E.most_wrong(eval_pairs, ev, k=5)
 
 A controlled rewrite changes **one** surface feature of the same answer and
 keeps everything else. If the score moves, the judge pays for that feature.
-We take `cfg.reward.n_probe` chosen eval answers and rewrite each one five
+We take `cfg.reward.n_probe` chosen eval answers, drawn across the four
+subsets (seeded), and rewrite each one five
 ways (`rewrites.REWRITES`); each effect is a paired difference, rewrite minus
 the original answer, on the answers a rewrite changes.
 """
@@ -458,9 +459,12 @@ for name, text in rewrites.rewrite_all(example).items():
 from rlhf_lessons.artefacts import judge_reward_fn
 
 judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
-n = min(cfg.reward.n_probe, len(eval_pairs))
-probe = E.judge_effects(judge_fn, eval_pairs.prompt[:n],
-                        eval_pairs.chosen[:n], n_boot=200, seed=cfg.seed)
+idx = E.stratified_sample(eval_pairs.subset, cfg.reward.n_probe, cfg.seed)
+print("answers per subset:", pd.Series(eval_pairs.subset).iloc[idx]
+      .value_counts().sort_index().to_dict())
+probe = E.judge_effects(judge_fn, [eval_pairs.prompt[i] for i in idx],
+                        [eval_pairs.chosen[i] for i in idx], n_boot=200,
+                        seed=cfg.seed)
 probe[["n", "mean", "ci_low", "ci_high", "share_up", "mean_dwords"]].round(3)
 
 # %% [markdown]

@@ -126,6 +126,23 @@ def most_wrong(pairs: PairSet, ev: dict, k: int = 5, width: int = 160):
 # --------------------------------------------------------------------------
 # 3.9 What does the judge reward?
 # --------------------------------------------------------------------------
+def stratified_sample(subsets: Sequence[str], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` row indices drawn across subsets, seeded: each subset gets its share of
+    ``n`` (largest remainders break ties), rows drawn at random within it, returned
+    sorted. Never the first rows of a file, which hold one subset only."""
+    subs = np.asarray(subsets)
+    n = min(int(n), subs.size)
+    names, counts = np.unique(subs, return_counts=True)
+    quota = counts * n / subs.size
+    take = np.floor(quota).astype(int)
+    for k in np.argsort(-(quota - take), kind="stable")[:n - take.sum()]:
+        take[k] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(subs == name), size=t, replace=False)
+              for name, t in zip(names, take)]
+    return np.sort(np.concatenate(picked)).astype(int)
+
+
 def judge_compare(model, tok, prompt: str, answer_a: str, answer_b: str,
                   max_len: int = 256, device="cpu") -> dict:
     """The judge widget's pure function: both scores and P(A is better) = σ(r_a − r_b).

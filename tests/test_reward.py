@@ -423,3 +423,14 @@ def test_default_judge_beats_the_length_only_judge(request):
     ev = E.judge_accuracy(model, ev_pairs, "cpu", tok2.pad_token_id)
     table = E.accuracy_table(ev_pairs, ev["correct"], E.length_judge_directions(train))
     assert ev["accuracy"] > table.loc["overall", "length_judge"]
+
+
+def test_stratified_sample_by_hand():
+    subsets = ["a"] * 6 + ["b"] * 3 + ["c"] * 1
+    idx = E.stratified_sample(subsets, 5, seed=0)
+    picked = [subsets[i] for i in idx]
+    assert (picked.count("a"), picked.count("b"), picked.count("c")) == (3, 2, 0)  # 3/1.5/0.5
+    assert list(idx) == sorted(set(idx)) and len(idx) == 5
+    assert list(E.stratified_sample(subsets, 5, seed=0)) == list(idx)
+    assert any(list(E.stratified_sample(subsets, 5, seed=s)) != list(idx) for s in range(1, 6))
+    assert len(E.stratified_sample(subsets, 50, seed=0)) == 10  # never more than there are
