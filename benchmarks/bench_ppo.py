@@ -9,7 +9,7 @@ cache, inverse-CDF sampling, logits only at answer positions). The optimiser is 
 peer's: AdamW (eps 1e-8, no weight decay), linear lr decay stepped once per update,
 and no gradient clipping (TRL's PPOTrainer does not clip).
 
-    .venv/bin/python benchmarks/bench_ppo.py [--peer-dir ../shared/bench]
+    .venv/bin/python benchmarks/bench_ppo.py [--peer-dir benchmarks/peer]
 
 prints two JSON lines in the peer's schema: ours (``"impl": "rlhf_lessons"``) and
 TRL's, both measured in this run. Our side runs in its own process so that its

@@ -7,7 +7,7 @@ length-bucketed batches, chosen + rejected in one forward, causal attention with
 a padding mask, no LM head). Prints ONE JSON line in the peer's schema with
 ``"impl": "rlhf_lessons"``.
 
-    .venv/bin/python benchmarks/bench_reward.py [--peer-dir ../shared/bench]
+    .venv/bin/python benchmarks/bench_reward.py [--peer-dir benchmarks/peer]
 
 Run it in its own process (``benchmarks/run.py`` does) so peak RSS is its own.
 """

@@ -1,4 +1,4 @@
-"""Run the TRL peer scripts of ``../shared/bench`` in their own cached virtual envs.
+"""Run the TRL peer scripts of ``benchmarks/peer/`` in their own cached virtual envs.
 
 Each TRL version gets one venv under ``.bench-venvs/trl-<version>/`` (git-ignored),
 created on first use with ``torch==2.13.0`` pinned (a bare ``torch`` would pull a
@@ -18,18 +18,22 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENVS_DIR = REPO_ROOT / ".bench-venvs"
-DEFAULT_PEER_DIR = REPO_ROOT.parent / "shared" / "bench"
+# The peer workload travels with the repository (benchmarks/peer/PROVENANCE.md), so
+# `make bench` runs from a fresh clone; --peer-dir still points at another copy.
+DEFAULT_PEER_DIR = REPO_ROOT / "benchmarks" / "peer"
 TORCH_PIN = "torch==2.13.0"
 TRANSFORMERS_PIN = "transformers==5.23.0"
+# Pinned so that a later clone measures TRL with the same libraries (see PROVENANCE.md).
+PEER_PINS = ["datasets==5.2.0", "numpy==2.4.6"]
 
 
 def peer_dir(path: str | Path | None = None) -> Path:
-    """The peer folder (default ``../shared/bench``), checked to hold ``workload.py``."""
+    """The peer folder (default ``benchmarks/peer``), checked to hold ``workload.py``."""
     p = Path(path).expanduser().resolve() if path else DEFAULT_PEER_DIR
     if not (p / "workload.py").exists():
         raise SystemExit(
-            f"peer dir {p} has no workload.py. Pass --peer-dir pointing at the shared "
-            "bench folder (the one with workload.py, trl_reward.py and trl_ppo.py)."
+            f"peer dir {p} has no workload.py. Pass --peer-dir pointing at a folder "
+            "with workload.py, trl_reward.py and trl_ppo.py (default: benchmarks/peer)."
         )
     return p
 
@@ -39,13 +43,14 @@ def ensure_venv(trl_version: str, log=sys.stderr) -> Path:
     venv = VENVS_DIR / f"trl-{trl_version}"
     python = venv / "bin" / "python"
     stamp = venv / ".ready"
-    if stamp.exists() and python.exists():
+    pkgs = [TORCH_PIN, TRANSFORMERS_PIN, f"trl=={trl_version}", *PEER_PINS]
+    # A venv made with other pins (e.g. by an older checkout) is rebuilt, not reused.
+    if stamp.exists() and python.exists() and stamp.read_text().split() == pkgs:
         return python
     print(f"[peers] creating {venv} (trl=={trl_version}, {TORCH_PIN}); this happens once",
           file=log, flush=True)
     VENVS_DIR.mkdir(exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pkgs = [TORCH_PIN, TRANSFORMERS_PIN, f"trl=={trl_version}", "datasets", "numpy"]
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *pkgs], check=True,
                    stdout=log, stderr=log)
     stamp.write_text(" ".join(pkgs) + "\n")

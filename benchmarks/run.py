@@ -9,7 +9,7 @@
 Every result is one JSON line on stdout. Speeds only mean something as a ratio to the
 peer measured in the same run (the machine is shared and noisy).
 
-    .venv/bin/python benchmarks/run.py [--peer-dir ../shared/bench] [--skip-ppo]
+    .venv/bin/python benchmarks/run.py [--peer-dir benchmarks/peer] [--skip-ppo]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import peers  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description="rlhf_lessons vs TRL, same run")
-    ap.add_argument("--peer-dir", default=None, help="default: ../shared/bench")
+    ap.add_argument("--peer-dir", default=None, help="default: benchmarks/peer")
     ap.add_argument("--skip-ppo", action="store_true")
     ap.add_argument("--skip-reward", action="store_true")
     o = ap.parse_args()
