@@ -18,7 +18,9 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``pretrain``     next-token pretraining (02)
 - ``sft``          supervised fine-tuning on chosen answers (02)
 - ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
-- ``ppo``          rollout, score, KL shaping, GAE, the clipped update, the loop (04)
+- ``rollout``      the models, sampling and scoring of a PPO rollout (04)
+- ``ppo``          KL shaping, GAE, the clipped update, the loop (04)
+- ``dpo``          the DPO loss and answer log-probs (07; timed by scripts/gpu_check.py)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
