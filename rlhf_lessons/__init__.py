@@ -19,6 +19,9 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``sft``          supervised fine-tuning on chosen answers (02)
 - ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
 - ``ppo``          rollout, score, KL shaping, GAE, the clipped update, the loop (04)
+- ``raters``       surface features, an L1 logistic regression of who chose
+                   what, the "be the rater" tally (05)
+- ``sycophancy``   probes: agreeing with the user, giving in to pushback (05)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
