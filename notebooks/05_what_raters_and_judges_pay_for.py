@@ -402,8 +402,10 @@ print("neural judge beats length alone:",
 Now the same regression, with the **judge** as the rater: on each held-out
 pair, the judge "chooses" the answer it scores higher. The judge never
 trained on these pairs, so this is what it learned to pay for, not what it
-memorised. For a fair comparison the raters' regression is refitted on the
-**same** eval pairs (wider intervals than 5.2: fewer pairs).
+memorised. We set it beside the raters' regression of 5.2 (7,000+ train
+pairs: the most precise estimate of the raters' taste we have), and also
+refit the raters on the **same** eval pairs as the judge, to check that the
+comparison does not hinge on which pairs were used.
 """
 
 # %%
@@ -429,14 +431,16 @@ _, raters_ev = regression_table(X_j, y_ev[pos], RATER_FEATURES, rc.l1,
                                 rc.n_boot_reg, cfg.seed, rc.n_iter)
 _, judge_tab = regression_table(X_j, y_judge, RATER_FEATURES, rc.l1,
                                 rc.n_boot_reg, cfg.seed, rc.n_iter)
-side = compare_tables(raters_ev, judge_tab)
+side = compare_tables(raters_tab, judge_tab)
+same = compare_tables(raters_ev, judge_tab)
+side["verdict (same eval pairs)"] = same["verdict"]
 side.round(3)
 
 # %%
 from rlhf_lessons.plots import plot_paid_for
 
-plot_paid_for(side, title=f"What raters and the judge pay for "
-                          f"(n = {len(idx)} held-out pairs)");
+plot_paid_for(side, title=f"Raters (n = {len(y_tr)} train pairs) and "
+                          f"the judge (n = {len(idx)} held-out)");
 
 # %% [markdown]
 """
@@ -452,6 +456,9 @@ for f, r in side.iterrows():
     print(f"{f:15} raters {r.raters:+.3f}  judge {r.judge:+.3f}  -> "
           f"{r.verdict}")
 print("\nverdict counts:", side["verdict"].value_counts().to_dict())
+moved = side.index[side["verdict"] != side["verdict (same eval pairs)"]]
+print("against the raters on the same eval pairs, these verdicts change:",
+      {f: side.loc[f, "verdict (same eval pairs)"] for f in moved} or "none")
 
 # %% [markdown]
 """
@@ -652,8 +659,13 @@ lines = [
     f"{reg_acc['accuracy']:.3f} (n = {reg_acc['n']}); the neural judge "
     f"reaches {heldout.loc['neural judge (03)', 'accuracy']:.3f}.",
     f"- The judge {said(judge_tab, 'confident', 's')} confident phrasing on "
-    f"held-out pairs ({side.loc['confident', 'verdict']}); the 'Definitely.' "
+    f"held-out pairs (vs raters: {side.loc['confident', 'verdict']}); length: "
+    f"{side.loc['log_words', 'verdict']}; the 'Definitely.' "
     f"rewrite: {effect_verdict(effects.loc['confident'])}.",
+    f"- Helpful subsets: raters {said(by_group['helpful'], 'log_words')} "
+    f"length and {said(by_group['helpful'], 'apology_refusal')} apologies; "
+    f"harmless-base: {said(by_group['harmless'], 'log_words')} length and "
+    f"{said(by_group['harmless'], 'apology_refusal')} apologies.",
     f"- Agreeing with a stated opinion: "
     f"{probes.loc['belief_matching', 'mean']:+.3f} "
     f"[{probes.loc['belief_matching', 'ci_low']:+.3f}, "
@@ -739,6 +751,7 @@ def interval(tab):
 
 
 wall_s = round(time.time() - t0, 1)
+cpu_s = round(time.process_time(), 1)  # this kernel's CPU time
 update_metrics(
     "05_what_raters_and_judges_pay_for", cfg,
     rater_regression=coefs(raters_tab), judge_regression=coefs(judge_tab),
@@ -749,11 +762,13 @@ update_metrics(
         float(r.ci_low), float(r.ci_high)], "n": int(r.n)}
         for k, r in heldout.iterrows()},
     judge_vs_raters=side["verdict"].to_dict(),
+    judge_vs_raters_same_pairs=same["verdict"].to_dict(),
     sycophancy_probes=interval(probes), judge_effects=interval(effects),
-    subset_counts={"train": dict(pd.Series(train.subset).value_counts()),
-                   "judge_pairs": dict(pd.Series(
-                       np.array(evalp.subset)[idx]).value_counts()),
-                   "probe_answers": dict(pd.Series(
-                       [evalp.subset[i] for i in probe_idx]).value_counts())},
-    wall_s=wall_s)
-print(f"wall time {wall_s:.0f} s")
+    subset_counts={k: {s: int(n) for s, n in pd.Series(v).value_counts()
+                       .items()} for k, v in {
+        "train": train.subset, "eval": evalp.subset,
+        "judge_pairs": np.array(evalp.subset)[idx],
+        "rater_widget": [it["subset"] for it in items],
+        "probe_answers": [evalp.subset[i] for i in probe_idx]}.items()},
+    cpu_s=cpu_s, wall_s=wall_s)
+print(f"wall time {wall_s:.0f} s (CPU {cpu_s:.0f} s)")

@@ -384,8 +384,8 @@ class RatersConfig:
     """
 
     l1: float = 2e-3  # Laplace-prior strength: mean log-loss + l1 * sum |w|
-    n_boot_reg: int = 200  # bootstrap refits of each regression (pairs resampled)
-    n_iter: int = 400  # FISTA steps per fit (a bootstrap refit takes half)
+    n_boot_reg: int = 150  # bootstrap refits of each regression (pairs resampled)
+    n_iter: int = 400  # FISTA steps per fit (a bootstrap refit, warm, a quarter)
     n_judge_pairs: int = 0  # eval pairs the judge's regression uses (0 = all)
     n_probe_answers: int = 120  # eval answers, stratified, for rewrites and probes
     n_boot: int = 1000  # bootstrap resamples of the paired differences

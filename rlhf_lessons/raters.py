@@ -73,7 +73,8 @@ def surface_features(text: str) -> dict[str, float]:
 def feature_matrix(texts: Sequence[str]) -> np.ndarray:
     """``(len(texts), 10)``: :func:`surface_features` of each text, in column order
     :data:`RATER_FEATURES`."""
-    return np.array([[surface_features(t)[k] for k in RATER_FEATURES] for t in texts],
+    rows = (surface_features(t) for t in texts)
+    return np.array([[f[k] for k in RATER_FEATURES] for f in rows],
                     dtype=np.float64).reshape(len(texts), len(RATER_FEATURES))
 
 
@@ -177,6 +178,8 @@ def regression_table(x, y, names: Sequence[str], lam: float = 1e-3,
                      n_boot: int = 200, seed: int = 0, n_iter: int = 400):
     """Fit, then refit on ``n_boot`` resamples of the PAIRS: ``(model, table)``.
 
+    Each refit starts from the full fit and takes ``n_iter // 4`` steps.
+
     ``table`` has one row per feature: ``coef`` (logit per sd), ``dp`` = Δ
     preference probability (:func:`delta_prob` of coef), ``dp_low``/``dp_high``
     (2.5/97.5 percentiles of the bootstrap Δp) and ``n``.
@@ -187,7 +190,7 @@ def regression_table(x, y, names: Sequence[str], lam: float = 1e-3,
     boots = np.empty((n_boot, x.shape[1]))
     for i in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
-        boots[i] = fit_l1_logistic(x[idx], y[idx], lam, n_iter // 2, sd=model.sd,
+        boots[i] = fit_l1_logistic(x[idx], y[idx], lam, max(1, n_iter // 4), sd=model.sd,
                                    start=model).w
     dp_b = delta_prob(boots) if n_boot else np.full((1, x.shape[1]), np.nan)
     lo, hi = np.percentile(dp_b, [2.5, 97.5], axis=0)
