@@ -38,10 +38,12 @@ what the numbers show, whichever way they go.
 - probe the judge for **sycophancy**: agreeing with the user, giving in to
   pushback, and the controlled rewrites of notebook 03.
 
-**Run time:** about 1–3 minutes on 2 CPU cores in the default preset (most of
-it is the judge scoring the 857 held-out pairs once; a re-run reuses those
-scores); seconds in the fast preset, where the judge is tiny and random, so
-its numbers there mean nothing.
+**Run time:** about 2–3 minutes on 2 CPU cores in the default preset (one
+run used 168 s of CPU time on one thread; most of it is the judge scoring
+the 857 held-out pairs once, and a re-run reuses those scores); seconds to a
+minute in the fast preset, where the judge is tiny and random, so its
+numbers there mean nothing. The notebook prints its wall and CPU time at
+the end.
 
 **Instructor's path (50 minutes):** 5.1 and 5.2 (15 min: the regression on
 human labels, the heart of the lesson), 5.3 (5 min), 5.4 (10 min), 5.5 live
