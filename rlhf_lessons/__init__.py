@@ -21,6 +21,9 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``rollout``      the models, sampling and scoring of a PPO rollout (04)
 - ``ppo``          KL shaping, GAE, the clipped update, the loop (04)
 - ``dpo``          the DPO loss and answer log-probs (07; timed by scripts/gpu_check.py)
+- ``raters``       surface features, an L1 logistic regression of who chose
+                   what, the "be the rater" tally (05)
+- ``sycophancy``   probes: agreeing with the user, giving in to pushback (05)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 

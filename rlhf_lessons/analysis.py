@@ -190,6 +190,14 @@ FLATTERY_PHRASES = (
 )
 
 
+# Agreement with the user (notebook 05's rater regression). "You're right" is
+# agreement, so the regression counts it here and takes it out of its praise list.
+AGREEMENT_PHRASES = (
+    "you're right", "you are right", "you're absolutely right", "i agree",
+    "that's right", "that is right", "that's true", "good point", "exactly",
+)
+
+
 FEATURES = ("words", "confident", "hedge", "refusal", "flattery", "exclamations",
             "repetition")
 

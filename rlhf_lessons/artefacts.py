@@ -16,6 +16,7 @@ The pipeline's products:
   :func:`ppo_checkpoint`;
 - the proxy judge and the sweep's checkpoint (notebook 05): :func:`load_proxy_judge`,
   :func:`sweep_checkpoint`;
+- the judge's scores of every eval pair, kept (notebook 05): :func:`judge_pair_scores`;
 - each notebook's ``metrics.json``: :func:`update_metrics`.
 
 ``scripts/ship.py`` rebuilds the shipped models in ``data/models/``.
@@ -24,6 +25,8 @@ The pipeline's products:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import time
@@ -52,7 +55,14 @@ from rlhf_lessons.reward import (
     score_texts,
     train_reward_model,
 )
-from rlhf_lessons.utils import file_lock, remove_leftovers, say_once, use_bf16, write_json
+from rlhf_lessons.utils import (
+    atomic_write_bytes,
+    file_lock,
+    remove_leftovers,
+    say_once,
+    use_bf16,
+    write_json,
+)
 
 MODELS_DIR = DATA_DIR / "models"
 PRETRAINED_DIR = MODELS_DIR / "course-gpt2"
@@ -63,6 +73,7 @@ NOTEBOOKS = {
     "judge": "03_reward_model_the_judge",
     "ppo": "04_ppo_with_the_judge",
     "hacking": "05_reward_hacking_and_confidence",
+    "raters": "05_what_raters_and_judges_pay_for",
 }
 # Settings of notebook 03 that change its demos, not the judge: left out of its key.
 JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe", "n_ref_samples")
@@ -374,3 +385,32 @@ def sweep_checkpoint(cfg: LessonConfig, hc: HackingConfig, name: str = "sweep") 
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS,
                          extra=dataclasses.asdict(hc))
     return output_dir(NOTEBOOKS["hacking"], cfg) / f"{name}-{key}.pt"
+
+
+# ---------------------------------------------------------------------------
+# The judge's scores of the held-out pairs (notebook 05)
+# ---------------------------------------------------------------------------
+def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu",
+                      name: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+    """``(r_chosen, r_rejected)``: the judge's scores of ``pairs``, each ``(n,)``.
+
+    Kept in ``outputs/05_.../judge-scores-<key>.npz``, keyed by the judge's
+    settings, ``name`` and the pairs' texts, so a re-run of notebook 05 skips the
+    forward passes and a changed judge or sample never reuses stale scores.
+    """
+    digest = hashlib.sha256("\x00".join(
+        p + c + r for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected)
+    ).encode()).hexdigest()[:8]
+    path = (output_dir(NOTEBOOKS["raters"], cfg)
+            / f"judge-scores-{judge_key(cfg)}-{name}-{digest}.npz")
+    if path.exists():
+        with np.load(path) as f:
+            say_once(f"⚖️ judge scores of the {len(pairs)} {name} pairs: kept from an "
+                     "earlier run")
+            return f["r_chosen"], f["r_rejected"]
+    rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id)
+    rc, rr = np.asarray(rc, np.float64), np.asarray(rr, np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, r_chosen=rc, r_rejected=rr)
+    atomic_write_bytes(path, buf.getvalue())
+    return rc, rr

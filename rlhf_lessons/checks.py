@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lessons import data, ppo, reward
+from rlhf_lessons.raters import delta_prob, pair_differences
 
 
 # --------------------------------------------------------------------------
@@ -396,6 +397,49 @@ def check_dpo_loss(fn) -> None:
         ("β is missing", -F.logsigmoid(h).mean()),
     ], what="your loss", reduce_hint="Return one number: the mean over pairs.")
     _ok("dpo_loss", 1)
+
+
+# 05 What raters and judges pay for
+# --------------------------------------------------------------------------
+def check_pair_differences(fn) -> None:
+    """``fn(f_chosen, f_rejected, flip) -> (X, y)``: X = f(A) - f(B), y = 1 when
+    A is the chosen answer; ``flip`` True puts the rejected answer in A."""
+    fc = np.array([[3.0, 1.0], [2.0, 0.0], [5.0, 1.0]])
+    fr = np.array([[1.0, 0.0], [4.0, 1.0], [5.0, 0.0]])
+    flip = np.array([False, True, True])
+    x, y = fn(fc.copy(), fr.copy(), flip.copy())
+    want_x, want_y = pair_differences(fc, fr, flip)
+    _verify("pair_differences (X)", x, want_x, [
+        ("X ignores flip: where A is the rejected answer, X = f_rejected - f_chosen",
+         fc - fr),
+        ("the sign is reversed: X = f(A) - f(B)", -want_x),
+    ], what="your X")
+    _verify("pair_differences (y)", np.asarray(y, float), want_y, [
+        ("y is 1 when A is the CHOSEN answer, i.e. where flip is False",
+         flip.astype(float)),
+        ("with A/B shuffled, y follows flip: all ones means the label never varies",
+         np.ones(3)),
+    ], what="your y")
+    _ok("pair_differences", 3)
+
+
+def check_delta_prob(fn) -> None:
+    """``fn(coef, sd) -> float``: σ(coef · sd) − 0.5, the change in P(preferred)
+    for one standard deviation of the pair difference."""
+    cases = [(0.8, 0.5), (-1.2, 2.0), (0.0, 3.0), (2.0, 1.0)]
+    got = [float(fn(c, s)) for c, s in cases]
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    _verify("delta_prob", got, [float(delta_prob(c, s)) for c, s in cases], [
+        ("subtract 0.5: at coef = 0 the preference stays at 50 %",
+         [sig(c * s) for c, s in cases]),
+        ("multiply the coefficient by sd (one sd of the feature), not divide",
+         [sig(c / s) - 0.5 for c, s in cases]),
+        ("scale by sd: a raw coefficient is per unit of the feature",
+         [sig(c) - 0.5 for c, s in cases]),
+        ("coef / 4 is the slope at 50 %, a linear approximation: use the sigmoid",
+         [c * s / 4 for c, s in cases]),
+    ], what=f"your Δp for (coef, sd) = {cases}")
+    _ok("delta_prob", len(cases))
 
 
 # --------------------------------------------------------------------------

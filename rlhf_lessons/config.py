@@ -375,6 +375,39 @@ class HackingConfig:
         return cls()
 
 
+@dataclass(frozen=True)
+class RatersConfig:
+    """Budgets of notebook 05 (what raters and judges pay for).
+
+    ``RatersConfig.for_preset(cfg)`` picks them. The regressions are numpy and
+    fast; the judge's forward passes set the time.
+    """
+
+    l1: float = 2e-3  # Laplace-prior strength: mean log-loss + l1 * sum |w|
+    n_boot_reg: int = 150  # bootstrap refits of each regression (pairs resampled)
+    n_iter: int = 400  # FISTA steps per fit (a bootstrap refit, warm, a quarter)
+    n_judge_pairs: int = 0  # eval pairs the judge's regression uses (0 = all)
+    n_probe_answers: int = 120  # eval answers, stratified, for rewrites and probes
+    n_boot: int = 1000  # bootstrap resamples of the paired differences
+    n_widget_real: int = 12  # "be the rater": real HH pairs
+    n_widget_confident: int = 4  # ... confident vs hedged, one answer
+    n_widget_flattering: int = 4  # ... flattering vs plain, one answer
+
+    def __post_init__(self):
+        _positive(self, "l1")
+        _whole(self, "n_iter", "n_probe_answers", "n_widget_real")
+        _whole(self, "n_boot_reg", "n_boot", "n_judge_pairs", "n_widget_confident",
+               "n_widget_flattering", least=0)
+
+    @classmethod
+    def for_preset(cls, cfg: LessonConfig) -> RatersConfig:
+        """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
+        if cfg.preset == "fast":
+            return cls(n_boot_reg=10, n_iter=100, n_judge_pairs=96, n_probe_answers=16,
+                       n_boot=200)
+        return cls()
+
+
 def preset(name: str) -> LessonConfig:
     """The named preset: "fast", "default" or "gpu"."""
     if name == "default":

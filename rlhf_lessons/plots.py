@@ -343,6 +343,31 @@ def plot_judge_effects(effects, ax=None, title: str = "What the judge pays for")
     return ax
 
 
+def plot_paid_for(table, ax=None, title: str = "What raters and the judge pay for"):
+    """Paired horizontal bars: Δ preference probability per feature for the raters
+    and the judge, with 95 % bootstrap intervals -> Axes.
+
+    ``table``: :func:`rlhf_lessons.raters.compare_tables` (columns raters,
+    raters_low, raters_high, judge, judge_low, judge_high). Notebook 05.
+    """
+    ax = _axes(ax, figsize=(7.5, 0.45 * len(table) + 1.5))
+    ys = np.arange(len(table))
+    for who, color, dy in (("raters", CHOSEN_COLOR, -0.2), ("judge", ACCENT_COLOR, 0.2)):
+        m = table[who].to_numpy() * 100
+        err = np.vstack([m - table[f"{who}_low"].to_numpy() * 100,
+                         table[f"{who}_high"].to_numpy() * 100 - m])
+        ax.barh(ys + dy, m, height=0.38, color=color, alpha=0.85, label=who)
+        ax.errorbar(m, ys + dy, xerr=err, fmt="none", ecolor="black", capsize=2, lw=1)
+    ax.axvline(0, color=REFERENCE_COLOR, lw=1)
+    ax.set_yticks(ys, list(table.index), fontsize=12)
+    ax.invert_yaxis()
+    ax.set_xlabel("Δ P(preferred), percentage points per 1 sd (95% CI)", fontsize=12)
+    ax.set_title(title, fontsize=13)
+    ax.legend(fontsize=12, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
 def plot_feature_drift(metrics, features: Sequence[str] = ("words", "confident", "hedge",
                                                             "refusal", "repetition"),
                        axes=None, prefix: str = "feat/"):

@@ -29,6 +29,8 @@ from rlhf_lessons.generation import sample_answers
 from rlhf_lessons.overoptimisation import RunRecord
 from rlhf_lessons.plots import (
     CHOSEN_COLOR,
+    NEUTRAL_COLOR,
+    REFERENCE_COLOR,
     REJECTED_COLOR,
     plot_phrase_rates,
     plot_preference_curve,
@@ -365,3 +367,53 @@ def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
     dd_right.observe(update, names="value")
     update()
     return w.VBox([w.HBox([dd_left, dd_right]), out])
+
+
+# Notebook 05 (what raters and judges pay for)
+def make_rater_widget(items: list[dict], labels: dict | None = None, width: int = 600):
+    """"Be the rater": one pair at a time, buttons A / B / skip -> ``(ui, labels)``.
+
+    ``items``: :func:`rlhf_lessons.raters.rater_items`. Each click stores "A" or
+    "B" in ``labels`` (item index -> side) and shows the next pair; nothing is
+    labelled until someone clicks. Headless, the first pair is shown once.
+    :func:`rlhf_lessons.raters.rater_results` tallies ``labels``.
+    """
+    labels = {} if labels is None else labels
+    state = {"i": 0}
+    out = w.Output()
+    count = w.Label()
+    buttons = [w.Button(description=d) for d in ("A is better", "B is better", "skip")]
+
+    def cut(t: str) -> str:
+        t = html.escape(" ".join(t.split()))
+        return t if len(t) <= width else t[: width - 1] + "…"
+
+    def show(_=None):
+        out.clear_output()
+        count.value = f"{len(labels)} of {len(items)} labelled"
+        with out:
+            if state["i"] >= len(items):
+                print("All pairs seen: run the results cell below.")
+                return
+            it = items[state["i"]]
+            hist = prompt_history(it["prompt"])
+            last = hist[-1][1] if hist else it["prompt"]
+            display(w.HTML(f"<b>Pair {state['i'] + 1} of {len(items)}</b><br>"
+                           + _box("The human asked", cut(last), REFERENCE_COLOR)
+                           + _box("Answer A", cut(it["A"]), NEUTRAL_COLOR)
+                           + _box("Answer B", cut(it["B"]), NEUTRAL_COLOR)))
+
+    def click(side):
+        def handler(_):
+            if state["i"] < len(items) and side:
+                labels[state["i"]] = side
+            state["i"] += 1
+            show()
+        return handler
+
+    for b, side in zip(buttons, ("A", "B", None)):
+        b.on_click(click(side))
+    ui = w.VBox([w.HBox(buttons + [count]), out])
+    display(ui)
+    show()
+    return ui, labels
