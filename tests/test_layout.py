@@ -23,7 +23,8 @@ from rlhf_lessons.config import REPO_ROOT
 PKG = REPO_ROOT / "rlhf_lessons"
 MODULES = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
 ALGORITHM = ("config", "hub", "preference_formats", "data", "batching", "models", "lean_gpt2", "generation", "pretrain",
-             "sft", "reward", "ppo", "overoptimisation", "analysis", "rewrites", "evaluate",
+             "sft", "reward", "ppo", "overoptimisation", "selection", "calibration",
+             "biased_raters", "analysis", "rewrites", "evaluate",
              "utils", "checks")
 PRESENTATION = ("matplotlib", "ipywidgets", "IPython")
 BANNER = re.compile(r"^# (\d+(?:\.\d+)+) (.+)$")
