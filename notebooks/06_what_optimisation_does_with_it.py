@@ -479,15 +479,19 @@ print({c: round(r, 3) for c, r in opener_rate.items()},
 Each judge is fitted cheaply: the shipped judge's transformer stays frozen;
 every (prompt, answer) is embedded once (its last-token state beside its mean
 state); only a linear score head is fitted to each rater's labels with the
-Bradley-Terry loss. A seeded half of the answers get the marker.
+Bradley-Terry loss. A seeded half of the answers get the marker. (Pairs with
+single-turn prompts only, to keep the embedding pass short.)
 """
 
 # %%
 from rlhf_lessons.biased_raters import embed_answers
 
 tr_sub = np.array(train_ds["subset"])
-rt_ids = stratified_sample(tr_sub, oc.rater_pairs, seed=cfg.seed)
-rv_ids = draw(oc.rater_eval_pairs, cfg.seed + 4)
+tr_single = np.flatnonzero([p.count("Human:") == 1
+                            for p in train_ds["prompt"]])
+rt_ids = tr_single[stratified_sample(tr_sub[tr_single], oc.rater_pairs,
+                                     seed=cfg.seed)]
+rv_ids = draw(oc.rater_eval_pairs, cfg.seed + 4, rows=single)
 rng = np.random.default_rng(cfg.seed + 5)
 mark = rng.random((len(rt_ids), 2)) < oc.marker_share
 print("train pairs per subset:",
@@ -726,8 +730,8 @@ for a_, b_ in (("pretrained", "sft"), ("sft", "ppo")):
                else "about the same (within 0.01)")
     print(f"{b_} vs {a_}: ECE {e[a_]:.3f} -> {e[b_]:.3f}: {verdict} "
           f"(n = {n_tok}+ tokens)")
-print("fitted T:", cal["T (fit)"].to_dict(), "(Kadavath et al.: 2.5 for "
-      "their RLHF policies)")
+print("fitted T:", cal["T (fit)"].to_dict(), "(Kadavath et al.: about "
+      "2.5 for their RLHF policies)")
 
 # %% [markdown]
 """
@@ -811,11 +815,14 @@ else:
 - Singhal et al. (2023), *A Long Way to Go*, arXiv 2310.03716: most of PPO's
   reward gain comes from length.
 - Kadavath et al. (2022), *Language Models (Mostly) Know What They Know*,
-  arXiv 2207.05221: one temperature, T = 2.5, largely fixes RLHF policies'
-  calibration.
-- OpenAI (2023), *GPT-4 Technical Report*, Fig. 8: post-training hurts
-  calibration on MMLU (ECE about 0.007 before, 0.074 after; as summarised,
-  check the figure).
+  arXiv 2207.05221: large pretrained models are well calibrated on
+  multiple-choice questions in the right format; RLHF policies look
+  miscalibrated, and one temperature (about T = 2.5, as secondary summaries
+  quote it; we could not check the paper offline) largely fixes it.
+- OpenAI (2023), *GPT-4 Technical Report*, arXiv 2303.08774, Fig. 8: the
+  pretrained model is well calibrated on an MMLU subset and the post-trained
+  one much less (ECE about 0.007 vs 0.074 in secondary summaries; not
+  checked against the figure here).
 - Sharma et al. (2023), *Towards Understanding Sycophancy*, arXiv 2310.13548.
 """
 

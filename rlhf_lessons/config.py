@@ -325,15 +325,15 @@ class OptimisationConfig:
 
     n_effect_answers: int = 96  # held-out answers rewritten to measure delta (6.1)
     n_boot: int = 1000  # bootstrap resamples for every interval
-    n_pool_prompts: int = 12  # held-out prompts with a pool of human answers (6.2)
+    n_pool_prompts: int = 8  # held-out prompts with a pool of human answers (6.2)
     pool_size: int = 64  # candidates per pool: N runs up to this
     p0: float = 0.5  # chance that a candidate carries the feature (6.2)
     n_bon_prompts: int = 24  # held-out prompts for Gao's best-of-n curve (6.4)
     bon_k: int = 32  # policy samples per prompt (n <= bon_k)
-    proxy_pairs: int = 768  # TRAIN pairs the proxy judge sees (gold: all of them)
+    proxy_pairs: int = 384  # TRAIN pairs the proxy judge sees (gold: all of them)
     proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)
-    rater_pairs: int = 1200  # TRAIN pairs the simulated raters label (6.5)
-    rater_eval_pairs: int = 300  # held-out pairs: accuracy and judge calibration
+    rater_pairs: int = 800  # single-turn TRAIN pairs the simulated raters label (6.5)
+    rater_eval_pairs: int = 200  # single-turn held-out pairs: accuracy and judge calibration
     marker_share: float = 0.5  # share of answers given the marker opener
     rater_biases: tuple[float, ...] = (0.0, 0.1, 0.25)
     n_train_prompts: int = 512  # TRAIN prompts PPO samples from
