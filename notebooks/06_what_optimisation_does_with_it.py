@@ -574,11 +574,13 @@ biased = linear_judge_fn(gold_model, gold_tok, heads[b_max],
                          cfg.reward.max_len, device)
 policy = copy.deepcopy(ref_policy)
 value_model = rl.make_value_model(reward_model=gold_model)
+ck = sweep_checkpoint(cfg, oc, f"ppo-b{b_max:g}")
+if not ck.exists():
+    print(f"PPO: training now ({oc.ppo_updates} updates), saved to {ck}")
 run = ppo.train_ppo(policy, ref_policy, value_model, biased, tok,
                     train_prompts, ppo_cfg, seed=cfg.seed,
                     n_updates=oc.ppo_updates, score_norm=heads[b_max]["stats"],
-                    checkpoint=sweep_checkpoint(cfg, oc, f"ppo-b{b_max:g}"),
-                    desc=f"PPO vs the b={b_max:g} judge")
+                    checkpoint=ck, desc=f"PPO vs the b={b_max:g} judge")
 run.metrics[["update", "objective/scores", "objective/kl"]].round(3).tail(3)
 
 # %% [markdown]
