@@ -3,7 +3,8 @@
 The pipeline, in the order the notebooks teach it::
 
     data (01) -> policy: pretrain + SFT (02) -> judge (03) -> PPO (04)
-              -> what optimisation does with the judge (05)
+              -> what raters and judges pay for (05)
+              -> what optimisation does with it (06)
 
 Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 
@@ -24,13 +25,16 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``raters``       surface features, an L1 logistic regression of who chose
                    what, the "be the rater" tally (05)
 - ``sycophancy``   probes: agreeing with the user, giving in to pushback (05)
-- ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
+- ``overoptimisation``  answer-feature drift, proxy labels, beta sweep, hackable rewards (06)
+- ``selection``    best-of-n order statistics, the tilt, Gao's fit, length share (06)
+- ``calibration``  ECE, reliability, next-token confidence, temperature (06)
+- ``biased_raters``  simulated biased raters and head-only judges (06)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
 Measurement, artefacts and presentation:
 
-- ``analysis``     what separates chosen from rejected; answer features (01, 05)
-- ``rewrites``     controlled rewrites of one answer (03, 05)
+- ``analysis``     what separates chosen from rejected; answer features (01, 05, 06)
+- ``rewrites``     controlled rewrites of one answer (03, 05, 06)
 - ``evaluate``     accuracy with intervals, baselines, rewrite effects,
                    sample-and-score, held-out summaries (03-05)
 - ``artefacts``    the only module that knows ``outputs/`` and ``data/models/``

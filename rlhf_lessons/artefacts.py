@@ -14,9 +14,9 @@ The pipeline's products:
   :func:`load_training_metrics`, and :func:`judge_reward_fn` for PPO;
 - PPO's prompts and checkpoints (notebook 04): :func:`ppo_prompts`,
   :func:`ppo_checkpoint`;
-- the proxy judge and the sweep's checkpoint (notebook 05): :func:`load_proxy_judge`,
-  :func:`sweep_checkpoint`;
 - the judge's scores of every eval pair, kept (notebook 05): :func:`judge_pair_scores`;
+- the proxy judge, the cached results and the runs of notebook 06:
+  :func:`load_proxy_judge`, :func:`load_or_build`, :func:`sweep_checkpoint`;
 - each notebook's ``metrics.json``: :func:`update_metrics`.
 
 ``scripts/ship.py`` rebuilds the shipped models in ``data/models/``.
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_lessons.config import HackingConfig, LessonConfig
+from rlhf_lessons.config import LessonConfig, OptimisationConfig
 from rlhf_lessons.data import DATA_DIR, load_all_hh
 from rlhf_lessons.models import (
     build_gpt2,
@@ -56,6 +56,7 @@ from rlhf_lessons.reward import (
     train_reward_model,
 )
 from rlhf_lessons.utils import (
+    atomic_torch_save,
     atomic_write_bytes,
     file_lock,
     remove_leftovers,
@@ -72,8 +73,8 @@ NOTEBOOKS = {
     "pretrain": "02_small_gpt2_pretrain_and_sft",
     "judge": "03_reward_model_the_judge",
     "ppo": "04_ppo_with_the_judge",
-    "hacking": "05_reward_hacking_and_confidence",
     "raters": "05_what_raters_and_judges_pay_for",
+    "optimisation": "06_what_optimisation_does_with_it",
 }
 # Settings of notebook 03 that change its demos, not the judge: left out of its key.
 JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe", "n_ref_samples")
@@ -322,39 +323,39 @@ def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# The proxy judge and the sweep (notebook 05)
+# The proxy judge, cached results and runs (notebook 06)
 # ---------------------------------------------------------------------------
-def proxy_key(cfg: LessonConfig, hc: HackingConfig) -> str:
+def proxy_key(cfg: LessonConfig, oc: OptimisationConfig) -> str:
     return cfg.short_hash("model", "reward", drop=JUDGE_DEMO_FIELDS,
-                          extra={"proxy_pairs": hc.proxy_pairs, "labels": hc.proxy_labels})
+                          extra={"proxy_pairs": oc.proxy_pairs, "labels": oc.proxy_labels})
 
 
-def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
+def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
                      show_progress: bool = True, gold_model=None):
-    """The proxy judge: the notebook-03 recipe on only ``hc.proxy_pairs`` TRAIN pairs.
+    """The proxy judge: the notebook-03 recipe on only ``oc.proxy_pairs`` TRAIN pairs.
 
     Returns ``(model, tokenizer, card)``. Same backbone and settings as the gold
     judge (:func:`load_judge`), which sees every train pair; the rows are a seeded
-    random slice of the train split (never eval). With ``hc.proxy_labels == "gold"``
+    random slice of the train split (never eval). With ``oc.proxy_labels == "gold"``
     (needs ``gold_model``) the gold judge decides which side of each pair is
     "chosen", as in Gao et al.: the proxy then imitates the gold judge from few
     examples. With "human" it keeps HH-RLHF's labels. Saved under
-    ``outputs/05_.../proxy-<key>/`` and reloaded when the settings match.
+    ``outputs/06_.../proxy-<key>/`` and reloaded when the settings match.
     """
-    if hc.proxy_pairs < 2:
-        raise ValueError(f"proxy_pairs={hc.proxy_pairs}: need at least 2 train pairs")
-    if hc.proxy_labels not in ("gold", "human"):
-        raise ValueError(f"proxy_labels={hc.proxy_labels!r}: expected 'gold' or 'human'")
-    if hc.proxy_labels == "gold" and gold_model is None:
+    if oc.proxy_pairs < 2:
+        raise ValueError(f"proxy_pairs={oc.proxy_pairs}: need at least 2 train pairs")
+    if oc.proxy_labels not in ("gold", "human"):
+        raise ValueError(f"proxy_labels={oc.proxy_labels!r}: expected 'gold' or 'human'")
+    if oc.proxy_labels == "gold" and gold_model is None:
         raise ValueError("proxy_labels='gold' needs gold_model (the gold judge)")
-    key = proxy_key(cfg, hc)
-    here = output_dir(NOTEBOOKS["hacking"], cfg) / f"proxy-{key}"
+    key = proxy_key(cfg, oc)
+    here = output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}"
     if (here / "config.json").exists():
         say_once(f"⚖️ proxy judge: loaded the one made earlier (key {key})")
         return (*load_model(here, device, kind="judge"), load_card(here))
-    say_once(f"⚖️ proxy judge: training it on {hc.proxy_pairs} train pairs (key {key})")
+    say_once(f"⚖️ proxy judge: training it on {oc.proxy_pairs} train pairs (key {key})")
     ds = load_all_hh("train", source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
-    pick = np.random.default_rng(cfg.seed).permutation(len(ds))[:hc.proxy_pairs]
+    pick = np.random.default_rng(cfg.seed).permutation(len(ds))[:oc.proxy_pairs]
     rows = ds.select(sorted(int(i) for i in pick))
     backbone, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
     tok.padding_side = "right"
@@ -363,7 +364,7 @@ def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
     pairs = prepare_pairs(rows, tok, cfg.reward.max_len, drop_identical=True,
                           allow_empty=True, name="proxy train slice")
     n_flipped = 0
-    if hc.proxy_labels == "gold":
+    if oc.proxy_labels == "gold":
         r_chosen, r_rejected = score_pairs(gold_model, pairs, device, pad_id=tok.pad_token_id)
         n_flipped = relabel_by(pairs, r_chosen, r_rejected)
     rcfg = cfg.reward
@@ -373,18 +374,39 @@ def load_proxy_judge(cfg: LessonConfig, hc: HackingConfig, device="cpu",
                                  pad_id=tok.pad_token_id, show_progress=show_progress,
                                  max_steps=steps)
     card = {"key": key, "role": "proxy", "train_pairs": len(pairs), "steps": steps,
-            "labels": hc.proxy_labels, "n_flipped_by_gold": n_flipped,
+            "labels": oc.proxy_labels, "n_flipped_by_gold": n_flipped,
             "train_wall_s": round(time.perf_counter() - t0, 1),
             "final_train_loss_avg10": float(metrics["loss"].dropna().tail(10).mean())}
     save_model(model, tok, here, card)
     return model.to(device).eval(), tok, card
 
 
-def sweep_checkpoint(cfg: LessonConfig, hc: HackingConfig, name: str = "sweep") -> Path:
-    """Where notebook 05's runs of these settings are saved."""
+def sweep_checkpoint(cfg: LessonConfig, oc: OptimisationConfig, name: str = "sweep") -> Path:
+    """Where notebook 06's runs of these settings are saved (a PPO checkpoint or
+    a sweep of :func:`rlhf_lessons.overoptimisation.beta_sweep`)."""
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS,
-                         extra=dataclasses.asdict(hc))
-    return output_dir(NOTEBOOKS["hacking"], cfg) / f"{name}-{key}.pt"
+                         extra=dataclasses.asdict(oc))
+    return output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt"
+
+
+def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str):
+    """A finished result of notebook 06 (embeddings, samples, a run), or ``build()`` now.
+
+    Keyed by ``settings`` (plus the model, judge and PPO settings): a changed
+    setting builds afresh. Saved atomically with :func:`torch.save`, so a killed
+    run leaves no half file. Prints one line saying which happened, and where.
+    """
+    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
+    path = output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt"
+    if path.exists():
+        out = torch.load(path, map_location="cpu", weights_only=False)
+        print(f"↻ {what}: loaded the finished result from {path}")
+        return out
+    t0 = time.perf_counter()
+    out = build()
+    atomic_torch_save(out, path)
+    print(f"⏱ {what}: computed now in {time.perf_counter() - t0:.0f} s, saved to {path}")
+    return out
 
 
 # ---------------------------------------------------------------------------

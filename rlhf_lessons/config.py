@@ -316,43 +316,51 @@ class LessonConfig:
 
 
 @dataclass(frozen=True)
-class HackingConfig:
-    """Budgets of notebook 05. ``HackingConfig.for_preset(cfg)`` picks them.
+class OptimisationConfig:
+    """Budgets of notebook 06. ``OptimisationConfig.for_preset(cfg)`` picks them.
 
-    The PPO settings themselves (batch, tokens, clipping, ...) come from
+    The PPO settings themselves (batch, tokens, clipping, beta) come from
     ``cfg.ppo``; these only say how much of each experiment to run.
     """
 
-    n_effect_answers: int = 96  # held-out answers rewritten for the judge effects
-    n_boot: int = 1000  # bootstrap resamples for the effect intervals
-    proxy_pairs: int = 768  # TRAIN pairs the proxy judge sees (gold: all of them)
-    n_acc_pairs: int = 300  # held-out pairs to compare proxy and gold accuracy
-    n_train_prompts: int = 1024  # TRAIN prompts PPO samples from
-    n_eval_prompts: int = 48  # held-out prompts for scores, KL and samples
-    n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
-    track_updates: int = 12  # PPO against the gold judge, features per update
-    sweep_betas: tuple[float, ...] = (0.0, 0.05, 0.5)
-    sweep_updates: int = 9  # per beta, against the proxy judge
-    sweep_eval_every: int = 3  # held-out evaluation points along each sweep run
-    sweep_lr: float = 1e-4  # a larger step than notebook 04, to reach high KL fast
-    hack_updates: int = 10  # PPO against the hackable reward
-    hack_lr: float = 1e-4
-    track_lr: float = 3e-5  # PPO against the judge, section 5.3
+    n_effect_answers: int = 96  # held-out answers rewritten to measure delta (6.1)
+    n_boot: int = 1000  # bootstrap resamples for every interval
+    n_pool_prompts: int = 8  # held-out prompts with a pool of human answers (6.2)
+    pool_size: int = 64  # candidates per pool: N runs up to this
+    p0: float = 0.5  # chance that a candidate carries the feature (6.2)
+    n_bon_prompts: int = 24  # held-out prompts for Gao's best-of-n curve (6.4)
+    bon_k: int = 32  # policy samples per prompt (n <= bon_k)
+    proxy_pairs: int = 384  # TRAIN pairs the proxy judge sees (gold: all of them)
     proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)
-    # Notebook 05 runs many short PPO runs: smaller rollouts and fewer epochs per
-    # update than notebook 04 keep the whole lesson within its CPU budget.
+    rater_pairs: int = 800  # single-turn TRAIN pairs the simulated raters label (6.5)
+    rater_eval_pairs: int = 200  # single-turn held-out pairs: accuracy and judge calibration
+    marker_share: float = 0.5  # share of answers given the marker opener
+    rater_biases: tuple[float, ...] = (0.0, 0.1, 0.25)
+    n_train_prompts: int = 512  # TRAIN prompts PPO samples from
+    n_eval_prompts: int = 128  # held-out prompts for rates, scores and samples
+    eval_samples: int = 2  # answers per held-out prompt
+    n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
+    ppo_updates: int = 12  # PPO against the most biased judge
+    ppo_lr: float = 1e-4
+    n_calib_texts: int = 48  # held-out transcripts for next-token calibration (6.6)
+    # Smaller rollouts and fewer epochs per update than notebook 04 keep the
+    # lesson within its CPU budget.
     rollout_batch: int = 16
     ppo_epochs: int = 2
 
     def __post_init__(self):
-        _whole(self, "n_effect_answers", "proxy_pairs", "n_acc_pairs", "n_train_prompts",
-               "n_eval_prompts", "n_norm_prompts", "track_updates", "sweep_updates",
-               "sweep_eval_every", "hack_updates", "rollout_batch", "ppo_epochs")
+        _whole(self, "n_effect_answers", "n_pool_prompts", "pool_size", "n_bon_prompts",
+               "bon_k", "proxy_pairs", "rater_pairs", "rater_eval_pairs", "n_train_prompts",
+               "n_eval_prompts", "eval_samples", "n_norm_prompts", "ppo_updates",
+               "n_calib_texts", "rollout_batch", "ppo_epochs")
         _whole(self, "n_boot", least=0)
-        _positive(self, "sweep_lr", "hack_lr", "track_lr")
-        _rule(self, "sweep_betas", len(self.sweep_betas) > 0
-              and all(isinstance(b, (int, float)) and b >= 0 for b in self.sweep_betas),
-              "a non-empty tuple of numbers >= 0")
+        _positive(self, "ppo_lr")
+        _rule(self, "p0", 0 < self.p0 < 1, "a probability strictly between 0 and 1")
+        _rule(self, "marker_share", 0 < self.marker_share < 1,
+              "a probability strictly between 0 and 1")
+        _rule(self, "rater_biases", len(self.rater_biases) > 0
+              and all(isinstance(b, (int, float)) and 0 <= b <= 1 for b in self.rater_biases),
+              "a non-empty tuple of numbers in [0, 1]")
         _rule(self, "proxy_labels", self.proxy_labels in ("gold", "human"), "'gold' or 'human'")
 
     def ppo_config(self, base: PPOConfig, lr: float) -> PPOConfig:
@@ -364,14 +372,13 @@ class HackingConfig:
                                    mini_batches=mb, ppo_epochs=self.ppo_epochs, lr=lr)
 
     @classmethod
-    def for_preset(cls, cfg: LessonConfig) -> HackingConfig:
+    def for_preset(cls, cfg: LessonConfig) -> OptimisationConfig:
         """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
         if cfg.preset == "fast":
-            return cls(n_effect_answers=16, n_boot=200, proxy_pairs=64, n_acc_pairs=32,
-                       n_train_prompts=32, n_eval_prompts=8, n_norm_prompts=8,
-                       track_updates=2, sweep_betas=(0.0, 0.1), sweep_updates=2,
-                       sweep_eval_every=1, sweep_lr=1e-4, hack_updates=2, hack_lr=1e-4,
-                       track_lr=1e-4, rollout_batch=8)
+            return cls(n_effect_answers=16, n_boot=200, n_pool_prompts=4, pool_size=8,
+                       n_bon_prompts=4, bon_k=8, proxy_pairs=64, rater_pairs=64,
+                       rater_eval_pairs=32, n_train_prompts=32, n_eval_prompts=8,
+                       n_norm_prompts=8, ppo_updates=2, n_calib_texts=8, rollout_batch=8)
         return cls()
 
 

@@ -6,7 +6,7 @@
 - the reward normaliser's statistics (03, 04, 05);
 - sample-and-score on held-out prompts, with the KL to the reference (04, 05);
 - a policy's held-out summary (scores, KL, answer features) and the
-  over-optimisation shape of Gao et al. (05).
+  over-optimisation shape of Gao et al. (06 and its try-it sweep).
 
 The banners carry the section of the notebook that teaches each piece.
 """
@@ -333,7 +333,7 @@ def sqrt_kl(kl) -> float:
 
 
 # --------------------------------------------------------------------------
-# 5.3 Does the policy learn the bias?
+# 6.5 Do biased raters make a biased policy?
 # --------------------------------------------------------------------------
 def evaluate_policy(policy, ref_policy, tokenizer, prompts: Sequence[str], cfg: PPOConfig,
                     judges: Mapping[str, Callable], norms: Mapping[str, tuple] | None = None,
@@ -363,7 +363,7 @@ def evaluate_policy(policy, ref_policy, tokenizer, prompts: Sequence[str], cfg: 
 
 
 # --------------------------------------------------------------------------
-# 5.4 Over-optimisation: a proxy judge against a gold judge
+# 6.4 Does the gold score peak under best-of-N?
 # --------------------------------------------------------------------------
 def peak_then_fall(xs, ys, tol: float = 0.0) -> dict:
     """Does ``ys`` (ordered by ``xs``) peak strictly inside and then fall by > tol?

@@ -1,11 +1,13 @@
 """Over-optimisation and reward hacking: what optimisation does with a judge.
 
-Taught in notebook 05, in its order: 5.3 the answer features PPO drifts along,
-5.4 a proxy judge against a gold judge (Gao et al. 2022) and a sweep over the KL
-coefficient, 5.5 rewards that are trivial to game. The measurement (judge effects,
-held-out evaluation, sqrt(KL)) is in :mod:`rlhf_lessons.evaluate`; the proxy judge's
-artefact in :mod:`rlhf_lessons.artefacts`; budgets in
-:class:`rlhf_lessons.config.HackingConfig`.
+Used in notebook 06: 6.4 the proxy judge's labels come from the gold judge (Gao
+et al. 2022); 6.5 the answer features of a policy during PPO. Kept for the
+"Try it" prompts and notebook 07: a sweep over the KL coefficient against the
+proxy, and rewards that are trivial to game. The selection maths is in
+:mod:`rlhf_lessons.selection`; the measurement (judge effects, held-out
+evaluation, sqrt(KL)) in :mod:`rlhf_lessons.evaluate`; the proxy judge's artefact
+in :mod:`rlhf_lessons.artefacts`; budgets in
+:class:`rlhf_lessons.config.OptimisationConfig`.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ from rlhf_lessons.utils import atomic_torch_save, load_checkpoint, say_once
 
 
 # --------------------------------------------------------------------------
-# 5.3 Does the policy learn the bias?
+# 6.5 Do biased raters make a biased policy?
 # --------------------------------------------------------------------------
 def feature_columns(responses: Sequence[str], prefix: str = "feat/") -> dict[str, float]:
     """Mean answer features of one rollout as metrics columns (``feat/words``, ...):
-    the ``on_update`` hook of :func:`rlhf_lessons.ppo.train_ppo` in notebook 05."""
+    the ``on_update`` hook of :func:`rlhf_lessons.ppo.train_ppo` in notebook 06."""
     return {prefix + k: v for k, v in feature_means(list(responses)).items()}
 
 
 # --------------------------------------------------------------------------
-# 5.4 Over-optimisation: a proxy judge against a gold judge
+# 6.4 Does the gold score peak under best-of-N?
 # --------------------------------------------------------------------------
 def relabel_by(pairs, r_chosen, r_rejected) -> int:
     """Swap the sides of each pair where ``r_rejected > r_chosen``; returns the count.
@@ -63,7 +65,7 @@ def relabel_by(pairs, r_chosen, r_rejected) -> int:
 
 @dataclass
 class RunRecord:
-    """One PPO run of notebook 05: its metrics, its held-out points and samples.
+    """One PPO run (notebook 06 and its try-it sweep): its metrics, its held-out points and samples.
 
     metrics: one row per update (TRL names, plus any hook columns);
     points: one row per held-out evaluation (update, kl, sqrt_kl, <judge>_score,
@@ -176,7 +178,7 @@ def sweep_table(runs: Mapping[float, RunRecord]):
 
 
 # --------------------------------------------------------------------------
-# 5.5 A deliberately hackable reward
+# Rewards that are trivial to game (for the "Try it" prompts)
 # --------------------------------------------------------------------------
 def _check_pairs(name: str, prompts, responses) -> None:
     if len(prompts) != len(responses):

@@ -425,3 +425,78 @@ def plot_run_curves(runs: Mapping[str, RunRecord], names: Sequence[str], axes=No
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return axes
+
+
+# --------------------------------------------------------------------------
+# Notebook 06
+# --------------------------------------------------------------------------
+def plot_bon_selection(ns, shares: Mapping[str, dict], ax=None):
+    """Share of best-of-N picks that carry each feature, against N (95% CI band)."""
+    ax = _axes(ax, (6.5, 3.8))
+    for col, (name, r) in zip((POLICY_COLOR, ACCENT_COLOR, CHOSEN_COLOR), shares.items()):
+        ax.plot(ns, r["mean"], marker="o", ms=3, color=col, label=name)
+        ax.fill_between(ns, r["ci_low"], r["ci_high"], color=col, alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (candidates the judge picks from)", fontsize=12)
+    ax.set_ylabel("share of picks with the feature", fontsize=12)
+    ax.set_title("Best-of-N: how often the pick carries the feature", fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=11)
+    return ax
+
+
+def plot_tilt(betas, share, band=None, p0: float | None = None, points=None, ax=None):
+    """The tilted share against beta (log axis), its CI band and measured points."""
+    ax = _axes(ax, (6.5, 3.8))
+    ax.plot(betas, share, color=POLICY_COLOR, label="predicted (measured δ)")
+    if band is not None:
+        ax.fill_between(betas, band[0], band[1], color=POLICY_COLOR, alpha=0.2,
+                        label="δ's 95% CI")
+    if p0 is not None:
+        ax.axhline(p0, color=REFERENCE_COLOR, ls="--", label=f"reference p0 = {p0:.3f}")
+    for name, (b, s) in (points or {}).items():
+        ax.plot([b], [s], "s", color=ACCENT_COLOR, ms=8, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("β (KL coefficient, log scale)", fontsize=12)
+    ax.set_ylabel("share with the feature", fontsize=12)
+    ax.set_title("Optimum of KL-regularised RL", fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=10)
+    return ax
+
+
+def plot_bon_curve(curve: pd.DataFrame, fit: Mapping | None = None, ax=None):
+    """Proxy and gold expected best-of-n score against sqrt(KL bound) (+ the fit)."""
+    ax = _axes(ax, (6.5, 3.8))
+    d = np.sqrt(curve["kl_bound"].to_numpy())
+    ax.plot(d, curve["proxy"], marker="o", ms=3, ls="--", color=ACCENT_COLOR,
+            label="proxy (selects)")
+    ax.plot(d, curve["gold"], marker="s", ms=3, color=POLICY_COLOR, label="gold")
+    if fit is not None:
+        xs = np.linspace(0, d.max(), 50)
+        ax.plot(xs, xs * (fit["alpha"] - fit["beta"] * xs), color=POLICY_COLOR, lw=1,
+                ls=":", label="fit d(α − βd)")
+    ax.axhline(0, color=REFERENCE_COLOR, lw=0.8)
+    ax.set_xlabel("√KL bound, √nats (upper bound)", fontsize=12)
+    ax.set_ylabel("score (reference std units)", fontsize=12)
+    ax.set_title("Best-of-n: proxy vs gold", fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=10)
+    return ax
+
+
+def plot_reliability(bins: Mapping[str, dict], ax=None, title: str = "Reliability"):
+    """Accuracy against mean confidence per bin, one line per model; diagonal = calibrated."""
+    ax = _axes(ax, (5, 4))
+    ax.plot([0, 1], [0, 1], color=REFERENCE_COLOR, ls="--", lw=1, label="calibrated")
+    for col, (name, r) in zip((NEUTRAL_COLOR, POLICY_COLOR, ACCENT_COLOR, CHOSEN_COLOR),
+                              bins.items()):
+        keep = r["count"] > 0
+        ax.plot(r["confidence"][keep], r["accuracy"][keep], marker="o", ms=4, color=col,
+                label=name)
+    ax.set_xlabel("confidence (mean in bin)", fontsize=12)
+    ax.set_ylabel("accuracy in bin", fontsize=12)
+    ax.set_title(title, fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=10)
+    return ax

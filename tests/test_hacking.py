@@ -10,7 +10,7 @@ import torch
 from rlhf_lessons import analysis, rewrites, widgets
 from rlhf_lessons import evaluate as E
 from rlhf_lessons import overoptimisation as O
-from rlhf_lessons.config import HackingConfig, LessonConfig
+from rlhf_lessons.config import LessonConfig, OptimisationConfig
 
 
 # ---------------------------------------------------------------- rewrites
@@ -159,16 +159,17 @@ def test_hackable_rewards_on_hand_made_strings():
 
 # ---------------------------------------------------------------- config
 def test_hacking_config_fast_is_smaller():
-    fast = HackingConfig.for_preset(LessonConfig.from_env())  # conftest: fast
-    full = HackingConfig.for_preset(LessonConfig(preset="default"))
-    assert fast.sweep_updates < full.sweep_updates
+    fast = OptimisationConfig.for_preset(LessonConfig.from_env())  # conftest: fast
+    full = OptimisationConfig.for_preset(LessonConfig(preset="default"))
+    assert fast.ppo_updates < full.ppo_updates
     assert fast.n_effect_answers < full.n_effect_answers
-    assert 0.0 in full.sweep_betas and 0.0 in fast.sweep_betas
+    assert fast.pool_size < full.pool_size and full.pool_size >= 64
+    assert 0.0 in full.rater_biases and 0.0 in fast.rater_biases
 
 
-def test_ppo_config_for_notebook_05():
+def test_ppo_config_for_notebook_06():
     base = LessonConfig(preset="default").ppo
-    hc = HackingConfig(rollout_batch=12, ppo_epochs=3)
+    hc = OptimisationConfig(rollout_batch=12, ppo_epochs=3)
     c = hc.ppo_config(base, lr=1e-3)
     assert (c.rollout_batch, c.ppo_epochs, c.lr) == (12, 3, 1e-3)
     assert c.rollout_batch % c.mini_batches == 0
@@ -262,7 +263,7 @@ def test_beta_sweep_end_to_end_and_resume(tmp_path):
     cfg = LessonConfig.from_env()
     ref, tok = load_policy(cfg, "sft")
     prompts = [f"\n\nHuman: question {i}?\n\nAssistant:" for i in range(8)]
-    pcfg = HackingConfig.for_preset(cfg).ppo_config(cfg.ppo, lr=1e-4)
+    pcfg = OptimisationConfig.for_preset(cfg).ppo_config(cfg.ppo, lr=1e-4)
     ck = tmp_path / "sweep.pt"
     kw = dict(betas=(0.0, 0.5), n_updates=1, eval_every=1, seed=0, checkpoint=ck,
               show_progress=False)

@@ -24,7 +24,7 @@ PKG = REPO_ROOT / "rlhf_lessons"
 MODULES = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
 ALGORITHM = ("config", "hub", "preference_formats", "data", "batching", "models", "lean_gpt2", "generation", "pretrain",
              "sft", "reward", "rollout", "ppo", "dpo", "overoptimisation", "raters", "sycophancy",
-             "analysis", "rewrites", "evaluate",
+             "selection", "calibration", "biased_raters", "analysis", "rewrites", "evaluate",
              "utils", "checks")
 PRESENTATION = ("matplotlib", "ipywidgets", "IPython")
 BANNER = re.compile(r"^# (\d+(?:\.\d+)+) (.+)$")

@@ -18,7 +18,7 @@ import torch
 from rlhf_lessons import artefacts as A
 from rlhf_lessons import ppo
 from rlhf_lessons import rollout as rl
-from rlhf_lessons.config import REPO_ROOT, HackingConfig, LessonConfig, RewardConfig
+from rlhf_lessons.config import REPO_ROOT, LessonConfig, OptimisationConfig, RewardConfig
 from rlhf_lessons.models import ArtefactError, load_card, load_model, save_model
 from rlhf_lessons.utils import file_mode, load_checkpoint, remove_leftovers
 
@@ -67,14 +67,14 @@ def test_configs_refuse_bad_values_by_name(field, value, message):
 def test_every_config_validates():
     with pytest.raises(ValueError, match="RewardConfig.backbone='large'"):
         RewardConfig(backbone="large")
-    with pytest.raises(ValueError, match="HackingConfig.proxy_labels='robot'"):
-        HackingConfig(proxy_labels="robot")
+    with pytest.raises(ValueError, match="OptimisationConfig.proxy_labels='robot'"):
+        OptimisationConfig(proxy_labels="robot")
     with pytest.raises(ValueError, match="n_embd=100: must be a multiple of n_head=3"):
         dataclasses.replace(CFG.model, n_embd=100, n_head=3)
     with pytest.raises(ValueError, match="LessonConfig.source='web'"):
         dataclasses.replace(CFG, source="web")
     for name in ("fast", "default", "gpu"):  # the presets themselves are valid
-        HackingConfig.for_preset(dataclasses.replace(CFG, preset=name))
+        OptimisationConfig.for_preset(dataclasses.replace(CFG, preset=name))
 
 
 def test_train_ppo_refuses_a_string_of_prompts_and_zero_updates(tiny):
