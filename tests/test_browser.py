@@ -35,8 +35,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-# from rlhf_lessons import handouts, slides
-from rlhf_lessons.runner import NOTEBOOKS_DIR, fill_exercises, solutions_for, tagged
+from rlhf_lessons import slides
+from rlhf_lessons.runner import (
+    NOTEBOOKS_DIR,
+    execute_notebook,
+    fill_exercises,
+    outputs_root,
+    solutions_for,
+    tagged,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -401,3 +408,84 @@ def _offline_page(browser):
 
     context.route("**/*", route)
     return context, context.new_page(), blocked
+
+
+# The one thing a handout or deck still fetches: MathJax draws the formulas; offline
+# they show as TeX source (see rlhf_lessons/handouts.py).
+ONLINE_ONLY = re.compile(r"mathjax", re.I)
+
+TINY_NOTEBOOK = [
+    "import pandas as pd\nfrom rlhf_lessons import widgets",
+    "df = pd.DataFrame({'subset': ['helpful-base'] * 2, 'row': [0, 1],\n"
+    "    'prompt': ['\\n\\nHuman: Tell me a joke.\\n\\nAssistant:'] * 2,\n"
+    "    'chosen': [' Why did the hen cross?', ' Knock knock.'],\n"
+    "    'rejected': [' No.', ' Go away.']})\nwidgets.make_pair_browser(df)",
+    "widgets.make_plot_demo(margin=2.0)",
+]
+
+
+def test_handout_shows_widgets_and_plots_offline(browser, shots_dir, tmp_path):
+    """An executed notebook's .html (as `make run` writes it) opened with no network:
+    the widgets' text and every plot show."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in TINY_NOTEBOOK])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "tiny_widgets.ipynb"
+    nbformat.write(nb, path)
+    run = execute_notebook(path, out_dir=tmp_path / "out", timeout=300,
+                           env={"RLHF_LESSONS_OUTPUTS": str(outputs_root()),
+                                # conftest's Agg would print figures as text
+                                "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    assert run.ok, run.error
+    handout = tmp_path / "out" / "tiny_widgets.html"
+    text = handout.read_text(encoding="utf-8")
+    assert "embed-amd" not in text and "require.min.js" not in text
+    context, page, blocked = _offline_page(browser)
+    errors = watch_console(page)
+    try:
+        page.goto(handout.as_uri())
+        page.wait_for_load_state("load")
+        body = page.locator("body").inner_text()
+        for shown in ("Pair 1 of 2", "Why did the hen cross?", "Assistant (rejected)",
+                      "subset", "search", "margin"):
+            assert shown in body, f"the offline handout does not show {shown!r}"
+        images = page.evaluate("() => [...document.images].map(i => [i.naturalWidth, i.alt])")
+        assert images and all(w > 0 for w, _ in images), f"broken images: {images}"
+        page.screenshot(path=str(shots_dir / "handout-offline.png"), full_page=True)
+    finally:
+        context.close()
+    assert all(ONLINE_ONLY.search(u) for u in blocked), f"the handout fetched {blocked}"
+    errors = [e for e in errors if "ERR_" not in e or not blocked]  # the MathJax fetch
+    assert not errors, errors
+
+
+def test_slide_deck_opens_offline_and_pages(browser, shots_dir, tmp_path):
+    """A deck of notebook 01 (unexecuted) opened with no network pages right and down."""
+    nb = nbformat.read(NOTEBOOKS_DIR / f"{CASES[0].stem}.ipynb", as_version=4)
+    try:
+        deck = slides.write_deck(nb, tmp_path / "slides", CASES[0].stem,
+                                 cache=outputs_root() / ".cache")
+    except RuntimeError as err:
+        _need(False, f"reveal.js could not be fetched: {err}")
+    context, page, blocked = _offline_page(browser)
+    try:
+        page.goto(deck.as_uri())
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
+        n = page.evaluate("() => Reveal.getTotalSlides()")
+        assert n >= 5, f"the deck has {n} slides"
+        start = page.evaluate("() => Reveal.getIndices()")
+        page.keyboard.press("ArrowRight")
+        after = page.evaluate("() => Reveal.getIndices()")
+        assert after["h"] == start["h"] + 1, (start, after)
+        stack = page.evaluate(
+            "() => Reveal.getHorizontalSlides().findIndex("
+            "s => s.querySelectorAll(':scope > section').length > 1)")
+        assert stack >= 0, "no section of the deck has sub-slides"
+        page.evaluate(f"() => Reveal.slide({stack}, 0)")
+        page.keyboard.press("ArrowDown")
+        down = page.evaluate("() => Reveal.getIndices()")
+        assert (down["h"], down["v"]) == (stack, 1), down
+        page.screenshot(path=str(shots_dir / "slides-offline.png"))
+    finally:
+        context.close()
+    assert all(ONLINE_ONLY.search(u) for u in blocked), f"the deck fetched {blocked}"
