@@ -88,7 +88,8 @@ def _wait_text_change(locator, before: str, what: str, timeout_s: float = WIDGET
 
 
 def pair_browser(page, shot):
-    """01: move the pair slider one step, then search; the shown pair changes."""
+    """01: move the pair slider one step, then search (a projector-safe word); the
+    shown pair changes."""
     cell = widget_cell(page, "widgets.make_pair_browser(df)")
     view = cell.locator(".widget-html-content").first
     before = view.inner_text()
@@ -99,12 +100,12 @@ def pair_browser(page, shot):
     assert re.search(r"Pair 2 of \d+", moved), f"after one slider step: {moved[:120]!r}"
     shot("01-pair-browser-slider")
     search = cell.locator(".widget-text input").first
-    search.fill("joke")
+    search.fill("recipe")
     search.press("Enter")
     found = _wait_text_change(view, moved, "pair search")
     total = int(re.search(r"Pair \d+ of (\d+)", found).group(1))
     assert total < int(re.search(r"Pair \d+ of (\d+)", before).group(1)), found[:200]
-    assert "joke" in found.lower(), f"the searched pair does not mention 'joke': {found[:300]!r}"
+    assert "recipe" in found.lower(), f"the pair found does not mention 'recipe': {found[:300]!r}"
     shot("01-pair-browser-search")
 
 
@@ -208,8 +209,10 @@ def _free_port() -> int:
 
 
 def _write_settings(folder: Path) -> None:
-    """Lab settings: every cell in the DOM (no windowing), no news/update checks."""
+    """Lab settings: every cell in the DOM (no windowing), no news/update checks, no
+    autosave (with jupytext it would also write a .py twin of each served copy)."""
     settings = {
+        "docmanager-extension/plugin": {"autosave": False},
         "notebook-extension/tracker": {"windowingMode": "none"},
         "apputils-extension/notification": {"checkForUpdates": False, "fetchNews": "false"},
     }
