@@ -348,7 +348,8 @@ def cell_errors(page) -> list[str]:
 
 
 def run_all(page, lab: Lab, stem: str) -> None:
-    page.goto(f"{lab.url}/lab/tree/{stem}.ipynb?token={lab.token}")
+    # ?reset: a fresh workspace, so the tabs of the notebook before are not reopened
+    page.goto(f"{lab.url}/lab/tree/{stem}.ipynb?reset&token={lab.token}")
     page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=120_000)
     # The page's indicator says "idle" before a kernel exists: ask the server for a
     # started kernel that this page is connected to, then for the page's "Idle".
