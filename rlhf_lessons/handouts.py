@@ -126,7 +126,7 @@ def widget_html(model_id: str, state: dict, depth: int = 0) -> str:
         value, lo, hi = s.get("value", 0), s.get("min", 0), s.get("max", 1)
         pos, shown = value, _number(value, s.get("readout_format", ""))
         if name == "FloatLogSliderModel":
-            pos = math.log(value, s.get("base", 10)) if value > 0 else lo
+            pos = round(math.log(value, s.get("base", 10)), 6) if value > 0 else lo
         if isinstance(value, list):  # range sliders: show both ends
             pos, shown = value[0], " – ".join(_number(v) for v in value)
         return (f'<label class="rl-w">{_label(s)}<input type="range" disabled '

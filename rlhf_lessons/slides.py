@@ -119,16 +119,16 @@ def slide_type(cell, first: bool = False) -> str:
 def assign_slide_types(nb) -> dict[str, int]:
     """Set ``slideshow.slide_type`` on every cell of ``nb`` in place (existing values
     are kept); returns how many cells got each type."""
-    counts: dict[str, int] = {}
     for i, cell in enumerate(nb.cells):
         kind = slide_type(cell, first=(i == 0))
         cell.setdefault("metadata", {}).setdefault("slideshow", {})["slide_type"] = kind
+    shown = [c for c in nb.cells if c["metadata"]["slideshow"]["slide_type"] != "skip"]
+    if shown and shown[0]["metadata"]["slideshow"]["slide_type"] != "slide":
+        shown[0]["metadata"]["slideshow"]["slide_type"] = "slide"  # reveal.js starts on one
+    counts: dict[str, int] = {}
+    for cell in nb.cells:
+        kind = cell["metadata"]["slideshow"]["slide_type"]
         counts[kind] = counts.get(kind, 0) + 1
-    if nb.cells and nb.cells[0]["metadata"]["slideshow"]["slide_type"] in ("-", "skip"):
-        # reveal.js needs a first slide; the first shown cell opens it
-        shown = [c for c in nb.cells if c["metadata"]["slideshow"]["slide_type"] != "skip"]
-        if shown:
-            shown[0]["metadata"]["slideshow"]["slide_type"] = "slide"
     return counts
 
 
