@@ -70,7 +70,7 @@ HARMLESS_CONSOLE = (
 # --------------------------------------------------------------------------
 def widget_cell(page, source_line: str):
     """The code cell whose source contains ``source_line`` (exactly one)."""
-    cells = page.locator(".jp-CodeCell").filter(has_text=source_line)
+    cells = page.locator(f"{PANEL} .jp-CodeCell").filter(has_text=source_line)
     assert cells.count() == 1, f"{cells.count()} cells contain {source_line!r}"
     cell = cells.first
     cell.scroll_into_view_if_needed()
@@ -318,12 +318,16 @@ def watch_console(page) -> list[str]:
 # --------------------------------------------------------------------------
 # Running a notebook in the page
 # --------------------------------------------------------------------------
-CELL_STATE_JS = """() => {
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+# Everything is looked up in the notebook tab on show, never in a hidden one.
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+CELL_STATE_JS = """(sel) => {
+  const panel = document.querySelector(sel);
+  if (!panel) return {prompts: [], status: null, errors: 0};
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
       .map(p => p.textContent.trim());
-  const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const ind = panel.querySelector('.jp-Notebook-ExecutionIndicator');
   return {prompts, status: ind ? ind.getAttribute('data-status') : null,
-          errors: document.querySelectorAll(
+          errors: panel.querySelectorAll(
               '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').length};
 }"""
 
@@ -331,7 +335,7 @@ CELL_STATE_JS = """() => {
 def wait_kernel_idle(page, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        state = page.evaluate(CELL_STATE_JS)
+        state = page.evaluate(CELL_STATE_JS, PANEL)
         queued = sum(p in ("[*]:", "[*]") for p in state["prompts"])
         done = all(re.fullmatch(r"\[\d+\]:?", p) for p in state["prompts"])
         if state["status"] == "idle" and not queued and (done or state["errors"]):
@@ -342,7 +346,8 @@ def wait_kernel_idle(page, timeout_s: float) -> dict:
 
 def cell_errors(page) -> list[str]:
     """Tracebacks and error outputs on the page (stderr output with a traceback)."""
-    texts = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    texts = page.locator(
+        f'{PANEL} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     return [t for t in texts.all_inner_texts()
             if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
 
@@ -350,12 +355,13 @@ def cell_errors(page) -> list[str]:
 def run_all(page, lab: Lab, stem: str) -> None:
     # ?reset: a fresh workspace, so the tabs of the notebook before are not reopened
     page.goto(f"{lab.url}/lab/tree/{stem}.ipynb?reset&token={lab.token}")
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=120_000)
+    page.locator(f"{PANEL} .jp-Notebook").first.wait_for(timeout=120_000)
     # The page's indicator says "idle" before a kernel exists: ask the server for a
     # started kernel that this page is connected to, then for the page's "Idle".
     deadline = time.monotonic() + 180
-    while not any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle"
-                  for k in lab.api("GET", "/api/kernels") or []):
+    while not any(x["path"] == f"{stem}.ipynb" and x["kernel"].get("connections", 0) >= 1
+                  and x["kernel"].get("execution_state") == "idle"
+                  for x in lab.api("GET", "/api/sessions") or []):
         assert time.monotonic() < deadline, "no kernel connected to the page in 180 s"
         time.sleep(1)
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
@@ -365,7 +371,7 @@ def run_all(page, lab: Lab, stem: str) -> None:
     page.locator(".lm-Menu-item").filter(
         has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        f"() => [...document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputPrompt')]"
         ".some(p => p.textContent.includes('*'))", timeout=60_000)
 
 
