@@ -58,6 +58,9 @@ DECK_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block footer_js -%}
+<style>/* a slide longer than the screen scrolls instead of running off it */
+.reveal .slides > section, .reveal .slides > section > section {
+  height: 100%; overflow-y: auto; }</style>
 <script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
 <script>
 Reveal.initialize({controls: true, progress: true, history: true, hash: true,
