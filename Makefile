@@ -4,12 +4,15 @@
 #   make lab    JupyterLab on notebooks/
 #   make bench  speed against Hugging Face TRL on the shared peer workload
 #   make sync   after editing a lesson: pair each notebook with its .py twin, strip outputs
+#   make slides a reveal.js deck per notebook -> outputs/slides/ (opens offline)
+#   make runtime-table   after `make run`: rewrite README's run-time table from outputs/
+#   make browser-test    only the browser tests (Chromium + Playwright; part of make test)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lab bench fast sync clean
+.PHONY: run test lab bench fast sync clean slides runtime-table browser-test
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +30,15 @@ fast: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+slides: $(STAMP)
+	$(PY) scripts/make_slides.py
+
+runtime-table: $(STAMP)
+	$(PY) scripts/runtime_table.py
+
+browser-test: $(STAMP)
+	$(PY) -m pytest -q -m browser
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -40,5 +40,7 @@ Measurement, artefacts and presentation:
 - ``artefacts``    the only module that knows ``outputs/`` and ``data/models/``
 - ``plots``, ``widgets``   everything a notebook shows
 - ``runner``       executes notebooks headless (``make run``, the tests)
+- ``handouts``     executed notebook -> offline HTML, widgets drawn from their state
+- ``slides``       notebook -> reveal.js deck that opens offline (``make slides``)
 - ``utils``        device, precision, seeding, atomic writes, lr schedule
 """

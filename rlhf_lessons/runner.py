@@ -1,7 +1,8 @@
 """Run notebooks headless (``make run`` and the notebook tests).
 
 Each notebook runs in a fresh kernel with ``notebooks/`` as its working folder. The
-executed copy is written as ``.ipynb`` and ``.html`` next to the notebook's
+executed copy is written as ``.ipynb`` and an offline ``.html`` handout
+(:mod:`rlhf_lessons.handouts`) next to the notebook's
 ``metrics.json`` in ``outputs/<notebook stem>/``.
 
 The outputs folder
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.handouts import handout_html
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 SOLUTIONS_DIR = NOTEBOOKS_DIR / "solutions"
@@ -180,12 +182,11 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
 
 def _write_copies(nb, out_dir: Path, stem: str) -> None:
     import nbformat
-    from nbconvert import HTMLExporter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{stem}.ipynb")
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+    # the handout draws widgets from their stored state: it opens offline
+    (out_dir / f"{stem}.html").write_text(handout_html(nb), encoding="utf-8")
 
 
 def _short_error(text: str, limit: int = 1500) -> str:
