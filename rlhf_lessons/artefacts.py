@@ -13,12 +13,18 @@ The pipeline's products:
 - the judge (notebook 03): :func:`load_judge`, its training curves
   :func:`load_training_metrics`, and :func:`judge_reward_fn` for PPO;
 - PPO's prompts and checkpoints (notebook 04): :func:`ppo_prompts`,
+  :func:`ppo_prompt_table`,
   :func:`ppo_checkpoint`;
 - the proxy judge and the sweep's checkpoint (notebook 05): :func:`load_proxy_judge`,
   :func:`sweep_checkpoint`;
 - each notebook's ``metrics.json``: :func:`update_metrics`.
 
-``scripts/ship.py`` rebuilds the shipped models in ``data/models/``.
+Rerunning: what a run saved in ``outputs/`` (a finished PPO checkpoint, a judge
+trained here, a demo run) is loaded on the next run, and one standard line says
+so (:func:`loaded_or_trained`). ``RLHF_LESSONS_RETRAIN=1`` (``cfg.retrain``) makes
+every such step train again: each checkpoint path goes through
+:func:`retrain_path`, which clears it once per process. The models shipped in
+``data/models/`` are not retrained by it: ``scripts/ship.py`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_lessons.config import HackingConfig, LessonConfig
+from rlhf_lessons.config import REPO_ROOT, HackingConfig, LessonConfig
 from rlhf_lessons.data import DATA_DIR, load_all_hh
+from rlhf_lessons.evaluate import stratified_sample
 from rlhf_lessons.models import (
     build_gpt2,
     load_card,
@@ -118,6 +127,58 @@ def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) ->
 
 
 # ---------------------------------------------------------------------------
+# Loaded or trained now: the retrain switch
+# ---------------------------------------------------------------------------
+_FRESH: set[Path] = set()
+RETRAIN_HINT = "set RLHF_LESSONS_RETRAIN=1 to retrain"
+
+
+def retrain_path(cfg: LessonConfig, path: str | Path) -> Path:
+    """``path`` (a checkpoint file or a saved-model folder) as the step should use it.
+
+    With ``cfg.retrain`` (``RLHF_LESSONS_RETRAIN=1``) the first call in a process
+    deletes what is there, so the step trains from scratch; later calls in the same
+    process keep what this run wrote. Without it, nothing is touched. Every
+    checkpointed step of the course passes its path through here.
+    """
+    path = Path(path)
+    if cfg.retrain and path not in _FRESH:
+        _FRESH.add(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return path
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def loaded_or_trained(what: str, path: str | Path, trained_now: bool,
+                      seconds: float | None = None) -> str:
+    """Print (and return) the one standard line that says where ``what`` came from.
+
+    ``trained_now``: "trained <what> now (<s> s)"; else "loaded <what> from <path>
+    (trained <date>, set RLHF_LESSONS_RETRAIN=1 to retrain)", the date being the
+    file's. Notebooks call it after every step that may resume from ``outputs/``.
+    """
+    path = Path(path)
+    if trained_now:
+        took = f" ({seconds:.0f} s)" if seconds is not None else ""
+        line = f"🛠️ trained {what} now{took}"
+    else:
+        when = (datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+                if path.exists() else "earlier")
+        line = f"📦 loaded {what} from {_shown(path)} (trained {when}, {RETRAIN_HINT})"
+    print(line, flush=True)
+    return line
+
+
+# ---------------------------------------------------------------------------
 # The policy (notebook 02)
 # ---------------------------------------------------------------------------
 def shipped_policy_dir(stage: str) -> Path:
@@ -158,18 +219,19 @@ def shipped_training_log(stage: str) -> dict:
 
 
 def demo_dir(cfg: LessonConfig, name: str) -> Path:
-    """A folder for one of notebook 02's short live runs (``name``: "pretrain_demo")."""
-    return output_dir(NOTEBOOKS["pretrain"], cfg) / name
+    """A folder for one of notebook 02's short live runs (``name``: "pretrain_demo");
+    cleared first with ``cfg.retrain``."""
+    return retrain_path(cfg, output_dir(NOTEBOOKS["pretrain"], cfg) / name)
 
 
 def pretrain_run_dir(cfg: LessonConfig) -> Path:
     """Where a pretraining run of these settings keeps its checkpoint."""
-    return output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain")
+    return retrain_path(cfg, output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain"))
 
 
 def sft_run_dir(cfg: LessonConfig) -> Path:
     """Where an SFT run of these settings keeps its checkpoint."""
-    return output_dir("sft", cfg) / cfg.short_hash("model", "sft")
+    return retrain_path(cfg, output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
 
 
 # ---------------------------------------------------------------------------
@@ -207,7 +269,8 @@ def build_judge(cfg: LessonConfig, device="cpu", show_progress: bool = True,
     del backbone
     train = hh_pairs(cfg, tok, "train")
     key = judge_key(cfg)
-    ck = output_dir(NOTEBOOKS["judge"], cfg) / f"judge-{key}.ckpt.pt" if checkpoint else None
+    ck = (retrain_path(cfg, output_dir(NOTEBOOKS["judge"], cfg) / f"judge-{key}.ckpt.pt")
+          if checkpoint else None)
     t0 = time.perf_counter()
     metrics = train_reward_model(model, train, cfg.reward, device, seed=cfg.seed,
                                  checkpoint=ck, pad_id=tok.pad_token_id,
@@ -229,24 +292,31 @@ def load_judge(cfg: LessonConfig, device="cpu", verbose: bool = True):
     2. else the shipped ``data/models/course-judge`` if its key matches (default preset);
     3. else it is trained now (fast preset: seconds, a tiny model) with a progress
        bar and saved under 1.
+
+    ``cfg.retrain`` skips 1 (the judge is trained again); the shipped judge of 2 is
+    rebuilt by ``python scripts/ship.py judge`` only.
     """
     key = judge_key(cfg)
-    here = judge_dir(cfg)
+    here = retrain_path(cfg, judge_dir(cfg))
     if (here / "config.json").exists():
         if verbose:
-            say_once(f"⚖️ judge: loaded the one made earlier with these settings (key {key})")
+            loaded_or_trained(f"the judge (key {key})", here / "config.json", False)
         return (*load_model(here, device, kind="judge"), load_card(here))
     shipped = load_card(SHIPPED_JUDGE_DIR)
     if shipped.get("key") == key:
         if verbose:
-            say_once(f"⚖️ judge: the course's shipped judge (key {key}, trained for "
-                     f"{shipped.get('steps')} steps)")
+            say_once(f"📦 loaded the judge shipped in {_shown(SHIPPED_JUDGE_DIR)} (key {key}, "
+                     f"{shipped.get('steps')} steps; `python scripts/ship.py judge` "
+                     "retrains it)")
         return (*load_model(SHIPPED_JUDGE_DIR, device, kind="judge"), shipped)
     if verbose:
         say_once(f"⚖️ judge: none saved for these settings (key {key}); training it now")
+    t0 = time.perf_counter()
     model, tok, card, metrics = build_judge(cfg, device)
     save_model(model, tok, here, card)
     metrics.to_csv(here / "metrics.csv", index=False)
+    if verbose:
+        loaded_or_trained(f"the judge (key {key})", here, True, time.perf_counter() - t0)
     return model.to(device).eval(), tok, card
 
 
@@ -279,35 +349,57 @@ def judge_reward_fn(judge, tokenizer, max_len: int = 256, device="cpu",
 # ---------------------------------------------------------------------------
 # PPO (notebook 04)
 # ---------------------------------------------------------------------------
-def ppo_prompts(cfg: LessonConfig, split: str, tokenizer, n: int = 0) -> list[str]:
-    """HH-RLHF prompts for PPO: single-turn ("Human: ...\\n\\nAssistant:") and at
-    most ``cfg.ppo.max_prompt_tokens`` tokens long, in file order.
+def ppo_prompt_table(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
+                     exclude=()) -> pd.DataFrame:
+    """HH-RLHF prompts for PPO with their subset: columns ``prompt``, ``subset``.
 
-    ``split="train"`` for the PPO prompts and ``"eval"`` for held-out evaluation
-    only (nothing from eval is ever trained on). ``n`` > 0 keeps the first n.
+    Single-turn ("Human: ...\\n\\nAssistant:") prompts of at most
+    ``cfg.ppo.max_prompt_tokens`` tokens, each text once, none in ``exclude``.
+    ``split="train"`` for PPO and ``"eval"`` for held-out evaluation only (nothing
+    from eval is ever trained on). Rows come in a seeded random order (``cfg.seed``),
+    never the file's, whose first rows are all harmless-base; ``n`` > 0 keeps a
+    sample of n drawn across the four subsets in proportion, seeded
+    (:func:`rlhf_lessons.evaluate.stratified_sample`).
     """
     if split not in ("train", "eval"):
         raise ValueError(f"split={split!r}: PPO prompts come from 'train' or 'eval'")
     ds = load_all_hh(split, source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
-    out, seen = [], set()
+    rows, seen = [], set(exclude)
     limit = cfg.ppo.max_prompt_tokens
-    for p in ds["prompt"]:
+    for p, sub in zip(ds["prompt"], ds["subset"]):
         if p.count("Human:") != 1 or p in seen:
             continue
         if limit and len(tokenizer(p, add_special_tokens=False)["input_ids"]) > limit:
             continue
         seen.add(p)
-        out.append(p)
-        if n and len(out) >= n:
-            break
-    if not out:
+        rows.append((p, sub))
+    if not rows:
         raise ValueError(f"no single-turn {split} prompts of <= {limit} tokens found")
-    return out
+    table = pd.DataFrame(rows, columns=["prompt", "subset"])
+    if n:
+        table = table.iloc[stratified_sample(table["subset"], n, cfg.seed)]
+    order = np.random.default_rng(cfg.seed).permutation(len(table))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def ppo_prompts(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
+                exclude=()) -> list[str]:
+    """The prompts of :func:`ppo_prompt_table` (seeded order; ``n`` > 0: a
+    stratified sample of n)."""
+    return ppo_prompt_table(cfg, split, tokenizer, n, exclude)["prompt"].tolist()
+
+
+def subset_counts(subsets) -> dict[str, int]:
+    """{subset: count} of a sample, for printing and for ``metrics.json``."""
+    return {str(k): int(v) for k, v in pd.Series(list(subsets)).value_counts()
+            .sort_index().items()}
 
 
 def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
-    """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from."""
-    return output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
+    """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from (cleared
+    first with ``cfg.retrain``)."""
+    path = output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
+    return retrain_path(cfg, path)
 
 
 # ---------------------------------------------------------------------------

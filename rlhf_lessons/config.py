@@ -17,6 +17,8 @@ Environment variables read here:
 - ``RLHF_LESSONS_DEVICE=cpu|cuda|mps`` overrides the device auto-selection.
 - ``RLHF_LESSONS_SOURCE=auto|hub|local`` where datasets come from.
 - ``RLHF_LESSONS_OUTPUTS=path``     where run artefacts go (default ``outputs/``).
+- ``RLHF_LESSONS_RETRAIN=1``        retrain what a notebook would otherwise load from
+                                    ``outputs/`` (finished checkpoints, saved judges).
 """
 
 from __future__ import annotations
@@ -238,6 +240,9 @@ class LessonConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     # Rows per subset that a fast run reads at most (0 = all).
     max_rows_per_subset: int = 0
+    # True: every checkpointed step trains again instead of loading what an earlier
+    # run saved in ``outputs/`` (RLHF_LESSONS_RETRAIN=1; see rlhf_lessons.artefacts).
+    retrain: bool = False
 
     def __post_init__(self):
         _rule(self, "preset", self.preset in PRESETS, f"one of {PRESETS}")
@@ -245,6 +250,7 @@ class LessonConfig:
         _rule(self, "seed", isinstance(self.seed, int) and not isinstance(self.seed, bool),
               "a whole number")
         _whole(self, "max_rows_per_subset", least=0)
+        _rule(self, "retrain", isinstance(self.retrain, bool), "True or False")
         _rule(self, "device", self.device is None or _device_ok(self.device),
               "cpu, cuda, cuda:N or mps (or None to choose)")
 
@@ -281,6 +287,8 @@ class LessonConfig:
             if src not in SOURCES:
                 raise ValueError(f"RLHF_LESSONS_SOURCE={src!r}: expected auto, hub or local")
             extra["source"] = src
+        if _flag(env.get("RLHF_LESSONS_RETRAIN", ""), "RLHF_LESSONS_RETRAIN"):
+            extra["retrain"] = True
         if env.get("RLHF_LESSONS_OUTPUTS", "").strip():
             extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"].strip()).expanduser().resolve()
         extra.update(overrides)

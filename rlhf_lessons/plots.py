@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from rlhf_lessons.analysis import answer_lengths
 
@@ -38,6 +39,43 @@ PALETTE = {
     "accent": ACCENT_COLOR,
     "neutral": NEUTRAL_COLOR,
 }
+
+
+# Legible on a projector: one setting for every plot of the course (>= 12 pt text).
+PROJECTOR_RC = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12,
+                "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12,
+                "figure.titlesize": 13}
+plt.rcParams.update(PROJECTOR_RC)
+
+# Logged metric keys -> (title in words, y label with its unit).
+METRIC_LABELS = {
+    "loss": ("Training loss", "loss (nats per token)"),
+    "eval_loss": ("Held-out loss", "loss (nats per token)"),
+    "accuracy": ("Train accuracy (batch)", "share of pairs right"),
+    "eval_accuracy": ("Held-out accuracy", "share of pairs right"),
+    "lr": ("Learning rate", "learning rate"),
+    "objective/scores": ("Judge score (normalised)", "score (reference std)"),
+    "objective/raw_scores": ("Reward before normalising", "reward"),
+    "objective/kl": ("KL from the reference", "KL (nats per answer)"),
+    "objective/entropy": ("Entropy of the policy", "entropy (nats per answer)"),
+    "objective/rlhf_reward": ("Score minus KL penalty", "reward"),
+    "policy/clipfrac_avg": ("Clipped tokens", "share of tokens"),
+    "policy/approxkl_avg": ("Step size (approx. KL)", "KL (nats per token)"),
+    "val/ratio": ("Probability ratio new/old", "ratio"),
+    "val/eos_rate": ("Answers that stop (EOS)", "share of answers"),
+    "response_length": ("Answer length", "tokens"),
+    "loss/value_avg": ("Value loss", "loss"),
+    "loss/policy_avg": ("Policy loss", "loss"),
+}
+X_LABELS = {"update": "PPO update", "step": "training step", "episodes": "answers seen"}
+
+
+def metric_label(key: str) -> tuple[str, str]:
+    """(title, y label) for a logged metric key; unknown keys read as their words."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    words = key.split("/")[-1].replace("_", " ")
+    return words[:1].upper() + words[1:], words
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -142,7 +180,7 @@ def plot_longer_wins(rates: pd.DataFrame, ax=None):
     bars = ax.bar(range(len(names)), rates["rate"], color=colors)
     for b, r in zip(bars, rates["rate"]):
         ax.annotate(f"{r:.2f}", (b.get_x() + b.get_width() / 2, r),
-                    ha="center", va="bottom", fontsize=9)
+                    ha="center", va="bottom")
     ax.axhline(0.5, color=REFERENCE_COLOR, ls="--", lw=1, label="coin flip (0.5)")
     ax.set_xticks(range(len(names)), [_short(n) for n in names], rotation=12)
     ax.set_ylim(0, 1)
@@ -179,7 +217,7 @@ def plot_phrase_rates(rates: pd.DataFrame, ax=None):
     ``rates`` is :func:`rlhf_lessons.analysis.phrase_rates` output; with several
     subsets the x axis shows "subset / group".
     """
-    ax = _axes(ax, figsize=(10, 3.8))
+    ax = _axes(ax, figsize=(12, 4.5))
     several = rates["subset"].nunique() > 1
     if several:
         tiny = {"harmless-base": "harmless", "helpful-base": "helpful",
@@ -194,7 +232,7 @@ def plot_phrase_rates(rates: pd.DataFrame, ax=None):
             ax.axvline(c + 0.5, color=REFERENCE_COLOR, lw=0.6, alpha=0.6)
     ax.bar(x - 0.2, rates["chosen_rate"], 0.4, color=CHOSEN_COLOR, label="chosen")
     ax.bar(x + 0.2, rates["rejected_rate"], 0.4, color=REJECTED_COLOR, label="rejected")
-    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_xticks(x, labels)
     ax.set_ylabel("share of answers with the phrase")
     ax.set_title("Refusals, hedges and confident phrases")
     ax.legend(frameon=False)
@@ -214,13 +252,22 @@ def plot_dolly_categories(counts: Mapping | pd.Series, ax=None):
 # --------------------------------------------------------------------------
 # Notebooks 03-05: training curves and judge scores
 # --------------------------------------------------------------------------
+_KEY_COLORS = {"rejected": REJECTED_COLOR, "chosen": CHOSEN_COLOR,
+               "ref": REFERENCE_COLOR, "reference": REFERENCE_COLOR, "kl": ACCENT_COLOR}
+
+
 def _color_for(key: str) -> str:
-    k = key.lower()
-    for word, col in (("rejected", REJECTED_COLOR), ("chosen", CHOSEN_COLOR),
-                      ("ref", REFERENCE_COLOR), ("kl", ACCENT_COLOR)):
-        if word in k:
-            return col
+    """The palette colour of a metric key, by its whole words ("objective/kl",
+    "ref_score"): "refusal" is not "ref", so it stays the policy's blue."""
+    for word in key.lower().replace("/", "_").replace("-", "_").split("_"):
+        if word in _KEY_COLORS:
+            return _KEY_COLORS[word]
     return POLICY_COLOR
+
+
+def _integer_x(ax, x: str) -> None:
+    if x in X_LABELS:  # updates and steps are counts: no 2.5 ticks
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
@@ -244,7 +291,7 @@ def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
     if axes is None:
         ncols = min(3, len(keys))
         nrows = math.ceil(len(keys) / ncols)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows),
+        fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows),
                                  layout="constrained", squeeze=False)
         axes = list(grid.ravel())
         for extra in axes[len(keys):]:
@@ -267,8 +314,11 @@ def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
         else:
             ax.plot(xs, ys, color=col, lw=2, marker="o" if len(ys) < 30 else None,
                     ms=3)
-        ax.set_title(key, fontsize=10)
-        ax.set_xlabel(x if x in df.columns else "index")
+        title, ylabel = metric_label(key)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(X_LABELS.get(x, x) if x in df.columns else "index")
+        _integer_x(ax, x)
         ax.grid(alpha=0.3)
     return axes
 
@@ -299,7 +349,7 @@ def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/k
     """Curves of ``baseline`` (reference grey) and ``variant`` (policy blue) per key,
     over the updates both runs have. Returns the list of Axes."""
     if axes is None:
-        _, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 2.8),
+        _, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.3),
                                layout="constrained", squeeze=False)
         axes = list(axes.ravel())
     n = min(len(baseline), len(variant))
@@ -310,10 +360,13 @@ def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/k
             if "kl_estimator" in d:
                 label += f", {d['kl_estimator'].iloc[0]}"
             ax.plot(d["update"], d[key], color=col, lw=2, marker="o", ms=3, label=label)
-        ax.set_title(key, fontsize=10)
-        ax.set_xlabel("update")
+        title, ylabel = metric_label(key)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(X_LABELS["update"])
+        _integer_x(ax, "update")
         ax.grid(alpha=0.3)
-    axes[0].legend(frameon=False, fontsize=8)
+    axes[0].legend(frameon=False)
     return axes
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -192,6 +193,33 @@ def _short_error(text: str, limit: int = 1500) -> str:
     """The end of a cell error (the traceback's last lines carry the message)."""
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+_BAR = re.compile(r"\d+%\|")
+
+
+def output_noise(nb) -> dict[str, list[int]]:
+    """Where an executed notebook shows what a learner should not read past.
+
+    ``nb`` is a notebook dict (``json.load`` of an executed ``.ipynb``). Returns
+    ``{"stderr": [cell indices], "progress_bars": [cell indices]}``, one entry per
+    output: a ``stderr`` stream, or a progress bar (a tqdm widget or its text,
+    ``" 40%|####  |"``). ``make run``'s executed copies should have no stderr.
+    """
+    found: dict[str, list[int]] = {"stderr": [], "progress_bars": []}
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "stream":
+                text = "".join(out.get("text", ""))
+                if out.get("name") == "stderr":
+                    found["stderr"].append(i)
+                elif _BAR.search(text):
+                    found["progress_bars"].append(i)
+                continue
+            plain = "".join((out.get("data") or {}).get("text/plain", ""))
+            if _BAR.search(plain):
+                found["progress_bars"].append(i)
+    return found
 
 
 def headline(metrics: dict, max_items: int = 4) -> str:

@@ -223,7 +223,7 @@ def test_plot_metrics_one_axes_per_key_skipping_missing_values():
                        "eval/accuracy": [np.nan, 0.6, np.nan, 0.7]})
     axes = plots.plot_metrics(df, ["objective/kl", "eval/accuracy"])
     assert len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
-    assert axes[0].get_title() == "objective/kl"
+    assert axes[0].get_title() == "KL from the reference"  # a title in words
     xs, ys = axes[1].lines[0].get_data()
     assert list(xs) == [1, 3] and list(ys) == [0.6, 0.7]
     single = plots.plot_metrics(df, "objective/kl")
