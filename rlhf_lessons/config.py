@@ -109,7 +109,7 @@ class PretrainConfig:
     weight_decay: float = 0.1
     eval_every: int = 100
     eval_windows: int = 200  # held-out windows scored during training and in notebook 02
-    demo_steps: int = 30  # the live pretraining demo in notebook 02
+    demo_steps: int = 15  # the live pretraining demo in notebook 02
     max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
 
     def __post_init__(self):
@@ -133,8 +133,8 @@ class SFTConfig:
     warmup_steps: int = 20
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
     max_new_tokens: int = 64
-    n_eval_prompts: int = 200
-    demo_steps: int = 20  # the live SFT demo in notebook 02
+    n_eval_prompts: int = 120  # held-out prompts for notebook 02's EOS rate
+    demo_steps: int = 10  # the live SFT demo in notebook 02
 
     def __post_init__(self):
         _whole(self, "max_len", least=18)  # 16 tokens are kept for the answer's cut
@@ -158,7 +158,7 @@ class RewardConfig:
     center_coef: float = 0.0  # TRL's center_rewards_coefficient (0.01 in arXiv 2312.09244)
     eval_every: int = 100
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
-    demo_steps: int = 30  # notebook 03's short live training demo
+    demo_steps: int = 12  # notebook 03's short live training demo
     n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
     n_ref_samples: int = 64  # reference-policy answers for the reward normaliser
 

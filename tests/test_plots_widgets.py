@@ -169,13 +169,30 @@ def test_render_pair_html_identical_empty_and_no_match():
 
 def test_make_pair_browser_renders_once_and_follows_its_controls():
     box = widgets.make_pair_browser(TINY)
-    (subset, query), slider, view = box.children[0].children, box.children[1], box.children[2]
+    (subset, query, _red), slider, view = (box.children[0].children, box.children[1],
+                                           box.children[2])
+    subset.value = "all"
     assert "Pair 1 of 4" in view.value  # the callback ran once with the defaults
     assert slider.max == 3
     query.value = "joke"
     assert slider.max == 0 and "Pair 1 of 1" in view.value
     subset.value = "a"
     assert "No pair" in view.value
+
+
+def test_pair_browser_opens_on_helpful_and_hides_red_team_until_asked():
+    hh = TINY.assign(subset=["harmless-base", "harmless-base", "helpful-base",
+                             "helpful-base"])
+    assert list(widgets.safe_pairs(hh)["subset"].unique()) == ["helpful-base"]
+    assert len(widgets.safe_pairs(hh, show_all=True)) == 4
+    box = widgets.make_pair_browser(hh)
+    (subset, _query, red), view = box.children[0].children, box.children[2]
+    assert subset.value == "helpful-base" and "harmless-base" not in subset.options
+    assert "q1" not in view.value
+    red.value = True
+    assert "harmless-base" in subset.options
+    subset.value = "harmless-base"
+    assert "q1" in view.value
 
 
 def test_make_plot_demo_and_phrase_explorer_build():
