@@ -28,7 +28,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lessons.config import REPO_ROOT
@@ -52,6 +52,7 @@ class NotebookRun:
     ok: bool
     error: str
     metrics: dict
+    noise: dict = field(default_factory=dict)  # output_noise of the executed notebook
 
 
 def notebook_paths(pattern: str = "") -> list[Path]:
@@ -176,7 +177,7 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
                 f"could not write the executed copy to {out_dir} ({type(err).__name__}: "
                 f"{err.strerror or err})")
             ok = False
-    return NotebookRun(path.name, seconds, ok, error, metrics)
+    return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
 
 
 def _write_copies(nb, out_dir: Path, stem: str) -> None:
