@@ -216,7 +216,7 @@ run_dir, t_run = demo_dir(cfg, "pretrain_demo"), time.time()
 done_before = (run_dir / "checkpoint.pt").exists()
 demo = pretrain(demo_cfg, run_dir, tokenizer=course_tok, final_eval_windows=16)
 loaded_or_trained("the pretraining demo", run_dir / "checkpoint.pt",
-                  not done_before, time.time() - t_run)
+                  not done_before, time.time() - t_run);
 demo_df = pd.DataFrame(demo["metrics"])
 start, end = demo_df["loss"].iloc[:3].mean(), demo_df["loss"].iloc[-3:].mean()
 print(f"training loss, mean of the first 3 steps {start:.2f} -> last 3 "
@@ -399,7 +399,7 @@ done_before = (sft_dir / "checkpoint.pt").exists()
 demo_sft = train_sft(cfg, model=copy.deepcopy(pretrained), tokenizer=tok,
                      run_dir=sft_dir, max_steps=cfg.sft.demo_steps)
 loaded_or_trained("the SFT demo", sft_dir / "checkpoint.pt", not done_before,
-                  time.time() - t_run)
+                  time.time() - t_run);
 sft_demo_df = pd.DataFrame(demo_sft["metrics"])
 print(f"answer-token loss: step 1 {sft_demo_df['loss'].iloc[0]:.2f}, "
       f"step {len(sft_demo_df)} {sft_demo_df['loss'].iloc[-1]:.2f} (one "

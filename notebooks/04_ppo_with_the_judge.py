@@ -637,7 +637,7 @@ rule_run = ppo.train_ppo(
     checkpoint=rule_ck)
 loaded_or_trained("the rule-reward PPO run", rule_ck,
                   rule_run.resumed_from < len(rule_run.metrics),
-                  time.time() - t_run)
+                  time.time() - t_run);
 
 # %%
 rule_after = E.sample_and_score(
@@ -686,7 +686,7 @@ run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
                     train_prompts, cfg.ppo, seed=cfg.seed, score_norm=stats,
                     checkpoint=judge_ck)
 loaded_or_trained("the PPO run against the judge", judge_ck,
-                  run.resumed_from < len(run.metrics), time.time() - t_run)
+                  run.resumed_from < len(run.metrics), time.time() - t_run);
 cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "val/eos_rate", "response_length"]
 run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(2)
@@ -711,7 +711,9 @@ axes[0].figure
 """
 TRL's `objective/entropy` is a **sum** over the answer's tokens, so it grows
 with the answer's length. Per token, and beside the EOS rate (first and last
-three updates of the run):
+three updates of the run). A *collapse* is a fall toward 0: the policy always
+writing the same words. A rise means it spreads its probability more widely;
+with a KL leash that is allowed, and the lines below say which happened.
 """
 
 # %%
