@@ -74,7 +74,9 @@ NOTEBOOKS = {
     "hacking": "05_reward_hacking_and_confidence",
 }
 # Settings of notebook 03 that change its demos, not the judge: left out of its key.
-JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe", "n_ref_samples")
+# (n_ref_samples, once here, is gone: notebook 03 now normalises with cfg.ppo's
+# n_ref_prompts, as notebook 04 does.)
+JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe")
 
 
 # ---------------------------------------------------------------------------

@@ -160,12 +160,11 @@ class RewardConfig:
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
     demo_steps: int = 12  # notebook 03's short live training demo
     n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
-    n_ref_samples: int = 64  # reference-policy answers for the reward normaliser
 
     def __post_init__(self):
         _rule(self, "backbone", self.backbone in ("pretrained", "sft"), "'pretrained' or 'sft'")
         _whole(self, "max_len", least=2)
-        _whole(self, "batch_size", "demo_steps", "n_probe", "n_ref_samples")
+        _whole(self, "batch_size", "demo_steps", "n_probe")
         _whole(self, "eval_every", "max_steps", least=0)
         _positive(self, "epochs", "lr")
         _non_negative(self, "max_grad_norm", "center_coef")
@@ -400,7 +399,7 @@ def preset(name: str) -> LessonConfig:
             sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
                           max_new_tokens=16, n_eval_prompts=8, demo_steps=3),
             reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6,
-                                demo_steps=4, n_probe=16, n_ref_samples=8),
+                                demo_steps=4, n_probe=16),
             ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
                           max_new_tokens=12, lr=1e-4, max_prompt_tokens=32,
                           sanity_updates=3, explore_updates=2, n_eval_prompts=8,
