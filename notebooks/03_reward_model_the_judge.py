@@ -282,7 +282,8 @@ print("held-out pairs per subset:",
 demo_metrics = R.train_reward_model(
     judge, train_pairs, demo_cfg, device, seed=cfg.seed,
     eval_pairs=demo_eval, pad_id=tok.pad_token_id)
-demo_metrics[["step", "loss", "accuracy", "margin"]].round(3).tail(3)
+train_rows = demo_metrics.dropna(subset=["loss"])  # the eval row has none
+train_rows[["step", "loss", "accuracy", "margin"]].round(3).tail(3)
 
 # %% [markdown]
 r"""
