@@ -272,7 +272,7 @@ print(f"unigram ppl {unigram_ppl:.0f} | pretrained ppl {pretrain_ppl:.1f} | "
 We ask it to continue a few **held-out** prompts (from the helpful subsets).
 A pretrained model has only learned what conversations *look like*: does it
 stop after its answer, or run on and write the next "Human:" turn itself?
-The line under the table counts both, for these four prompts.
+The line under the table counts both, for these few prompts.
 """
 
 # %%
@@ -283,7 +283,7 @@ eval_ds = load_all_hh("eval", max_rows_per_subset=cfg.max_rows_per_subset)
 helpful = [i for i in range(len(eval_ds))
            if eval_ds[i]["subset"].startswith("helpful")]  # safe to project
 short = sorted(helpful, key=lambda i: len(eval_ds[i]["prompt"]))
-demo_prompts = [eval_ds[i]["prompt"] for i in short[200:1000:200]]
+demo_prompts = [eval_ds[i]["prompt"] for i in short[100:700:150]]
 seed_everything(cfg.seed)
 before = generate(pretrained, tok, demo_prompts, cfg.sft.max_new_tokens,
                   temperature=0.7, seed=cfg.seed)
@@ -637,10 +637,12 @@ metrics = update_metrics(
     unigram_eval_ppl=round(unigram_ppl, 2),
     pretrain_answer_ppl=round(ev_pre["answer_ppl"], 2),
     sft_answer_ppl=round(ev_sft["answer_ppl"], 2),
-    pretrain_eos_rate=ev_pre["eos_rate"],
-    sft_eos_rate=ev_sft["eos_rate"],
+    pretrain_eos_rate=round(ev_pre["eos_rate"], 4),
+    sft_eos_rate=round(ev_sft["eos_rate"], 4),
+    n_eos_prompts=n_eos,
     pretrain_tokens_per_s=card["tokens_per_s"],
     pretrain_wall_s=card["wall_s"],
     eval_windows=n_win,
     tokenizer_speedup=round(float(speedup), 2))
-metrics
+print({k: metrics[k] for k in ("pretrain_eval_ppl", "sft_eval_ppl",
+                               "sft_eos_rate", "wall_s")})
