@@ -302,7 +302,7 @@ def load_judge(cfg: LessonConfig, device="cpu", verbose: bool = True):
     here = retrain_path(cfg, judge_dir(cfg))
     if (here / "config.json").exists():
         if verbose:
-            loaded_or_trained(f"the judge (key {key})", here / "config.json", False)
+            loaded_or_trained(f"the judge (key {key})", here, False)
         return (*load_model(here, device, kind="judge"), load_card(here))
     shipped = load_card(SHIPPED_JUDGE_DIR)
     if shipped.get("key") == key:

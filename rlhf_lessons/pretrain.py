@@ -175,7 +175,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
-        print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
+        if step < pc.steps:  # a finished run just loads (the notebook says so)
+            print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
 
     unigram = unigram_perplexity(train_stream, eval_stream, len(tok))
     limit = pc.max_minutes if max_minutes is None else max_minutes
