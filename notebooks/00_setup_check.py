@@ -28,6 +28,10 @@ Before the lessons start, make sure your machine has everything they need.
 - know what to do when something is missing.
 
 **Run time:** a few seconds on a CPU or a GPU.
+
+**Instructor's path (50 minutes):** run this notebook before the lecture, on
+the machine you will project from; in class show 0.1 (the presets) and the
+plot of 0.6 (5 min), then go to notebook 01. No live training.
 """
 
 # %% [markdown]
@@ -120,6 +124,7 @@ pd.Series({
     "layers x width": f"{cfg.model.n_layer} x {cfg.model.n_embd}",
     "rows per subset (0 = all)": cfg.max_rows_per_subset,
     "PPO updates": cfg.ppo.n_updates,
+    "retrain saved runs (RLHF_LESSONS_RETRAIN)": cfg.retrain,
 }, name="value").to_frame()
 
 # %% [markdown]
@@ -192,7 +197,8 @@ Each symptom, then what to do:
   reload the page; in VS Code, install the Jupyter extension.
 - **`pip` starts downloading a 2 GB CUDA torch on a laptop**: stop it; install
   the CPU build:
-  `pip install torch --index-url https://download.pytorch.org/whl/cpu`.
+  `pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`
+  (keep the version pinned in `requirements.txt`).
 - **device says `cpu` but you have an NVIDIA GPU**: check `nvidia-smi`;
   install a CUDA build of torch (see the README).
 - **a bundled file shows `False` in 0.5**: your clone is incomplete:
@@ -218,6 +224,7 @@ environment and run this notebook again. Which rows of the table in 0.4 change?
 # %%
 from rlhf_lessons.artefacts import update_metrics
 
-update_metrics("00_setup_check", cfg, wall_s=round(time.time() - t0, 2),
-               device=str(device), precision=precision_name(device),
-               missing_packages=missing)
+m = update_metrics("00_setup_check", cfg, wall_s=round(time.time() - t0, 2),
+                   device=str(device), precision=precision_name(device),
+                   missing_packages=missing)
+print(f"saved outputs/00_setup_check/metrics.json ({m['wall_s']} s)")

@@ -33,7 +33,17 @@ any model learns from it.
 - tell instruction-tuning data (Dolly) from preference data (HH-RLHF).
 
 **Run time:** under a minute on a CPU (a few seconds with
-`RLHF_LESSONS_FAST=1`). No GPU needed.
+`RLHF_LESSONS_FAST=1`). No GPU needed. Nothing is trained here.
+
+**Instructor's path (50 minutes):** 1.1-1.2 (10 min), 1.3 the pair browser,
+live (10 min), 1.4.2-1.4.3 lengths and the length bias (15 min), 1.4.5
+phrases (10 min), 1.5 the split (5 min). 1.4.4, 1.6 and 1.7 (Dolly) are
+reading. No live training.
+
+⚠️ **Content note:** `harmless-base` holds red-team conversations, some of
+them offensive. Every display below starts on the helpful subsets; set
+`SHOW_ALL = True` in the next cell (or tick the browser's box) to see them
+all. Every count and plot uses all four subsets.
 
 **Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
 until you fill it in, and the cell under it checks your code and names the
@@ -52,6 +62,7 @@ from rlhf_lessons.utils import get_device, seed_everything
 cfg = LessonConfig.from_env()
 device = get_device(cfg)
 seed_everything(cfg.seed)
+SHOW_ALL = False  # True: displays include harmless-base (red-team) text
 print("preset:", cfg.preset, "| data source:", cfg.source)
 
 # %% [markdown]
@@ -164,7 +175,10 @@ pd.set_option("display.max_colwidth", 60)
 df = data.to_dataframe(ds)
 n_pairs = df.groupby("subset").size()
 print("pairs per subset:", n_pairs.to_dict())
-first_rows = df.groupby("subset").head(1)
+from rlhf_lessons import widgets
+
+shown = widgets.safe_pairs(df, SHOW_ALL)  # helpful-* only unless SHOW_ALL
+first_rows = shown.groupby("subset").head(1)
 first_rows[["subset", "n_turns", "chosen", "rejected"]]
 
 # %% [markdown]
@@ -173,29 +187,30 @@ first_rows[["subset", "n_turns", "chosen", "rejected"]]
 
 The history is shown once; the two final answers sit side by side, and the
 words where they differ are highlighted. Here is one pair that mentions a joke
-(when there is one among the rows loaded):
+(when there is one among the rows shown):
 """
 
 # %%
 from IPython.display import HTML
 
-from rlhf_lessons import widgets
-
-jokes = widgets.filter_pairs(df, "all", "joke")
-print(len(jokes), "pairs mention 'joke'")
-HTML(widgets.render_pair_html(df, "all", 0, query="joke"))
+jokes = widgets.filter_pairs(shown, "all", "joke")
+print(len(jokes), "pairs mention 'joke'",
+      "" if SHOW_ALL else "(helpful subsets; SHOW_ALL = True for all)")
+HTML(widgets.render_pair_html(shown, "all", 0, query="joke"))
 
 # %% [markdown]
 """
 ### Explore
 
 Pick a subset, slide through the pairs, or search for a word (`recipe`,
-`steal`, `poem`). For each pair, ask yourself: would *you* have chosen the same
-answer? How often is the difference small?
+`poem`, `sorry`). For each pair, ask yourself: would *you* have chosen the
+same answer? How often is the difference small? The browser opens on
+helpful-base; tick "show red-team pairs" for harmless-base (⚠️ offensive
+text).
 """
 
 # %%
-widgets.make_pair_browser(df)
+widgets.make_pair_browser(df, show_all=SHOW_ALL)
 
 # %% [markdown]
 """
@@ -294,8 +309,11 @@ for subset, row in longer.iterrows():
 """
 Keep these numbers in mind. They are the **length baselines**: a judge model
 must beat them, on the same pairs, before we can say it learned anything beyond
-length. Where the longer answer wins more than half the time, a policy trained
-against such a judge can learn to simply write more (notebook 05).
+length. Where the longer answer wins more than half the time, a judge trained
+on these pairs may learn to prefer longer answers, and a policy trained
+against that judge could learn to simply write more. Overall the rate above
+is close to a coin flip and its direction flips by subset; notebooks 03-05
+measure whether the judge and the policy pick up a length preference anyway.
 """
 
 # %% [markdown]
@@ -356,6 +374,16 @@ for _, r in phrases.iterrows():
     print(f"{r['subset']:26s} {r['group']:9s} chosen {r['chosen_rate']:5.1%}"
           f"  rejected {r['rejected_rate']:5.1%}  -> more in {more}")
 
+# %%
+for group in ("hedge", "confident"):
+    g = phrases[phrases["group"] == group]
+    up = int((g["diff"] > 0).sum())
+    print(f"{group:9s}: more common among chosen answers in {up} of {len(g)} "
+          f"subsets; largest gap {g['diff'].abs().max():.1%}")
+conf = phrases[phrases["group"] == "confident"]
+print("raters favour confident phrasing:", "holds" if (conf["diff"] > 0).all()
+      else "does not hold on these data")
+
 # %% [markdown]
 """
 This is the first glimpse of what human raters reward, and it is not one thing.
@@ -363,7 +391,10 @@ Compare the refusal rates of `harmless-base` with those of the helpful subsets
 above: where a refusal is more common among the chosen answers, the raters
 rewarded saying no; where it is more common among the rejected ones, they
 punished it. A judge trained on all four subsets has to learn both, from the
-conversation alone.
+conversation alone. The two lines above say the same of hedges and confident
+phrases: where raters do not consistently prefer them, a judge that pays for
+confidence did not learn it from these labels (notebook 05 asks whether ours
+does).
 """
 
 # %% [markdown]
@@ -423,10 +454,11 @@ pd.DataFrame({"identical": identical.groupby("subset").size(),
              ).fillna(0).astype(int)
 
 # %%
-if len(identical):
-    page = widgets.render_pair_html(identical, "all", 0)
+same = widgets.safe_pairs(identical, SHOW_ALL)
+if len(same):
+    page = widgets.render_pair_html(same, "all", 0)
 else:
-    page = "<p>No identical pair among the rows loaded.</p>"
+    page = "<p>No identical pair among the rows shown.</p>"
 HTML(page)
 
 # %% [markdown]
@@ -496,7 +528,7 @@ reference answer says nothing about which of two *other* answers is better.
 """
 
 # %%
-example = df[df["n_turns"] == 2].iloc[0]
+example = shown[shown["n_turns"] == 2].iloc[0]
 question = data.prompt_history(example["prompt"])[0][1]
 print("As instruction data (what SFT copies):")
 print("  instruction:", question[:70])

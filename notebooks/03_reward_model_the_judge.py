@@ -26,15 +26,22 @@ turns those comparisons into a judge: a small GPT-2 with a one-number head.
 **You will:**
 - derive the Bradley–Terry loss from "A beats B with probability σ(r_A − r_B)"
   and write it in three lines of code;
-- read the score at the **last real token**, and see the padding bug that keeps
-  judges stuck at 50%;
+- read the score at the **last real token**, and see which token a naive
+  "last token that is not padding" rule reads instead;
 - train a judge and read its curves;
 - measure held-out accuracy with a confidence interval, beside the
   "longer wins" and "shorter wins" baselines;
 - probe what the judge pays for with controlled rewrites of the same answer.
 
-**Run time:** about 1–2 minutes on 2 CPU cores in the default preset (the full
-judge is loaded, only a short demo trains live); seconds on a GPU.
+**Run time:** about 1.5 minutes on 2 CPU cores in the default preset (the full
+judge is loaded, only a short demo trains live); seconds on a GPU. The
+optional section at the end (why the trainer is quick) adds about 10 s.
+
+**Instructor's path (50 minutes):** 3.1 Bradley-Terry by hand (10 min), 3.2
+the last real token (5 min), 3.4 the live demo (5 min; live training about
+20 s on a 2-core laptop), 3.5-3.7 the full judge against the length rules
+(15 min), 3.8-3.9 what the judge gets wrong and pays for (10 min), the judge
+widget if time is left. 3.3, 3.10 and the optional section are reading.
 
 **Exercises** (✏️, two here): each stub cell raises `NotImplementedError`
 until you fill it in, and the cell under it checks your code and names the
@@ -50,10 +57,15 @@ t0 = time.time()
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.utils import get_device, seed_everything
 
-cfg = LessonConfig.from_env()
+RETRAIN = False  # True: train the judge again instead of loading outputs/
+cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
+       else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| judge settings:", cfg.reward)
+rc = cfg.reward
+print(f"preset {cfg.preset} | judge: {rc.backbone} backbone, batch "
+      f"{rc.batch_size} pairs, lr {rc.lr:g}, {rc.epochs:g} epoch, "
+      f"texts cut to {rc.max_len} tokens")
 
 # %% [markdown]
 r"""
@@ -204,10 +216,11 @@ print("package agrees:", same)
 
 # %% [markdown]
 """
-The naive rule reads position 2 and 1 instead of the EOS at 3 and 2. A judge
-that reads padding sees nothing about the answer: its accuracy sits at 50%
-while
-its loss still falls a little. Same text, either padding side, same score:
+The naive rule reads positions 2 and 1: the answer's last word, one token
+before the EOS at 3 and 2. (Plain `transformers` pools there too.) The course
+reads the EOS, the one position that has seen the whole text *and* the fact
+that it ended. Whatever the rule, it must find the same token for either
+padding side. Same text, either padding side, same score:
 """
 
 # %%
@@ -248,81 +261,53 @@ print("eval :", eval_pairs.summary())
 The trainer sorts pairs by length into batches (less padding), runs chosen and
 rejected through the model in **one** forward pass, clips the gradient norm at
 `max_grad_norm`, and decays the learning rate linearly to 0. Here it runs for
-only `cfg.reward.demo_steps` steps, with an eval on held-out pairs along the
-way.
+only `cfg.reward.demo_steps` steps, then is scored on held-out pairs drawn
+across the four subsets (seeded).
 """
 
 # %%
 import dataclasses
 
-demo_cfg = dataclasses.replace(
-    cfg.reward, max_steps=cfg.reward.demo_steps,
-    eval_every=max(1, cfg.reward.demo_steps // 3))
-demo_eval = eval_pairs.head(4 * cfg.reward.batch_size)  # a quick look
+import pandas as pd
+
+from rlhf_lessons import evaluate as E
+
+steps = cfg.reward.demo_steps
+demo_cfg = dataclasses.replace(cfg.reward, max_steps=steps, eval_every=steps)
+pick = E.stratified_sample(eval_pairs.subset, 4 * cfg.reward.batch_size,
+                           cfg.seed)
+demo_eval = eval_pairs.select(pick)
+print("held-out pairs per subset:",
+      pd.Series(demo_eval.subset).value_counts().sort_index().to_dict())
 demo_metrics = R.train_reward_model(
     judge, train_pairs, demo_cfg, device, seed=cfg.seed,
     eval_pairs=demo_eval, pad_id=tok.pad_token_id)
-demo_metrics[["step", "loss", "accuracy", "margin", "eval_accuracy"]].tail(4)
+train_rows = demo_metrics.dropna(subset=["loss"])  # the eval row has none
+train_rows[["step", "loss", "accuracy", "margin"]].round(3).tail(3)
 
 # %% [markdown]
 r"""
 The logged keys are TRL's: `loss`, `accuracy`, `margin` (mean $r_c - r_r$),
-the mean, min and max reward. A few dozen steps barely move a judge: the loss
-starts near $\log 2 = 0.693$.
+the mean, min and max reward. Each step sees one batch of
+`cfg.reward.batch_size` pairs, so the train accuracy jumps by whole pairs.
+How far did these few steps move the judge?
 """
 
 # %%
 from rlhf_lessons import plots
 
-plots.plot_metrics(demo_metrics, ["loss", "accuracy", "eval_accuracy"],
-                   smooth=5);
-
-# %% [markdown]
-"""
-**Why the trainer is quick.** The judge reads one position per text, the last
-real token. In a causal model every layer needs the keys and values of *all*
-earlier positions, but the last layer's query, attention and MLP are needed at
-that one position only. The trainer's forward
-(`lean_gpt2.last_token_hidden`) computes just that. Same numbers, less work:
-"""
-
-# %%
-from rlhf_lessons import lean_gpt2
-from rlhf_lessons.utils import Timer
-
-seqs = train_pairs.chosen_ids[: 2 * cfg.reward.batch_size]
-L = max(len(s) for s in seqs)
-ids = torch.tensor([s + [tok.pad_token_id] * (L - len(s)) for s in seqs],
-                   device=device)
-last = torch.tensor([len(s) - 1 for s in seqs], device=device)
-rows = torch.arange(len(seqs), device=device)
-
-def full_forward():  # every position through every layer, then pick `last`
-    emb = judge.transformer.wte(ids)
-    return judge.transformer(inputs_embeds=emb).last_hidden_state[rows, last]
-
-def lean_forward():
-    return lean_gpt2.last_token_hidden(judge, ids, last)
-
-for name, fn in (("full", full_forward), ("lean", lean_forward)):
-    fn().sum().backward()  # warm-up
-    with Timer() as t:
-        for _ in range(3):
-            fn().sum().backward()
-    print(f"{name} forward + backward: {1000 * t.seconds / 3:6.1f} ms")
-judge.zero_grad()
-with torch.no_grad():
-    gap = (full_forward() - lean_forward()).abs().max().item()
-print(f"largest difference in the hidden state: {gap:.1e}")
-
-# %% [markdown]
-"""
-Predict the gain before you read it: the final block is one of
-`cfg.model.n_layer` blocks and the lean forward skips most of *its* work, so
-at most about `n_layer / (n_layer - 1)` times faster (the final block's keys
-and values, the embeddings and the rest still cost the same). The fewer the
-layers, the bigger the gain; a 12-layer `gpt2` gains little.
-"""
+axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5)
+axes[0].axhline(0.693, color=plots.REFERENCE_COLOR, ls="--", lw=1)
+axes[1].set_ylim(0, 1)
+axes[1].axhline(0.5, color=plots.REFERENCE_COLOR, ls="--", lw=1)
+n_demo = len(demo_eval)
+acc = float(demo_metrics["eval_accuracy"].dropna().iloc[-1])
+lo_d, hi_d = E.wilson_ci(round(acc * n_demo), n_demo)
+print(f"held-out accuracy after {steps} steps: {acc:.3f} (95% CI "
+      f"{lo_d:.3f}-{hi_d:.3f}, n = {n_demo}); mean loss of the last 5 steps "
+      f"{demo_metrics['loss'].tail(5).mean():.3f} vs log 2 = 0.693")
+print("better than a coin flip:", "holds" if lo_d > 0.5 else
+      f"cannot tell with n = {n_demo}")
 
 # %% [markdown]
 """
@@ -357,8 +342,6 @@ The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
 """
 
 # %%
-from rlhf_lessons import evaluate as E
-
 ev = E.judge_accuracy(judge, eval_pairs, device, pad_id=tok.pad_token_id,
                 show_progress=True)
 directions = E.length_judge_directions(train_pairs)
@@ -460,8 +443,9 @@ from rlhf_lessons.artefacts import judge_reward_fn
 
 judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
 idx = E.stratified_sample(eval_pairs.subset, cfg.reward.n_probe, cfg.seed)
-print("answers per subset:", pd.Series(eval_pairs.subset).iloc[idx]
-      .value_counts().sort_index().to_dict())
+probe_subsets = (pd.Series(eval_pairs.subset).iloc[idx].value_counts()
+                 .sort_index().to_dict())
+print("answers per subset:", probe_subsets)
 probe = E.judge_effects(judge_fn, [eval_pairs.prompt[i] for i in idx],
                         [eval_pairs.chosen[i] for i in idx], n_boot=200,
                         seed=cfg.seed)
@@ -472,7 +456,7 @@ probe[["n", "mean", "ci_low", "ci_high", "share_up", "mean_dwords"]].round(3)
 - `mean` > 0 means the rewrite scores higher on average (`ci_low`-`ci_high`:
   its 95% bootstrap interval); `share_up` is how often. A Δ far from 0 on a
   rewrite that adds no facts (hedging, filler) is a **surface preference**:
-  a policy can exploit it (notebook 05).
+  a policy could exploit it; notebook 05 asks whether PPO does.
 - And how much does the score follow plain length, on the eval answers?
 """
 
@@ -488,28 +472,27 @@ print(f"correlation of score with log(answer length): {corr:+.3f}")
 
 PPO works best when the judge's score has mean 0 and std 1 **on the answers
 the starting policy gives**. So we sample answers from the reference (SFT)
-policy, score them, and keep their mean and std. Notebook 04 uses this.
+policy to PPO's prompts (train split, single-turn, a stratified seeded
+sample), score them, and keep their mean and std. Notebook 04 (section 4.2)
+makes exactly this call, with the same prompts and seed, and uses the result.
 """
 
 # %%
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.generation import generate
-
-policy, ptok = load_policy(cfg, stage="sft", device=device)
-prompts = list(dict.fromkeys(load_all_hh(
-    "train", source=cfg.source,
-    max_rows_per_subset=cfg.max_rows_per_subset)["prompt"]))
-prompts = prompts[: cfg.reward.n_ref_samples]
-out = generate(policy, ptok, prompts, max_new_tokens=cfg.ppo.max_new_tokens,
-               temperature=cfg.ppo.temperature, seed=cfg.seed)
+from rlhf_lessons.artefacts import ppo_prompt_table
+from rlhf_lessons.evaluate import subset_counts
 from rlhf_lessons.rollout import normalise
 
-ref_scores = R.score_texts(judge, tok, prompts, out.texts,
-                           cfg.reward.max_len, device)
-norm = E.score_stats(ref_scores)
-z = normalise(ref_scores, norm)
-print(f"mean {norm[0]:.3f}, std {norm[1]:.3f} | normalised mean/std:",
-      round(float(z.mean()), 3), round(float(z.std()), 3))
+policy, ptok = load_policy(cfg, stage="sft", device=device)
+ref_table = ppo_prompt_table(cfg, "train", ptok, n=cfg.ppo.n_ref_prompts)
+ref_answers = E.sample_and_score(policy, judge_fn, ptok,
+                                 ref_table["prompt"].tolist(), cfg.ppo,
+                                 seed=cfg.seed)
+norm = E.score_stats(ref_answers.score)
+z = normalise(ref_answers.score.to_numpy(), norm)
+print("prompts per subset:", subset_counts(ref_table["subset"]))
+print(f"judge on {len(ref_answers)} reference answers: mean {norm[0]:.3f}, "
+      f"std {norm[1]:.3f} | normalised: mean {z.mean():.2f}, std "
+      f"{z.std():.2f}")
 
 # %% [markdown]
 r"""
@@ -531,7 +514,7 @@ make_judge_widget(judge, tok, cfg.reward.max_len, device);
 
 1. Why does adding the same constant to every score leave the loss unchanged?
 2. With pad == eos and right padding, which token does "the last token that is
-   not pad" read, and why does that keep accuracy near 50%?
+   not pad" read, and what has that position not seen?
 3. The judge's accuracy and the length-only judge's were printed in 3.6. If
    their intervals overlap, what can and can't you conclude?
 4. Why might a judge trained mostly on helpful pairs score below 0.5 on
@@ -550,6 +533,55 @@ make_judge_widget(judge, tok, cfg.reward.max_len, device);
   compares learning rates and epochs on a validation split carved from the
   *train* pairs. Why would picking the setting with the best 3.6 number
   overstate how good that judge is?
+"""
+
+# %% [markdown]
+"""
+## Optional: why the trainer is quick
+
+*An engineering tangent: skip it in a lecture.* The judge reads one position
+per text, the last real token. In a causal model every layer needs the keys
+and values of *all* earlier positions, but the last layer's query, attention
+and MLP are needed at that one position only. The trainer's forward
+(`lean_gpt2.last_token_hidden`) computes just that. Same numbers, less work:
+"""
+
+# %%
+from rlhf_lessons import lean_gpt2
+from rlhf_lessons.utils import Timer
+
+seqs = train_pairs.chosen_ids[: cfg.reward.batch_size]
+L = max(len(s) for s in seqs)
+ids = torch.tensor([s + [tok.pad_token_id] * (L - len(s)) for s in seqs],
+                   device=device)
+last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+rows = torch.arange(len(seqs), device=device)
+
+def full_forward():  # every position through every layer, then pick `last`
+    emb = judge.transformer.wte(ids)
+    return judge.transformer(inputs_embeds=emb).last_hidden_state[rows, last]
+
+def lean_forward():
+    return lean_gpt2.last_token_hidden(judge, ids, last)
+
+for name, fn in (("full", full_forward), ("lean", lean_forward)):
+    fn().sum().backward()  # warm-up
+    with Timer() as t:
+        for _ in range(3):
+            fn().sum().backward()
+    print(f"{name} forward + backward: {1000 * t.seconds / 3:6.1f} ms")
+judge.zero_grad()
+with torch.no_grad():
+    gap = (full_forward() - lean_forward()).abs().max().item()
+print(f"largest difference in the hidden state: {gap:.1e}")
+
+# %% [markdown]
+"""
+Predict the gain before you read it: the final block is one of
+`cfg.model.n_layer` blocks and the lean forward skips most of *its* work, so
+at most about `n_layer / (n_layer - 1)` times faster (the final block's keys
+and values, the embeddings and the rest still cost the same). The fewer the
+layers, the bigger the gain; a 12-layer `gpt2` gains little.
 """
 
 # %%
@@ -573,6 +605,10 @@ metrics = update_metrics(
     n_identical_dropped=train_pairs.n_identical_dropped,
     judge_backbone=card.get("backbone"),
     score_length_corr=round(float(corr), 4),
+    ref_score_mean=round(float(norm[0]), 4),
+    ref_score_std=round(float(norm[1]), 4),
+    probe_answer_subsets=probe_subsets,
+    demo_eval_accuracy=round(acc, 4),
 )
 print({k: metrics[k] for k in ("eval_accuracy", "eval_accuracy_ci95",
                                "length_rule_accuracy", "wall_s")})

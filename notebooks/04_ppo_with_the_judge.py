@@ -32,8 +32,17 @@ so it cannot simply drift into whatever text the judge happens to like.
 - compare answers to held-out prompts before and after PPO;
 - re-run with another KL coefficient or estimator and compare.
 
-**Run time:** about 5 minutes on a 2-core CPU (default preset); seconds in the
-fast preset. A GPU is not needed.
+**Run time:** about 3 minutes on a 2-core CPU (default preset), most of it
+two live PPO runs (about 1 and 1.5 minutes); seconds in the fast preset. A
+GPU is not needed. A second "Restart & Run All" loads both finished runs from
+`outputs/` and says so; set `RETRAIN = True` below (or
+`RLHF_LESSONS_RETRAIN=1`) to train them again.
+
+**Instructor's path (50 minutes):** 4.1-4.2 (5 min), 4.3 one update by hand,
+skipping the exercises' hints (20 min), 4.4 the rule-reward run (5 min, live
+training about 1 min on a 2-core laptop; start it, then talk), 4.5-4.6 the
+judge run and the before/after table (15 min, live training about 1.5 min),
+and the KL explorer if time is left. The exercises are homework.
 
 **Exercises** (✏️, three here): each stub cell raises `NotImplementedError`
 until you fill it in, and the cell under it checks your code and names the
@@ -49,10 +58,16 @@ t0 = time.time()
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.utils import get_device, seed_everything
 
-cfg = LessonConfig.from_env()
+RETRAIN = False  # True: train the PPO runs again instead of loading outputs/
+cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
+       else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| PPO:", cfg.ppo)
+c = cfg.ppo
+print(f"preset {cfg.preset} | PPO: {c.n_updates} updates x "
+      f"{c.rollout_batch} answers of <= {c.max_new_tokens} tokens, "
+      f"lr {c.lr:g}, beta {c.kl_coef} ({c.kl_estimator}), "
+      f"T = {c.temperature}")
 
 # %% [markdown]
 """
@@ -90,7 +105,8 @@ print(f"policy: {n_params(policy):,} parameters; EOS id {tok.eos_token_id}, "
 
 # %% [markdown]
 """
-The value model needs a starting point. Two standard choices (N-details, #7):
+The value model needs a starting point. Two standard choices (detail #7 of
+Huang et al., "The N+ implementation details of RLHF with PPO", 2023):
 - **a copy of the reward model**: its backbone already reads answers the way
   the judge does, and its head is on the score's scale (TRL's example);
 - **a copy of the policy with a zero-initialised head**: V = 0 at first.
@@ -110,35 +126,44 @@ print(f"judge: {n_params(judge):,} parameters; value model: "
 """
 ## 4.2 Prompts: train split for PPO, eval split to judge the result
 
-PPO prompts come from the **train** split only; the before/after comparison
-uses **held-out** prompts from the eval split. We keep single-turn prompts
-short enough for our small model's context.
+PPO prompts come from the **train** split only, in a seeded random order;
+the before/after comparison uses **held-out** prompts from the eval split,
+drawn across the four subsets in proportion (seeded). The data files start
+with harmless-base, so "the first 64" would be red-team prompts only. We keep
+single-turn prompts short enough for our small model's context.
 """
 
 # %%
+from rlhf_lessons.artefacts import ppo_prompt_table
+from rlhf_lessons.evaluate import subset_counts
+
 train_prompts = ppo_prompts(cfg, "train", tok)
-eval_prompts = ppo_prompts(cfg, "eval", tok)
-overlap = set(train_prompts) & set(eval_prompts)
-eval_prompts = [p for p in eval_prompts if p not in overlap]
-eval_prompts = eval_prompts[:cfg.ppo.n_eval_prompts]
-print(f"{len(train_prompts)} train prompts, {len(eval_prompts)} held-out; "
-      f"{len(overlap)} identical texts in both splits dropped from eval")
-print(repr(train_prompts[0]))
+eval_table = ppo_prompt_table(cfg, "eval", tok, n=cfg.ppo.n_eval_prompts,
+                              exclude=train_prompts)
+eval_prompts = eval_table["prompt"].tolist()
+eval_subsets = subset_counts(eval_table["subset"])
+print(f"{len(train_prompts)} train prompts; {len(eval_prompts)} held-out "
+      "(texts also in train excluded)")
+print("held-out prompts per subset:", eval_subsets)
 
 # %% [markdown]
 """
 The judge's raw scores have an arbitrary offset and scale. PPO is easier to
 tune when the score has mean 0 and std 1 **on the reference policy's own
-answers** (N-details). We measure that on train prompts.
+answers** (Huang et al., 2023). We measure that on a stratified sample of
+train prompts: the same call, prompts and seed as notebook 03's section 3.10,
+so the two notebooks print the same two numbers.
 """
 
 # %%
-ref_train = E.sample_and_score(
-    ref_policy, judge_fn, tok, train_prompts[:cfg.ppo.n_ref_prompts],
-    cfg.ppo, seed=cfg.seed)
+ref_table = ppo_prompt_table(cfg, "train", tok, n=cfg.ppo.n_ref_prompts)
+ref_train = E.sample_and_score(ref_policy, judge_fn, tok,
+                               ref_table["prompt"].tolist(), cfg.ppo,
+                               seed=cfg.seed)
 norm = E.score_stats(ref_train.score)
 print(f"judge on {len(ref_train)} reference answers: mean {norm[0]:.3f}, "
       f"std {norm[1]:.3f}")
+print("prompts per subset:", subset_counts(ref_table["subset"]))
 
 # %% [markdown]
 """
@@ -158,7 +183,7 @@ import torch
 
 step_policy = copy.deepcopy(policy)
 step_value = copy.deepcopy(value_model)
-b_prompts = train_prompts[:cfg.ppo.rollout_batch]
+b_prompts = train_prompts[:cfg.ppo.rollout_batch]  # a random batch (shuffled)
 seqs = bt.encode_prompts(tok, b_prompts, cfg.ppo.max_prompt_tokens)
 p_ids, p_mask = bt.left_pad(seqs, tok.pad_token_id)
 print("prompt ids:", tuple(p_ids.shape), "| real tokens per row:",
@@ -602,18 +627,31 @@ print(f"held-out answers before: {rule_before.score.mean():.2f} points")
 # %%
 import dataclasses
 
+from rlhf_lessons.artefacts import loaded_or_trained
+
 rule_policy = copy.deepcopy(policy)
 rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.ppo.sanity_updates)
+rule_ck, t_run = ppo_checkpoint(cfg, "rule"), time.time()
 rule_run = ppo.train_ppo(
     rule_policy, ref_policy, rl.make_value_model(policy=rule_policy),
     rule_reward, tok, train_prompts, rule_cfg, seed=cfg.seed,
-    checkpoint=ppo_checkpoint(cfg, "rule"))
+    checkpoint=rule_ck)
+loaded_or_trained("the rule-reward PPO run", rule_ck,
+                  rule_run.resumed_from < len(rule_run.metrics),
+                  time.time() - t_run);
+
+# %%
 rule_after = E.sample_and_score(
     rule_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 rule_initial, rule_final = rule_before.score.mean(), rule_after.score.mean()
-print(f"rule reward on held-out prompts: {rule_initial:.2f} -> "
-      f"{rule_final:.2f} ({rule_final - rule_initial:+.2f}) after "
+rule_d = E.mean_with_error(rule_after.score - rule_before.score,
+                           seed=cfg.seed)
+print(f"'you' per held-out answer: {rule_initial:.2f} -> {rule_final:.2f} "
+      f"({rule_d['mean']:+.2f}, 95% CI {rule_d['ci_low']:+.2f} to "
+      f"{rule_d['ci_high']:+.2f}, n = {len(rule_after)}) after "
       f"{len(rule_run.metrics)} updates")
+print("the loop learns:", "holds" if rule_d["ci_low"] > 0 else
+      f"cannot tell with n = {len(rule_after)}")
 
 # %%
 from rlhf_lessons.plots import plot_metrics
@@ -622,6 +660,7 @@ import matplotlib.pyplot as plt
 
 axes = plot_metrics(rule_run.metrics, ["objective/raw_scores", "objective/kl"],
                     x="update")
+axes[0].set_title("Rule reward: 'you' per answer")
 plt.close(axes[0].figure)
 axes[0].figure
 
@@ -643,19 +682,23 @@ print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
 
 # %%
 stats = norm if cfg.ppo.normalize_scores else None
+judge_ck, t_run = ppo_checkpoint(cfg, "judge"), time.time()
 run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
                     train_prompts, cfg.ppo, seed=cfg.seed, score_norm=stats,
-                    checkpoint=ppo_checkpoint(cfg, "judge"))
+                    checkpoint=judge_ck)
+loaded_or_trained("the PPO run against the judge", judge_ck,
+                  run.resumed_from < len(run.metrics), time.time() - t_run);
 cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
-        "policy/clipfrac_avg", "val/ratio", "response_length"]
-run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(3)
+        "policy/clipfrac_avg", "val/eos_rate", "response_length"]
+run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(2)
 
 # %% [markdown]
 """
 What to watch, in TRL's order: the **score** should rise, the **KL** should
-stay between 0 and 10 nats, the **entropy** should not collapse, the **clip
-fraction** should stay small (a big one means steps too large), and the
-**answer length** tells whether the judge is being pleased by length alone.
+stay between 0 and 10 nats, the **entropy** should not collapse toward 0 (a
+policy that always writes the same answer), the **clip fraction** should stay
+small (a big one means steps too large), and the **answer length** and **EOS
+rate** tell whether the judge is being pleased by length alone.
 """
 
 # %%
@@ -664,6 +707,27 @@ keys = ["objective/scores", "objective/kl", "objective/entropy",
 axes = plot_metrics(run.metrics, keys, x="update")
 plt.close(axes[0].figure)
 axes[0].figure
+
+# %% [markdown]
+"""
+TRL's `objective/entropy` is a **sum** over the answer's tokens, so it grows
+with the answer's length. Per token, and beside the EOS rate (first and last
+three updates of the run). A *collapse* is a fall toward 0: the policy always
+writing the same words. A rise means it spreads its probability more widely;
+with a KL leash that is allowed, and the lines below say which happened.
+"""
+
+# %%
+m = run.metrics
+ent_tok = m["objective/entropy"] / m["response_length"]
+first, last = slice(0, 3), slice(-3, None)
+for name, col in (("entropy per token (nats)", ent_tok),
+                  ("answer length (tokens)", m["response_length"]),
+                  ("EOS rate", m["val/eos_rate"])):
+    print(f"{name:>25}: {col.iloc[first].mean():.2f} -> "
+          f"{col.iloc[last].mean():.2f}")
+collapsed = ent_tok.iloc[last].mean() < 0.5 * ent_tok.iloc[first].mean()
+print("entropy collapse:", "yes" if collapsed else "no (per token)")
 
 # %% [markdown]
 r"""
@@ -680,22 +744,42 @@ final_eval = E.sample_and_score(policy, judge_fn, tok, eval_prompts,
                                   ref_policy=ref_policy)
 final_mean, final_kl = final_eval.score.mean(), final_eval.kl.mean()
 gain = (final_mean - ref_mean) / ref_std
+d = E.mean_with_error((final_eval.score - ref_eval.score) / ref_std,
+                      seed=cfg.seed)
 print(f"held-out judge score: {ref_mean:.3f} -> {final_mean:.3f} "
-      f"= {gain:+.2f} reference std; mean KL {final_kl:.2f} nats")
+      f"= {gain:+.2f} reference std (95% CI {d['ci_low']:+.2f} to "
+      f"{d['ci_high']:+.2f}, n = {len(final_eval)}); mean KL {final_kl:.2f} "
+      "nats")
 print(f"target (>= +1 std at KL <= 10): "
       f"{'met' if gain >= 1 and final_kl <= 10 else 'NOT met'}")
 
 # %%
+by_subset = final_eval.assign(
+    subset=eval_table["subset"].to_numpy(),
+    gain=(final_eval.score - ref_eval.score) / ref_std)
+by_subset.groupby("subset")["gain"].agg(["count", "mean"]).round(2)
+
+# %% [markdown]
+"""
+The table shows helpful-* prompts only, so that it is safe to project:
+harmless-base prompts are red-team requests, some of them offensive. They are
+in every number above. Set `SHOW_ALL = True` to see every prompt.
+"""
+
+# %%
 import pandas as pd
 
+SHOW_ALL = False  # True: include the harmless-base (red-team) prompts
 pd.set_option("display.max_colwidth", 70)
 table = pd.DataFrame({
+    "subset": eval_table["subset"],
     "prompt": [p.replace("Human:", "").replace("Assistant:", "").strip()[-60:]
                for p in ref_eval.prompt],
     "SFT answer": ref_eval.answer, "SFT score": ref_eval.score.round(2),
     "PPO answer": final_eval.answer, "PPO score": final_eval.score.round(2),
 })
-table.head(6)
+shown = table if SHOW_ALL else table[table.subset.str.startswith("helpful")]
+shown.head(6)
 
 # %%
 print(f"answer length (tokens): {ref_eval.n_tokens.mean():.1f} -> "
@@ -707,12 +791,18 @@ if final_eval.n_tokens.nunique() > 1:
 else:
     print("every answer has the same length: no length correlation")
 
+# %%
+dlen = final_eval.n_tokens.mean() - ref_eval.n_tokens.mean()
+print("length-only gain:", "possible" if dlen > 2 else
+      f"no: the held-out length moved {dlen:+.1f} tokens")
+
 # %% [markdown]
 """
-Read the table and the numbers above together. If the length rose a lot and
-score and length correlate strongly, the judge may be rewarding length more
-than quality: the "proxy" reward rises while real quality need not. Notebook 05
-digs into this reward hacking.
+Read the table and the numbers above together. Had the length risen a lot,
+with score and length strongly correlated, the judge might be rewarding
+length more than quality: the "proxy" reward rises while real quality need
+not. The line above says whether that happened here. Notebook 05 digs into
+this reward hacking.
 
 ### Explore: another KL coefficient, another estimator
 
@@ -760,11 +850,16 @@ from rlhf_lessons.artefacts import update_metrics
 
 m = update_metrics(
     "04_ppo_with_the_judge", cfg,
-    ref_score_mean=float(ref_mean), ref_score_std=float(ref_std),
-    final_score_mean=float(final_mean), score_gain_in_ref_std=float(gain),
-    final_kl=float(final_kl),
-    final_train_kl=float(run.metrics["objective/kl"].iloc[-1]),
-    rule_reward_initial=float(rule_initial),
-    rule_reward_final=float(rule_final),
+    ref_score_mean=round(float(ref_mean), 4),
+    ref_score_std=round(float(ref_std), 4),
+    final_score_mean=round(float(final_mean), 4),
+    score_gain_in_ref_std=round(float(gain), 3),
+    score_gain_ci95=[round(d["ci_low"], 3), round(d["ci_high"], 3)],
+    final_kl=round(float(final_kl), 3),
+    final_train_kl=round(float(run.metrics["objective/kl"].iloc[-1]), 3),
+    rule_reward_initial=round(float(rule_initial), 3),
+    rule_reward_final=round(float(rule_final), 3),
+    eval_prompt_subsets=eval_subsets, n_eval_prompts=len(eval_prompts),
     n_updates=len(run.metrics), wall_s=round(time.time() - t0, 1))
-m
+print({k: m[k] for k in ("score_gain_in_ref_std", "score_gain_ci95",
+                         "final_kl", "eval_prompt_subsets", "wall_s")})

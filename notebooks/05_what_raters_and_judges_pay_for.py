@@ -439,7 +439,7 @@ side["verdict (same eval pairs)"] = same["verdict"]
 side.round(3)
 
 # %%
-from rlhf_lessons.plots import plot_paid_for
+from rlhf_lessons.plots_findings import plot_paid_for
 
 plot_paid_for(side, title=f"Raters (n = {len(y_tr)} train pairs) and "
                           f"the judge (n = {len(idx)} held-out)");
@@ -555,7 +555,7 @@ print(pd.Series([evalp.subset[i] for i in probe_idx]).value_counts()
 
 # %%
 from rlhf_lessons.evaluate import judge_effects
-from rlhf_lessons.plots import plot_judge_effects
+from rlhf_lessons.plots_findings import plot_judge_effects
 
 effects = judge_effects(gold, probe_prompts, probe_answers,
                         n_boot=rc.n_boot, seed=cfg.seed)

@@ -240,7 +240,7 @@ for f, (rate, lo, hi, n) in pairwise.items():
           f"= {dd / spread:+.2f} of the within-pool score std {spread:.3f}")
 
 # %%
-from rlhf_lessons.plots import plot_bon_selection
+from rlhf_lessons.plots_findings import plot_bon_selection
 
 ax = plot_bon_selection(ns, bon)
 ax.axhline(oc.p0, color="grey", ls="--", lw=1);
@@ -311,7 +311,7 @@ units, with its 95% CI as a band), and p0 = the coin of 6.2.
 """
 
 # %%
-from rlhf_lessons.plots import plot_tilt
+from rlhf_lessons.plots_findings import plot_tilt
 from rlhf_lessons.selection import tilt_share
 
 betas = np.logspace(-2, 1, 60)
@@ -422,7 +422,7 @@ curve = pd.DataFrame({"n": bn, "kl_bound": bon_kl_bound(bn),
 curve.iloc[[0, 1, 3, 7, -1]].round(3)
 
 # %%
-from rlhf_lessons.plots import plot_bon_curve
+from rlhf_lessons.plots_findings import plot_bon_curve
 from rlhf_lessons.selection import fit_gao_bon
 
 fit = fit_gao_bon(np.sqrt(curve["kl_bound"][1:]), curve["gold"][1:])
@@ -717,7 +717,7 @@ cal.round(3)
 
 # %%
 from rlhf_lessons.calibration import reliability_bins
-from rlhf_lessons.plots import plot_reliability
+from rlhf_lessons.plots_findings import plot_reliability
 
 plot_reliability({n: reliability_bins(s["conf"][t1], s["correct"], 10)
                   for n, s in stats.items()},

@@ -38,7 +38,8 @@ Measurement, artefacts and presentation:
 - ``evaluate``     accuracy with intervals, baselines, rewrite effects,
                    sample-and-score, held-out summaries (03-05)
 - ``artefacts``    the only module that knows ``outputs/`` and ``data/models/``
-- ``plots``, ``widgets``   everything a notebook shows
+- ``plots``, ``plots_findings``, ``widgets``   everything a notebook shows
+  (``plots_findings``: the plots of notebooks 05-06)
 - ``runner``       executes notebooks headless (``make run``, the tests)
 - ``handouts``     executed notebook -> offline HTML, widgets drawn from their state
 - ``slides``       notebook -> reveal.js deck that opens offline (``make slides``)

@@ -13,31 +13,39 @@ The pipeline's products:
 - the judge (notebook 03): :func:`load_judge`, its training curves
   :func:`load_training_metrics`, and :func:`judge_reward_fn` for PPO;
 - PPO's prompts and checkpoints (notebook 04): :func:`ppo_prompts`,
+  :func:`ppo_prompt_table`,
   :func:`ppo_checkpoint`;
 - the judge's scores of every eval pair, kept (notebook 05): :func:`judge_pair_scores`;
 - the proxy judge, the cached results and the runs of notebook 06:
   :func:`load_proxy_judge`, :func:`load_or_build`, :func:`sweep_checkpoint`;
 - each notebook's ``metrics.json``: :func:`update_metrics`.
 
-``scripts/ship.py`` rebuilds the shipped models in ``data/models/``.
+Rerunning: what a run saved in ``outputs/`` (a finished PPO checkpoint, a judge
+trained here, a demo run) is loaded on the next run, and one standard line says
+so (:func:`loaded_or_trained`). ``RLHF_LESSONS_RETRAIN=1`` (``cfg.retrain``) makes
+every such step train again: each checkpoint path goes through
+:func:`retrain_path`, which clears it once per process. The models shipped in
+``data/models/`` are not retrained by it: ``scripts/ship.py`` rebuilds them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import math
+import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_lessons.config import LessonConfig, OptimisationConfig
+from rlhf_lessons.config import REPO_ROOT, LessonConfig, OptimisationConfig
 from rlhf_lessons.data import DATA_DIR, load_all_hh
+from rlhf_lessons.evaluate import stratified_sample
 from rlhf_lessons.models import (
     build_gpt2,
     load_card,
@@ -57,7 +65,6 @@ from rlhf_lessons.reward import (
 )
 from rlhf_lessons.utils import (
     atomic_torch_save,
-    atomic_write_bytes,
     file_lock,
     remove_leftovers,
     say_once,
@@ -77,7 +84,9 @@ NOTEBOOKS = {
     "optimisation": "06_what_optimisation_does_with_it",
 }
 # Settings of notebook 03 that change its demos, not the judge: left out of its key.
-JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe", "n_ref_samples")
+# (n_ref_samples, once here, is gone: notebook 03 now normalises with cfg.ppo's
+# n_ref_prompts, as notebook 04 does.)
+JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe")
 
 
 # ---------------------------------------------------------------------------
@@ -130,6 +139,58 @@ def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) ->
 
 
 # ---------------------------------------------------------------------------
+# Loaded or trained now: the retrain switch
+# ---------------------------------------------------------------------------
+_FRESH: set[Path] = set()
+RETRAIN_HINT = "set RLHF_LESSONS_RETRAIN=1 to retrain"
+
+
+def retrain_path(cfg: LessonConfig, path: str | Path) -> Path:
+    """``path`` (a checkpoint file or a saved-model folder) as the step should use it.
+
+    With ``cfg.retrain`` (``RLHF_LESSONS_RETRAIN=1``) the first call in a process
+    deletes what is there, so the step trains from scratch; later calls in the same
+    process keep what this run wrote. Without it, nothing is touched. Every
+    checkpointed step of the course passes its path through here.
+    """
+    path = Path(path)
+    if cfg.retrain and path not in _FRESH:
+        _FRESH.add(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return path
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def loaded_or_trained(what: str, path: str | Path, trained_now: bool,
+                      seconds: float | None = None, verb: str = "trained") -> str:
+    """Print (and return) the one standard line that says where ``what`` came from.
+
+    ``trained_now``: "trained <what> now (<s> s)"; else "loaded <what> from <path>
+    (trained <date>, set RLHF_LESSONS_RETRAIN=1 to retrain)", the date being the
+    file's. Notebooks call it after every step that may resume from ``outputs/``.
+    """
+    path = Path(path)
+    if trained_now:
+        took = f" ({seconds:.0f} s)" if seconds is not None else ""
+        line = f"🛠️ {verb} {what} now{took}"
+    else:
+        when = (datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+                if path.exists() else "earlier")
+        line = f"📦 loaded {what} from {_shown(path)} ({verb} {when}, {RETRAIN_HINT})"
+    print(line, flush=True)
+    return line
+
+
+# ---------------------------------------------------------------------------
 # The policy (notebook 02)
 # ---------------------------------------------------------------------------
 def shipped_policy_dir(stage: str) -> Path:
@@ -170,18 +231,19 @@ def shipped_training_log(stage: str) -> dict:
 
 
 def demo_dir(cfg: LessonConfig, name: str) -> Path:
-    """A folder for one of notebook 02's short live runs (``name``: "pretrain_demo")."""
-    return output_dir(NOTEBOOKS["pretrain"], cfg) / name
+    """A folder for one of notebook 02's short live runs (``name``: "pretrain_demo");
+    cleared first with ``cfg.retrain``."""
+    return retrain_path(cfg, output_dir(NOTEBOOKS["pretrain"], cfg) / name)
 
 
 def pretrain_run_dir(cfg: LessonConfig) -> Path:
     """Where a pretraining run of these settings keeps its checkpoint."""
-    return output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain")
+    return retrain_path(cfg, output_dir("pretrain", cfg) / cfg.short_hash("model", "pretrain"))
 
 
 def sft_run_dir(cfg: LessonConfig) -> Path:
     """Where an SFT run of these settings keeps its checkpoint."""
-    return output_dir("sft", cfg) / cfg.short_hash("model", "sft")
+    return retrain_path(cfg, output_dir("sft", cfg) / cfg.short_hash("model", "sft"))
 
 
 # ---------------------------------------------------------------------------
@@ -219,7 +281,8 @@ def build_judge(cfg: LessonConfig, device="cpu", show_progress: bool = True,
     del backbone
     train = hh_pairs(cfg, tok, "train")
     key = judge_key(cfg)
-    ck = output_dir(NOTEBOOKS["judge"], cfg) / f"judge-{key}.ckpt.pt" if checkpoint else None
+    ck = (retrain_path(cfg, output_dir(NOTEBOOKS["judge"], cfg) / f"judge-{key}.ckpt.pt")
+          if checkpoint else None)
     t0 = time.perf_counter()
     metrics = train_reward_model(model, train, cfg.reward, device, seed=cfg.seed,
                                  checkpoint=ck, pad_id=tok.pad_token_id,
@@ -241,24 +304,31 @@ def load_judge(cfg: LessonConfig, device="cpu", verbose: bool = True):
     2. else the shipped ``data/models/course-judge`` if its key matches (default preset);
     3. else it is trained now (fast preset: seconds, a tiny model) with a progress
        bar and saved under 1.
+
+    ``cfg.retrain`` skips 1 (the judge is trained again); the shipped judge of 2 is
+    rebuilt by ``python scripts/ship.py judge`` only.
     """
     key = judge_key(cfg)
-    here = judge_dir(cfg)
+    here = retrain_path(cfg, judge_dir(cfg))
     if (here / "config.json").exists():
         if verbose:
-            say_once(f"⚖️ judge: loaded the one made earlier with these settings (key {key})")
+            loaded_or_trained(f"the judge (key {key})", here, False)
         return (*load_model(here, device, kind="judge"), load_card(here))
     shipped = load_card(SHIPPED_JUDGE_DIR)
     if shipped.get("key") == key:
         if verbose:
-            say_once(f"⚖️ judge: the course's shipped judge (key {key}, trained for "
-                     f"{shipped.get('steps')} steps)")
+            say_once(f"📦 loaded the judge shipped in {_shown(SHIPPED_JUDGE_DIR)} (key {key}, "
+                     f"{shipped.get('steps')} steps; `python scripts/ship.py judge` "
+                     "retrains it)")
         return (*load_model(SHIPPED_JUDGE_DIR, device, kind="judge"), shipped)
     if verbose:
         say_once(f"⚖️ judge: none saved for these settings (key {key}); training it now")
+    t0 = time.perf_counter()
     model, tok, card, metrics = build_judge(cfg, device)
     save_model(model, tok, here, card)
     metrics.to_csv(here / "metrics.csv", index=False)
+    if verbose:
+        loaded_or_trained(f"the judge (key {key})", here, True, time.perf_counter() - t0)
     return model.to(device).eval(), tok, card
 
 
@@ -291,35 +361,51 @@ def judge_reward_fn(judge, tokenizer, max_len: int = 256, device="cpu",
 # ---------------------------------------------------------------------------
 # PPO (notebook 04)
 # ---------------------------------------------------------------------------
-def ppo_prompts(cfg: LessonConfig, split: str, tokenizer, n: int = 0) -> list[str]:
-    """HH-RLHF prompts for PPO: single-turn ("Human: ...\\n\\nAssistant:") and at
-    most ``cfg.ppo.max_prompt_tokens`` tokens long, in file order.
+def ppo_prompt_table(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
+                     exclude=()) -> pd.DataFrame:
+    """HH-RLHF prompts for PPO with their subset: columns ``prompt``, ``subset``.
 
-    ``split="train"`` for the PPO prompts and ``"eval"`` for held-out evaluation
-    only (nothing from eval is ever trained on). ``n`` > 0 keeps the first n.
+    Single-turn ("Human: ...\\n\\nAssistant:") prompts of at most
+    ``cfg.ppo.max_prompt_tokens`` tokens, each text once, none in ``exclude``.
+    ``split="train"`` for PPO and ``"eval"`` for held-out evaluation only (nothing
+    from eval is ever trained on). Rows come in a seeded random order (``cfg.seed``),
+    never the file's, whose first rows are all harmless-base; ``n`` > 0 keeps a
+    sample of n drawn across the four subsets in proportion, seeded
+    (:func:`rlhf_lessons.evaluate.stratified_sample`).
     """
     if split not in ("train", "eval"):
         raise ValueError(f"split={split!r}: PPO prompts come from 'train' or 'eval'")
     ds = load_all_hh(split, source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
-    out, seen = [], set()
+    rows, seen = [], set(exclude)
     limit = cfg.ppo.max_prompt_tokens
-    for p in ds["prompt"]:
+    for p, sub in zip(ds["prompt"], ds["subset"]):
         if p.count("Human:") != 1 or p in seen:
             continue
         if limit and len(tokenizer(p, add_special_tokens=False)["input_ids"]) > limit:
             continue
         seen.add(p)
-        out.append(p)
-        if n and len(out) >= n:
-            break
-    if not out:
+        rows.append((p, sub))
+    if not rows:
         raise ValueError(f"no single-turn {split} prompts of <= {limit} tokens found")
-    return out
+    table = pd.DataFrame(rows, columns=["prompt", "subset"])
+    if n:
+        table = table.iloc[stratified_sample(table["subset"], n, cfg.seed)]
+    order = np.random.default_rng(cfg.seed).permutation(len(table))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def ppo_prompts(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
+                exclude=()) -> list[str]:
+    """The prompts of :func:`ppo_prompt_table` (seeded order; ``n`` > 0: a
+    stratified sample of n)."""
+    return ppo_prompt_table(cfg, split, tokenizer, n, exclude)["prompt"].tolist()
 
 
 def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
-    """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from."""
-    return output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
+    """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from (cleared
+    first with ``cfg.retrain``)."""
+    path = output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
+    return retrain_path(cfg, path)
 
 
 # ---------------------------------------------------------------------------
@@ -349,9 +435,9 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     if oc.proxy_labels == "gold" and gold_model is None:
         raise ValueError("proxy_labels='gold' needs gold_model (the gold judge)")
     key = proxy_key(cfg, oc)
-    here = output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}"
+    here = retrain_path(cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}")
     if (here / "config.json").exists():
-        say_once(f"⚖️ proxy judge: loaded the one made earlier (key {key})")
+        loaded_or_trained(f"the proxy judge (key {key})", here, False)
         return (*load_model(here, device, kind="judge"), load_card(here))
     say_once(f"⚖️ proxy judge: training it on {oc.proxy_pairs} train pairs (key {key})")
     ds = load_all_hh("train", source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
@@ -378,6 +464,7 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
             "train_wall_s": round(time.perf_counter() - t0, 1),
             "final_train_loss_avg10": float(metrics["loss"].dropna().tail(10).mean())}
     save_model(model, tok, here, card)
+    loaded_or_trained(f"the proxy judge (key {key})", here, True, card["train_wall_s"])
     return model.to(device).eval(), tok, card
 
 
@@ -386,53 +473,46 @@ def sweep_checkpoint(cfg: LessonConfig, oc: OptimisationConfig, name: str = "swe
     a sweep of :func:`rlhf_lessons.overoptimisation.beta_sweep`)."""
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS,
                          extra=dataclasses.asdict(oc))
-    return output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt"
+    return retrain_path(cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt")
 
 
-def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str):
-    """A finished result of notebook 06 (embeddings, samples, a run), or ``build()`` now.
+def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str,
+                  notebook: str = "optimisation"):
+    """A finished result of a notebook (scores, embeddings, samples, a run), or ``build()``.
 
-    Keyed by ``settings`` (plus the model, judge and PPO settings): a changed
-    setting builds afresh. Saved atomically with :func:`torch.save`, so a killed
-    run leaves no half file. Prints one line saying which happened, and where.
+    Keyed by ``settings`` plus the model, judge and PPO settings, so a changed setting
+    builds afresh; saved atomically under ``outputs/<notebook>/``; ``cfg.retrain``
+    rebuilds it. Prints the standard line of :func:`loaded_or_trained`.
     """
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
-    path = output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt"
+    path = retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
     if path.exists():
         out = torch.load(path, map_location="cpu", weights_only=False)
-        print(f"↻ {what}: loaded the finished result from {path}")
+        loaded_or_trained(what, path, False, verb="computed")
         return out
     t0 = time.perf_counter()
     out = build()
     atomic_torch_save(out, path)
-    print(f"⏱ {what}: computed now in {time.perf_counter() - t0:.0f} s, saved to {path}")
+    loaded_or_trained(what, path, True, time.perf_counter() - t0, verb="computed")
     return out
 
 
-# ---------------------------------------------------------------------------
-# The judge's scores of the held-out pairs (notebook 05)
-# ---------------------------------------------------------------------------
 def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu",
                       name: str = "eval") -> tuple[np.ndarray, np.ndarray]:
     """``(r_chosen, r_rejected)``: the judge's scores of ``pairs``, each ``(n,)``.
 
-    Kept in ``outputs/05_.../judge-scores-<key>.npz``, keyed by the judge's
+    Kept under ``outputs/05_.../`` (:func:`load_or_build`), keyed by the judge's
     settings, ``name`` and the pairs' texts, so a re-run of notebook 05 skips the
     forward passes and a changed judge or sample never reuses stale scores.
     """
     digest = hashlib.sha256("\x00".join(
         p + c + r for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected)
     ).encode()).hexdigest()[:8]
-    path = (output_dir(NOTEBOOKS["raters"], cfg)
-            / f"judge-scores-{judge_key(cfg)}-{name}-{digest}.npz")
-    if path.exists():
-        with np.load(path) as f:
-            say_once(f"⚖️ judge scores of the {len(pairs)} {name} pairs: kept from an "
-                     "earlier run")
-            return f["r_chosen"], f["r_rejected"]
-    rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id)
-    rc, rr = np.asarray(rc, np.float64), np.asarray(rr, np.float64)
-    buf = io.BytesIO()
-    np.savez(buf, r_chosen=rc, r_rejected=rr)
-    atomic_write_bytes(path, buf.getvalue())
-    return rc, rr
+
+    def build():
+        rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id)
+        return np.asarray(rc, np.float64), np.asarray(rr, np.float64)
+
+    return load_or_build(cfg, f"judge-scores-{name}", {"judge": judge_key(cfg), "texts": digest},
+                         build, f"the judge's scores of the {len(pairs)} {name} pairs",
+                         notebook="raters")

@@ -17,6 +17,8 @@ Environment variables read here:
 - ``RLHF_LESSONS_DEVICE=cpu|cuda|mps`` overrides the device auto-selection.
 - ``RLHF_LESSONS_SOURCE=auto|hub|local`` where datasets come from.
 - ``RLHF_LESSONS_OUTPUTS=path``     where run artefacts go (default ``outputs/``).
+- ``RLHF_LESSONS_RETRAIN=1``        retrain what a notebook would otherwise load from
+                                    ``outputs/`` (finished checkpoints, saved judges).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class PretrainConfig:
     weight_decay: float = 0.1
     eval_every: int = 100
     eval_windows: int = 200  # held-out windows scored during training and in notebook 02
-    demo_steps: int = 30  # the live pretraining demo in notebook 02
+    demo_steps: int = 15  # the live pretraining demo in notebook 02
     max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
 
     def __post_init__(self):
@@ -131,8 +133,8 @@ class SFTConfig:
     warmup_steps: int = 20
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
     max_new_tokens: int = 64
-    n_eval_prompts: int = 200
-    demo_steps: int = 20  # the live SFT demo in notebook 02
+    n_eval_prompts: int = 120  # held-out prompts for notebook 02's EOS rate
+    demo_steps: int = 10  # the live SFT demo in notebook 02
 
     def __post_init__(self):
         _whole(self, "max_len", least=18)  # 16 tokens are kept for the answer's cut
@@ -156,14 +158,13 @@ class RewardConfig:
     center_coef: float = 0.0  # TRL's center_rewards_coefficient (0.01 in arXiv 2312.09244)
     eval_every: int = 100
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
-    demo_steps: int = 30  # notebook 03's short live training demo
+    demo_steps: int = 12  # notebook 03's short live training demo
     n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
-    n_ref_samples: int = 64  # reference-policy answers for the reward normaliser
 
     def __post_init__(self):
         _rule(self, "backbone", self.backbone in ("pretrained", "sft"), "'pretrained' or 'sft'")
         _whole(self, "max_len", least=2)
-        _whole(self, "batch_size", "demo_steps", "n_probe", "n_ref_samples")
+        _whole(self, "batch_size", "demo_steps", "n_probe")
         _whole(self, "eval_every", "max_steps", least=0)
         _positive(self, "epochs", "lr")
         _non_negative(self, "max_grad_norm", "center_coef")
@@ -174,13 +175,13 @@ class RewardConfig:
 class PPOConfig:
     """PPO fine-tuning with the judge (notebooks 04 and 05)."""
 
-    n_updates: int = 24  # sized for notebook 04's 5-minute CPU budget
+    n_updates: int = 16  # sized for notebook 04's 3-minute CPU budget
     rollout_batch: int = 32
     mini_batches: int = 2
     ppo_epochs: int = 2  # 4 in N-details; 2 halves the CPU cost per update
     max_new_tokens: int = 32
     temperature: float = 0.7
-    lr: float = 5e-5  # a 4M-parameter model in 24 updates: larger than TRL's 3e-6
+    lr: float = 7e-5  # a 4M-parameter model in 16 updates: larger than TRL's 3e-6
     kl_coef: float = 0.15  # beta_0 of the N-details: how hard the KL leash pulls
     kl_estimator: str = "k1"
     adaptive_kl_target: float = 0.0  # 0 = fixed beta
@@ -198,8 +199,8 @@ class PPOConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     max_prompt_tokens: int = 64  # keep the END of longer prompts
-    sanity_updates: int = 16  # notebook 04: the rule-reward sanity run
-    explore_updates: int = 6  # notebook 04: each run of the KL explorer
+    sanity_updates: int = 8  # notebook 04: the rule-reward sanity run
+    explore_updates: int = 3  # notebook 04: each run of the KL explorer
     n_eval_prompts: int = 64  # held-out (eval split) prompts for before/after
     n_ref_prompts: int = 64  # train prompts whose reference samples normalise the judge
 
@@ -238,6 +239,9 @@ class LessonConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     # Rows per subset that a fast run reads at most (0 = all).
     max_rows_per_subset: int = 0
+    # True: every checkpointed step trains again instead of loading what an earlier
+    # run saved in ``outputs/`` (RLHF_LESSONS_RETRAIN=1; see rlhf_lessons.artefacts).
+    retrain: bool = False
 
     def __post_init__(self):
         _rule(self, "preset", self.preset in PRESETS, f"one of {PRESETS}")
@@ -245,6 +249,7 @@ class LessonConfig:
         _rule(self, "seed", isinstance(self.seed, int) and not isinstance(self.seed, bool),
               "a whole number")
         _whole(self, "max_rows_per_subset", least=0)
+        _rule(self, "retrain", isinstance(self.retrain, bool), "True or False")
         _rule(self, "device", self.device is None or _device_ok(self.device),
               "cpu, cuda, cuda:N or mps (or None to choose)")
 
@@ -281,6 +286,8 @@ class LessonConfig:
             if src not in SOURCES:
                 raise ValueError(f"RLHF_LESSONS_SOURCE={src!r}: expected auto, hub or local")
             extra["source"] = src
+        if _flag(env.get("RLHF_LESSONS_RETRAIN", ""), "RLHF_LESSONS_RETRAIN"):
+            extra["retrain"] = True
         if env.get("RLHF_LESSONS_OUTPUTS", "").strip():
             extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"].strip()).expanduser().resolve()
         extra.update(overrides)
@@ -432,7 +439,7 @@ def preset(name: str) -> LessonConfig:
             sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
                           max_new_tokens=16, n_eval_prompts=8, demo_steps=3),
             reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6,
-                                demo_steps=4, n_probe=16, n_ref_samples=8),
+                                demo_steps=4, n_probe=16),
             ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
                           max_new_tokens=12, lr=1e-4, max_prompt_tokens=32,
                           sanity_updates=3, explore_updates=2, n_eval_prompts=8,

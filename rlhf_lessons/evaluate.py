@@ -143,6 +143,12 @@ def stratified_sample(subsets: Sequence[str], n: int, seed: int = 0) -> np.ndarr
     return np.sort(np.concatenate(picked)).astype(int)
 
 
+def subset_counts(subsets) -> dict[str, int]:
+    """{subset: count} of a sample, for printing and for ``metrics.json``."""
+    return {str(k): int(v) for k, v in pd.Series(list(subsets)).value_counts()
+            .sort_index().items()}
+
+
 def judge_compare(model, tok, prompt: str, answer_a: str, answer_b: str,
                   max_len: int = 256, device="cpu") -> dict:
     """The judge widget's pure function: both scores and P(A is better) = σ(r_a − r_b).

@@ -96,6 +96,9 @@ def build_gpt2(vocab_size: int, mc: ModelConfig, eos_id: int, seed: int = 0):
 
 
 def _with_generation_ids(model, eos_id: int):
+    # transformers finds a model's loss by its class name, and "GPT2LMHeadModel"
+    # names none: say it is a causal LM (else it warns on the first labels= call).
+    model.loss_type = "ForCausalLM"
     model.generation_config.eos_token_id = eos_id
     model.generation_config.pad_token_id = eos_id
     model.generation_config.bos_token_id = eos_id

@@ -266,8 +266,9 @@ def _resume(checkpoint, settings, policy, value_model, optimizer, gen):
     value_model.load_state_dict(state["value_model"])
     optimizer.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"])
-    print(f"resuming PPO from its checkpoint after update {state['update']}/"
-          f"{settings['n_updates']}")
+    if state["update"] < settings["n_updates"]:  # a finished run just loads
+        print(f"resuming PPO from its checkpoint after update {state['update']}/"
+              f"{settings['n_updates']}")
     return state["beta"], state["rows"], state["update"], state["order"]
 
 

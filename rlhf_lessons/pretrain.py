@@ -104,7 +104,8 @@ def stream_loss(model, stream: np.ndarray, seq_len: int, device, batch_size: int
         x = torch.from_numpy(np.stack([stream[s:s + seq_len] for s in starts[i:i + batch_size]])
                              .astype(np.int64)).to(device)
         with autocast(device):
-            logits = model(input_ids=x).logits.float()
+            # every token is real text (EOS between transcripts is not padding)
+            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float()
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum"
         )
@@ -174,7 +175,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
-        print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
+        if step < pc.steps:  # a finished run just loads (the notebook says so)
+            print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
 
     unigram = unigram_perplexity(train_stream, eval_stream, len(tok))
     limit = pc.max_minutes if max_minutes is None else max_minutes
@@ -190,7 +192,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
             g["lr"] = lr_at(step, pc.steps, pc.lr, pc.warmup_steps)
         x = batch_from_stream(train_stream, pc.batch_size, pc.seq_len, gen).to(device)
         with autocast(device):
-            loss = model(input_ids=x, labels=x).loss
+            loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss
         optimizer_step(loss, opt, model.parameters(), max_grad_norm=1.0)
         step += 1
         bar.update(1)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lessons.config import REPO_ROOT
@@ -53,6 +54,7 @@ class NotebookRun:
     ok: bool
     error: str
     metrics: dict
+    noise: dict = field(default_factory=dict)  # output_noise of the executed notebook
 
 
 def notebook_paths(pattern: str = "") -> list[Path]:
@@ -177,7 +179,7 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
                 f"could not write the executed copy to {out_dir} ({type(err).__name__}: "
                 f"{err.strerror or err})")
             ok = False
-    return NotebookRun(path.name, seconds, ok, error, metrics)
+    return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
 
 
 def _write_copies(nb, out_dir: Path, stem: str) -> None:
@@ -193,6 +195,33 @@ def _short_error(text: str, limit: int = 1500) -> str:
     """The end of a cell error (the traceback's last lines carry the message)."""
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+_BAR = re.compile(r"\d+%\|")
+
+
+def output_noise(nb) -> dict[str, list[int]]:
+    """Where an executed notebook shows what a learner should not read past.
+
+    ``nb`` is a notebook dict (``json.load`` of an executed ``.ipynb``). Returns
+    ``{"stderr": [cell indices], "progress_bars": [cell indices]}``, one entry per
+    output: a ``stderr`` stream, or a progress bar (a tqdm widget or its text,
+    ``" 40%|####  |"``). ``make run``'s executed copies should have no stderr.
+    """
+    found: dict[str, list[int]] = {"stderr": [], "progress_bars": []}
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "stream":
+                text = "".join(out.get("text", ""))
+                if out.get("name") == "stderr":
+                    found["stderr"].append(i)
+                elif _BAR.search(text):
+                    found["progress_bars"].append(i)
+                continue
+            plain = "".join((out.get("data") or {}).get("text/plain", ""))
+            if _BAR.search(plain):
+                found["progress_bars"].append(i)
+    return found
 
 
 def headline(metrics: dict, max_items: int = 4) -> str:

@@ -168,7 +168,8 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
-        print(f"resuming SFT from {ckpt} at step {step}/{total}")
+        if step < total:  # a finished run just loads (the notebook says so)
+            print(f"resuming SFT from {ckpt} at step {step}/{total}")
     print(f"SFT on {len(examples):,} examples from {origin}; {total} steps of "
           f"{sc.batch_size}; {precision_name(device)}")
     bar = progress(total=total, initial=step, desc="SFT", disable=not show_progress)

@@ -258,7 +258,12 @@ class Timer:
 
 
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar (notebook widget in Jupyter, text elsewhere)."""
+    """A tqdm progress bar (notebook widget in Jupyter, text elsewhere).
+
+    It appears only once the work has taken a second (``delay``): a step that is
+    over sooner leaves no bar in the notebook.
+    """
+    kwargs.setdefault("delay", 1.0)
     kwargs.setdefault("mininterval", 1.0)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rlhf_lessons import plots
+from rlhf_lessons import plots, plots_findings
 from rlhf_lessons.analysis import phrase_rates
 from rlhf_lessons.config import KL_ESTIMATORS
 from rlhf_lessons.data import prompt_history
@@ -43,6 +43,18 @@ _TOKEN_RE = re.compile(r"\S+|\s+")
 # --------------------------------------------------------------------------
 # Pure functions
 # --------------------------------------------------------------------------
+RED_TEAM = "harmless-base"  # red-team prompts: some offensive, never a default screen
+
+
+def safe_pairs(df: pd.DataFrame, show_all: bool = False) -> pd.DataFrame:
+    """``df`` without the red-team subset (harmless-base) unless ``show_all``.
+
+    Default displays start on neutral helpful-* rows, so a notebook is safe to
+    project; the analyses still use every row. Notebooks 01 and 04.
+    """
+    return df if show_all else df[df["subset"] != RED_TEAM]
+
+
 def filter_pairs(df: pd.DataFrame, subset: str = ALL, query: str = "") -> pd.DataFrame:
     """The pairs of ``subset`` ("all" for every subset) whose prompt, chosen or
     rejected text contains ``query`` (case-insensitive; "" keeps every row).
@@ -148,11 +160,17 @@ def render_pair_html(df: pd.DataFrame, subset: str = ALL, index: int = 0,
 # --------------------------------------------------------------------------
 # Thin ipywidgets shells
 # --------------------------------------------------------------------------
-def make_pair_browser(df: pd.DataFrame):
-    """Subset dropdown + row slider + search box over HH-RLHF pairs (notebook 01)."""
+def make_pair_browser(df: pd.DataFrame, show_all: bool = False):
+    """Subset dropdown + row slider + search box over HH-RLHF pairs (notebook 01).
 
-    subsets = [ALL] + sorted(df["subset"].unique())
-    subset = w.Dropdown(options=subsets, value=ALL, description="subset")
+    It opens on helpful-base; the red-team subset (harmless-base) appears only
+    once the "show red-team pairs" box is ticked (or with ``show_all=True``).
+    """
+    every = sorted(df["subset"].unique())
+    first = "helpful-base" if "helpful-base" in every else ALL
+    subset = w.Dropdown(options=[ALL] + every, value=first, description="subset")
+    red = w.Checkbox(value=show_all, description="show red-team pairs (harmless-base)",
+                     indent=False)
     query = w.Text(value="", description="search", placeholder="e.g. joke",
                    continuous_update=False)
     index = w.IntSlider(value=0, min=0, max=max(len(df) - 1, 0), description="pair",
@@ -160,15 +178,20 @@ def make_pair_browser(df: pd.DataFrame):
     view = w.HTML()
 
     def update(_change=None):
-        n = len(filter_pairs(df, subset.value, query.value))
+        shown = safe_pairs(df, red.value)
+        names = [ALL] + sorted(shown["subset"].unique())
+        if list(subset.options) != names:
+            keep = subset.value if subset.value in names else names[min(1, len(names) - 1)]
+            subset.options, subset.value = names, keep
+        n = len(filter_pairs(shown, subset.value, query.value))
         index.max = max(n - 1, 0)  # shrinks the slider first, so index stays valid
-        view.value = render_pair_html(df, subset.value, min(index.value, index.max),
+        view.value = render_pair_html(shown, subset.value, min(index.value, index.max),
                                       query.value)
 
-    for control in (subset, query, index):
+    for control in (subset, query, index, red):
         control.observe(update, names="value")
     update()
-    return w.VBox([w.HBox([subset, query]), index, view])
+    return w.VBox([w.HBox([subset, query, red]), index, view])
 
 
 def make_phrase_explorer(df: pd.DataFrame, phrases: str = "I'm sorry, I can't"):
@@ -359,7 +382,7 @@ def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
             out.clear_output(wait=True)
             display(compare_runs(runs, dd_left.value, dd_right.value, n))
             fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
-            plots.plot_run_curves(runs, [dd_left.value, dd_right.value], axes=list(axes))
+            plots_findings.plot_run_curves(runs, [dd_left.value, dd_right.value], axes=list(axes))
             display(fig)
             plt.close(fig)
 

@@ -53,10 +53,12 @@ def main() -> int:
         if not run.ok:
             print("  " + run.error.replace("\n", "\n  "), flush=True)
     width = max(len(r.name) for r in runs)
-    print(f"\n{'notebook'.ljust(width)}  status  seconds  headline figures")
+    print(f"\n{'notebook'.ljust(width)}  status  seconds  stderr  bars  headline figures")
     for r in runs:
         status = "ok" if r.ok else "FAILED"
-        print(f"{r.name.ljust(width)}  {status:6}  {r.seconds:7.0f}  {headline(r.metrics)}")
+        n_err, n_bar = len(r.noise.get("stderr", [])), len(r.noise.get("progress_bars", []))
+        print(f"{r.name.ljust(width)}  {status:6}  {r.seconds:7.0f}  {n_err:6}  {n_bar:4}  "
+              f"{headline(r.metrics)}")
     failed = [r.name for r in runs if not r.ok]
     total = time.perf_counter() - t0
     print(f"total {total / 60:.1f} min; {len(runs) - len(failed)} passed, {len(failed)} failed")

@@ -81,6 +81,7 @@ def test_algorithm_modules_import_no_presentation_and_no_artefacts(name):
     bad = [m for m in imported
            if m.split(".")[0] in PRESENTATION or m in ("rlhf_lessons.artefacts",
                                                       "rlhf_lessons.plots",
+                                                      "rlhf_lessons.plots_findings",
                                                       "rlhf_lessons.widgets")]
     assert not bad, f"{name}.py imports {bad}: algorithm modules present nothing"
 

@@ -28,6 +28,10 @@ def test_notebook_runs_in_fast_preset(path):
     run = _run_fast(path, timeout=600)
     assert run.metrics.get("preset") == "fast", f"{path.stem}/metrics.json lacks preset=fast"
     assert run.metrics.get("wall_s", 0) > 0, f"{path.stem}/metrics.json lacks wall_s"
+    # Nothing a learner must read past: transformers' warnings and text progress
+    # bars land on stderr (issue 13).
+    assert not run.noise["stderr"], (f"{path.name}: stderr output in cells "
+                                     f"{run.noise['stderr']}")
 
 
 @pytest.mark.notebook

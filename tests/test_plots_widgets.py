@@ -169,13 +169,30 @@ def test_render_pair_html_identical_empty_and_no_match():
 
 def test_make_pair_browser_renders_once_and_follows_its_controls():
     box = widgets.make_pair_browser(TINY)
-    (subset, query), slider, view = box.children[0].children, box.children[1], box.children[2]
+    (subset, query, _red), slider, view = (box.children[0].children, box.children[1],
+                                           box.children[2])
+    subset.value = "all"
     assert "Pair 1 of 4" in view.value  # the callback ran once with the defaults
     assert slider.max == 3
     query.value = "joke"
     assert slider.max == 0 and "Pair 1 of 1" in view.value
     subset.value = "a"
     assert "No pair" in view.value
+
+
+def test_pair_browser_opens_on_helpful_and_hides_red_team_until_asked():
+    hh = TINY.assign(subset=["harmless-base", "harmless-base", "helpful-base",
+                             "helpful-base"])
+    assert list(widgets.safe_pairs(hh)["subset"].unique()) == ["helpful-base"]
+    assert len(widgets.safe_pairs(hh, show_all=True)) == 4
+    box = widgets.make_pair_browser(hh)
+    (subset, _query, red), view = box.children[0].children, box.children[2]
+    assert subset.value == "helpful-base" and "harmless-base" not in subset.options
+    assert "q1" not in view.value
+    red.value = True
+    assert "harmless-base" in subset.options
+    subset.value = "harmless-base"
+    assert "q1" in view.value
 
 
 def test_make_plot_demo_and_phrase_explorer_build():
@@ -223,7 +240,7 @@ def test_plot_metrics_one_axes_per_key_skipping_missing_values():
                        "eval/accuracy": [np.nan, 0.6, np.nan, 0.7]})
     axes = plots.plot_metrics(df, ["objective/kl", "eval/accuracy"])
     assert len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
-    assert axes[0].get_title() == "objective/kl"
+    assert axes[0].get_title() == "KL from the reference"  # a title in words
     xs, ys = axes[1].lines[0].get_data()
     assert list(xs) == [1, 3] and list(ys) == [0.6, 0.7]
     single = plots.plot_metrics(df, "objective/kl")

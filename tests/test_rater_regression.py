@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rlhf_lessons import checks, plots, widgets  # noqa: E402
+from rlhf_lessons import checks, plots_findings, widgets  # noqa: E402
 from rlhf_lessons import raters as R  # noqa: E402
 from rlhf_lessons.config import LessonConfig, RatersConfig  # noqa: E402
 
@@ -228,7 +228,7 @@ def test_plot_paid_for_and_the_rater_widget_headless():
                         "raters_high": [0.08, 0.01], "judge": [0.1, 0.0],
                         "judge_low": [0.05, -0.03], "judge_high": [0.15, 0.03]},
                        index=["log_words", "hedge"])
-    ax = plots.plot_paid_for(tab)
+    ax = plots_findings.plot_paid_for(tab)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["log_words", "hedge"]
     assert len(ax.patches) == 4  # two bars per feature
     plt.close("all")

@@ -74,11 +74,12 @@ r"""
 1. The loss depends on $r_c - r_r$ only, and $(r_c + k) - (r_r + k) =
    r_c - r_r$.
 2. It skips the real EOS (it is a pad id) and reads the token before it:
-   positions 2 and 1 instead of 3 and 2 in the example of 3.2. Variants of the
-   rule (e.g. "first pad − 1", or reading the last position) read padding. A
-   judge that reads padding sees nothing about the answer, and one that reads
-   a position that moves from row to row gets no consistent summary of the
-   text, so its accuracy stays near 50%.
+   positions 2 and 1 instead of 3 and 2 in the example of 3.2. That position
+   has seen the whole answer but not its end: the judge cannot tell a
+   finished answer from one cut off mid-sentence. (The course does not
+   measure how much accuracy this costs; a rule that read a padding position
+   would still see the text, since a causal model's later positions attend to
+   every earlier real token.)
 3. If the intervals overlap you cannot say the judge beats the length rule
    (nor that it does not): the data are too few to tell. Only a clear gap, or
    a paired test on the same pairs, would show it.
@@ -92,7 +93,7 @@ r"""
 - **margin = 1.0:** the loss now starts near $\log(1 + e^{1}) = 1.31$ instead
   of $\log 2 = 0.69$ and stays higher, since every pair must be won by a
   margin of 1; the accuracy curve moves about as before in a short demo. The
-  demo's run time (seconds to a minute in the default preset) is unchanged.
+  demo's run time (seconds in the default preset) is unchanged.
 - **"I'm not sure, but":** compare the two scores in the widget with the
   "hedged" row of 3.9; a negative hedged effect predicts the plain answer
   scores higher. Seconds.
