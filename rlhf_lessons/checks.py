@@ -469,3 +469,40 @@ def check_bon_kl(fn) -> None:
          [(n - 1) / n - math.log(n) for n in ns]),
     ], what=f"your KL for N = {ns}")
     _ok("bon_kl", len(ns))
+
+
+# --------------------------------------------------------------------------
+# 07 Beyond PPO: the group baselines
+# --------------------------------------------------------------------------
+_GROUPS = [[1.0, 2.0, 6.0, 3.0], [0.0, 4.0, 4.0, 0.0], [2.0, 2.0, 2.0, 2.0]]
+
+
+def check_rloo_baseline(fn) -> None:
+    """``fn(scores (P, G)) -> (P, G)``: r_i minus the mean of the OTHER G-1."""
+    s = _t(_GROUPS)
+    G, mean = s.size(1), s.mean(1, keepdim=True)
+    _verify("rloo_baseline", fn(s.clone()), s - (s.sum(1, keepdim=True) - s) / (G - 1), [
+        ("the baseline includes the sample itself: leave it out (sum - r_i) / (G - 1)",
+         s - mean),
+        ("divide the others' sum by G - 1, not G", s - (s.sum(1, keepdim=True) - s) / G),
+        ("the sign is flipped: reward minus baseline", (s.sum(1, keepdim=True) - s) / (G - 1)
+         - s),
+    ], what="your advantages", reduce_hint="One advantage per answer: (P, G).")
+    _ok("rloo_baseline", len(_GROUPS))
+
+
+def check_grpo_advantages(fn) -> None:
+    """``fn(scores (P, G)) -> (P, G)``: (r - mean) / (std + 1e-4) per group, Bessel's
+    std, and 0 for a group whose rewards are all equal."""
+    s = _t(_GROUPS)
+    mean = s.mean(1, keepdim=True)
+    want = (s - mean) / (s.std(1, keepdim=True) + 1e-4)
+    want[2] = 0.0
+    _verify("grpo_advantages", fn(s.clone()), want, [
+        ("normalise within each GROUP (dim 1), not over the whole batch",
+         (s - s.mean()) / (s.std() + 1e-4)),
+        ("use the unbiased std (Bessel, torch's default)",
+         (s - mean) / (s.std(1, unbiased=False, keepdim=True) + 1e-4)),
+        ("subtract the mean but also divide by the std", s - mean),
+    ], what="your advantages", reduce_hint="One advantage per answer: (P, G).")
+    _ok("grpo_advantages", len(_GROUPS))

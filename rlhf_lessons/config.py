@@ -410,3 +410,82 @@ def preset(name: str) -> LessonConfig:
             ppo=PPOConfig(n_updates=100, rollout_batch=64, max_new_tokens=48, lr=3e-6),
         )
     raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """DPO on preference pairs (notebook 07; :func:`rlhf_lessons.dpo.train_dpo`)."""
+
+    beta: float = 0.1  # how hard the implicit KL leash pulls (TRL's default)
+    lr: float = 5e-5
+    batch_size: int = 16  # pairs per step (chosen and rejected in one forward)
+    epochs: float = 1.0
+    max_steps: int = 0  # 0 = as many as ``epochs`` needs
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        _whole(self, "batch_size")
+        _whole(self, "max_steps", least=0)
+        _positive(self, "beta", "lr", "epochs")
+        _non_negative(self, "max_grad_norm")
+
+
+ADVANTAGES = ("grpo", "rloo")
+
+
+@dataclass(frozen=True)
+class GroupPGConfig:
+    """RLOO / GRPO (notebook 07; :func:`rlhf_lessons.group_pg.train_group_pg`).
+
+    Sampling (temperature, new tokens, prompt length, missing-EOS penalty) comes
+    from the ``PPOConfig`` passed beside it."""
+
+    advantage: str = "grpo"  # "grpo": (r - mean) / std; "rloo": r - mean of the others
+    group_size: int = 4  # G answers per prompt
+    prompts_per_update: int = 8  # so G * 8 episodes per update
+    n_updates: int = 20
+    inner_epochs: int = 1  # passes over each rollout (1: the ratio stays 1, no clip)
+    lr: float = 5e-5
+    kl_coef: float = 0.05  # GRPO's beta on the k3 KL term; 0 = no KL term
+    cliprange: float = 0.2
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        _rule(self, "advantage", self.advantage in ADVANTAGES, f"one of {ADVANTAGES}")
+        _whole(self, "group_size", least=2)
+        _whole(self, "prompts_per_update", "n_updates", "inner_epochs")
+        _positive(self, "lr", "cliprange")
+        _non_negative(self, "kl_coef", "max_grad_norm")
+
+
+@dataclass(frozen=True)
+class BeyondConfig:
+    """Budgets of notebook 07 (beyond PPO). ``BeyondConfig.for_preset(cfg)``."""
+
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    group: GroupPGConfig = field(default_factory=GroupPGConfig)
+    n_dpo_pairs: int = 768  # TRAIN pairs DPO learns from
+    n_acc_pairs: int = 300  # held-out pairs for the implicit-reward accuracy
+    n_eval_prompts: int = 48  # held-out prompts of the frontier (stratified)
+    n_train_prompts: int = 512  # TRAIN prompts PPO and GRPO sample from
+    n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
+    bon_n: int = 8  # best-of-N
+    ppo_updates: int = 12  # the short PPO run for the frontier
+    widget_samples: int = 8  # answers per prompt behind the group-size widget
+
+    def __post_init__(self):
+        _whole(self, "n_dpo_pairs", "n_acc_pairs", "n_eval_prompts", "n_train_prompts",
+               "n_norm_prompts", "bon_n", "ppo_updates")
+        _whole(self, "widget_samples", least=2)
+
+    @classmethod
+    def for_preset(cls, cfg: LessonConfig) -> BeyondConfig:
+        """Seconds in the fast preset; the notebook's 6-minute budget otherwise."""
+        if cfg.preset == "fast":
+            return cls(DPOConfig(lr=1e-3, batch_size=8, max_steps=6),
+                       GroupPGConfig(group_size=4, prompts_per_update=2, n_updates=3,
+                                     lr=1e-3),
+                       n_dpo_pairs=48, n_acc_pairs=16, n_eval_prompts=8,
+                       n_train_prompts=16, n_norm_prompts=8, bon_n=4, ppo_updates=2,
+                       widget_samples=4)
+        return cls()

@@ -22,7 +22,7 @@ from rlhf_lessons.config import REPO_ROOT
 
 PKG = REPO_ROOT / "rlhf_lessons"
 MODULES = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
-ALGORITHM = ("config", "hub", "preference_formats", "data", "batching", "models", "lean_gpt2", "generation", "pretrain",
+ALGORITHM = ("config", "hub", "preference_formats", "data", "batching", "models", "lean_gpt2", "generation", "pretrain", "group_pg",
              "sft", "reward", "rollout", "ppo", "dpo", "overoptimisation", "analysis", "rewrites",
              "evaluate",
              "utils", "checks")
