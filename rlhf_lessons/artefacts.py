@@ -374,3 +374,15 @@ def sweep_checkpoint(cfg: LessonConfig, hc: HackingConfig, name: str = "sweep") 
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS,
                          extra=dataclasses.asdict(hc))
     return output_dir(NOTEBOOKS["hacking"], cfg) / f"{name}-{key}.pt"
+
+
+# ---------------------------------------------------------------------------
+# Beyond PPO (notebook 07)
+# ---------------------------------------------------------------------------
+NOTEBOOKS["beyond"] = "07_beyond_ppo"
+
+
+def beyond_checkpoint(cfg: LessonConfig, name: str, settings: dict) -> Path:
+    """Where notebook 07's run ``name`` ("dpo", ...) is saved, keyed by its settings."""
+    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
+    return output_dir(NOTEBOOKS["beyond"], cfg) / f"{name}-{key}.pt"

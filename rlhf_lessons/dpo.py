@@ -233,3 +233,20 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
                               Path(checkpoint))
     policy.requires_grad_(False)
     return pd.DataFrame(rows)
+
+
+def beta_view(log_ratio_margins, beta: float) -> dict:
+    """What β does to fixed log-ratio margins ``h = (π_c − ref_c) − (π_r − ref_r)``.
+
+    h: (n,) nats. Returns prob (n,) = σ(β h), the policy's implied P(chosen wins);
+    loss = mean −log σ(β h); weight = mean σ(−β h), how hard the gradient still
+    pushes (½ at the start); share_sure = share of pairs with P > 0.9. The β widget
+    of notebook 07 draws it.
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+    h = torch.as_tensor(np.asarray(log_ratio_margins, dtype=np.float64))
+    prob = torch.sigmoid(beta * h)
+    return {"prob": prob.numpy(), "loss": float(-F.logsigmoid(beta * h).mean()),
+            "weight": float(torch.sigmoid(-beta * h).mean()),
+            "share_sure": float((prob > 0.9).double().mean())}

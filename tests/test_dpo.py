@@ -107,3 +107,15 @@ def test_train_dpo_raises_the_implicit_accuracy_on_its_train_pairs(tmp_path):
     again = train_dpo(copy.deepcopy(ref), ref, pairs, cfg, pad_id=0, ref_logps=ref_lp,
                       checkpoint=ck, show_progress=False)
     assert len(again) == len(df)
+
+
+def test_beta_view_by_hand():
+    from rlhf_lessons.dpo import beta_view
+
+    v = beta_view([0.0, 2.0], beta=0.5)
+    s = 1 / (1 + math.exp(-1.0))  # σ(0.5·2)
+    assert v["prob"].tolist() == pytest.approx([0.5, s])
+    assert v["loss"] == pytest.approx((math.log(2) - math.log(s)) / 2)
+    assert v["weight"] == pytest.approx((0.5 + (1 - s)) / 2) and v["share_sure"] == 0.0
+    with pytest.raises(ValueError, match="beta"):
+        beta_view([1.0], beta=0)
