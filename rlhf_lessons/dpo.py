@@ -23,8 +23,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rlhf_lessons.batching import length_buckets, position_ids, right_pad
+from rlhf_lessons.batching import length_buckets, position_ids, right_pad, tail_token_ids
 from rlhf_lessons.config import DPOConfig
+from rlhf_lessons.reward import PairSet
 from rlhf_lessons.utils import (
     atomic_torch_save,
     autocast,
@@ -107,6 +108,40 @@ def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int
     logp = torch.log_softmax(model.lm_head(h[rows, cols]).float(), dim=-1)  # (N, V)
     tok_logp = logp.gather(-1, ids[rows, cols + 1][:, None])[:, 0]  # (N,)
     return torch.zeros(len(seqs), device=ids.device).index_add(0, rows, tok_logp)
+
+
+def policy_pairs(rows, tok, max_len: int, drop_identical: bool = True) -> PairSet:
+    """Preference rows encoded for the POLICY: prompt + " " + answer + EOS, as SFT.
+
+    rows: dicts with prompt, chosen_response, rejected_response (and subset). Both
+    sides of a pair keep the SAME prompt tokens (its end, cut to fit the longer
+    answer; each answer keeps at most ``max_len − 16`` tokens), so
+    :func:`answer_start` finds where the answers begin. A judge's encoding
+    (``reward.prepare_pairs``) cuts each side on its own, which would shift them.
+    """
+    rows = rows.to_list() if hasattr(rows, "to_list") else list(rows)
+    if not rows:
+        raise ValueError("rows: no preference rows to encode")
+    eos = tok.eos_token_id
+    prompts = tail_token_ids(tok, [r["prompt"] for r in rows], max_len)
+    c_ids, r_ids, n_cut = [], [], 0
+    for r, p in zip(rows, prompts):
+        a = [tok(" " + r[k].strip(), add_special_tokens=False)["input_ids"][:max_len - 17]
+             + [eos] for k in ("chosen_response", "rejected_response")]
+        keep = max_len - max(len(a[0]), len(a[1]))
+        n_cut += len(p) > keep
+        p = p[-keep:]
+        c_ids.append(p + a[0])
+        r_ids.append(p + a[1])
+    same = np.array([c == r for c, r in zip(c_ids, r_ids)], dtype=bool)
+    ks = np.flatnonzero(~same) if drop_identical else np.arange(len(rows))
+    pick = lambda xs: [xs[i] for i in ks]  # noqa: E731
+    return PairSet(pick(c_ids), pick(r_ids), pick([r.get("subset", "pairs") for r in rows]),
+                   pick([r["prompt"] for r in rows]), pick([r["chosen_response"] for r in rows]),
+                   pick([r["rejected_response"] for r in rows]),
+                   np.array([len(rows[i]["chosen_response"]) for i in ks]),
+                   np.array([len(rows[i]["rejected_response"]) for i in ks]), same[ks],
+                   n_identical_dropped=int(len(rows) - len(ks)), n_truncated=n_cut)
 
 
 def pair_starts(chosen_ids: list[list[int]], rejected_ids: list[list[int]]) -> list[int]:

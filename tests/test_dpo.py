@@ -119,3 +119,22 @@ def test_beta_view_by_hand():
     assert v["weight"] == pytest.approx((0.5 + (1 - s)) / 2) and v["share_sure"] == 0.0
     with pytest.raises(ValueError, match="beta"):
         beta_view([1.0], beta=0)
+
+
+def test_policy_pairs_share_the_prompt_tokens_and_start_at_the_answer():
+    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.dpo import pair_starts, policy_pairs
+
+    tok = load_tokenizer(PRETRAINED_DIR)
+    long_prompt = "\n\nHuman: " + "tell me more " * 40 + "\n\nAssistant:"
+    rows = [{"prompt": long_prompt, "chosen_response": "Yes, gladly.",
+             "rejected_response": "No." * 20, "subset": "helpful-base"},
+            {"prompt": "\n\nHuman: Hi\n\nAssistant:", "chosen_response": "Hi!",
+             "rejected_response": "Hi!"}]
+    ps = policy_pairs(rows, tok, max_len=48)
+    assert len(ps) == 1 and ps.n_identical_dropped == 1 and ps.n_truncated == 1
+    c, r = ps.chosen_ids[0], ps.rejected_ids[0]
+    assert max(len(c), len(r)) == 48 and c[-1] == r[-1] == tok.eos_token_id
+    (st,) = pair_starts(ps.chosen_ids, ps.rejected_ids)
+    n_answer = len(tok(" Yes, gladly.", add_special_tokens=False)["input_ids"]) + 1
+    assert len(c) - st == n_answer  # the answers differ from their first token
