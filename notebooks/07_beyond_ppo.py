@@ -542,7 +542,7 @@ with PeakRSS() as ppo_mem:
     ppo_run = train_ppo(
         ppo_policy, ref_policy, vm, judges["proxy"], tok, train_prompts,
         ppo_cfg, seed=cfg.seed, score_norm=norms["proxy"],
-        checkpoint=beyond_checkpoint(cfg, "ppo", {"updates": bc.ppo_updates}))
+        checkpoint=beyond_checkpoint(cfg, "ppo", dataclasses.asdict(bc)))
 measure("ppo", ppo_policy)
 
 # %% [markdown]

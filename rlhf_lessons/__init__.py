@@ -20,7 +20,8 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
 - ``rollout``      the models, sampling and scoring of a PPO rollout (04)
 - ``ppo``          KL shaping, GAE, the clipped update, the loop (04)
-- ``dpo``          the DPO loss and answer log-probs (07; timed by scripts/gpu_check.py)
+- ``dpo``          DPO: the loss, implicit reward and its accuracy, the trainer (07)
+- ``group_pg``     RLOO / GRPO: group baselines, the clipped loss, the loop (07)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
