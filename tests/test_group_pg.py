@@ -90,3 +90,25 @@ def test_end_to_end_rule_reward_rises_with_grpo_and_rloo():
         print(f"{kind}: first 5 updates {first:.2f}, last 5 {last:.2f}")
         assert last > first + 1.0, (kind, first, last)
         assert np.isfinite(df["frac_reward_zero_std"]).all()
+
+
+def test_zero_variance_groups_are_skipped_and_the_first_ratio_is_one():
+    fast = preset("fast")
+    tok = load_tokenizer(PRETRAINED_DIR)
+    prompt_ids = [[3, 4, 5], [6, 7, 8], [9, 10, 11], [12, 13, 14]]
+    prompts = [tok.decode(p) for p in prompt_ids]
+    cfg = dataclasses.replace(fast.ppo, temperature=1.0, max_new_tokens=6,
+                              missing_eos_penalty=0.0)
+    g = GroupPGConfig(group_size=3, prompts_per_update=2, n_updates=2, lr=1e-2)
+    policy = build_gpt2(32, fast.model, tok.eos_token_id, seed=0)
+    ref = copy.deepcopy(policy)
+    flat = gp.train_group_pg(policy, ref, lambda p, r: [1.0] * len(r), tok, prompts, g,
+                             cfg, prompt_ids=prompt_ids, show_progress=False)
+    assert flat["frac_reward_zero_std"].tolist() == [1.0, 1.0]
+    for a, b in zip(policy.parameters(), ref.parameters()):
+        assert torch.equal(a, b)  # every group skipped: no step taken
+    # a varying reward, one pass per rollout: the ratio of that pass is 1
+    df = gp.train_group_pg(policy, ref, lambda p, r: [float(len(x)) for x in r], tok,
+                           prompts, g, cfg, prompt_ids=prompt_ids, show_progress=False)
+    assert df["val/ratio"].tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
+    assert df["policy/clipfrac_avg"].tolist() == [0.0, 0.0]
