@@ -443,7 +443,7 @@ class GroupPGConfig:
     advantage: str = "grpo"  # "grpo": (r - mean) / std; "rloo": r - mean of the others
     group_size: int = 4  # G answers per prompt
     prompts_per_update: int = 8  # so G * 8 episodes per update
-    n_updates: int = 20
+    n_updates: int = 16
     inner_epochs: int = 1  # passes over each rollout (1: the ratio stays 1, no clip)
     lr: float = 5e-5
     kl_coef: float = 0.05  # GRPO's beta on the k3 KL term; 0 = no KL term
@@ -464,13 +464,13 @@ class BeyondConfig:
 
     dpo: DPOConfig = field(default_factory=DPOConfig)
     group: GroupPGConfig = field(default_factory=GroupPGConfig)
-    n_dpo_pairs: int = 768  # TRAIN pairs DPO learns from
+    n_dpo_pairs: int = 640  # TRAIN pairs DPO learns from (40 steps of 16)
     n_acc_pairs: int = 300  # held-out pairs for the implicit-reward accuracy
     n_eval_prompts: int = 48  # held-out prompts of the frontier (stratified)
     n_train_prompts: int = 512  # TRAIN prompts PPO and GRPO sample from
     n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
     bon_n: int = 8  # best-of-N
-    ppo_updates: int = 12  # the short PPO run for the frontier
+    ppo_updates: int = 10  # the short PPO run for the frontier
     widget_samples: int = 8  # answers per prompt behind the group-size widget
 
     def __post_init__(self):
