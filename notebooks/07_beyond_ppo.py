@@ -438,7 +438,8 @@ the reference, h = 0 and the loss is log 2 = 0.693.
 
 The train pairs (stratified, seeded) are encoded as the SFT policy was
 trained: prompt, a space, the answer, EOS, both sides with the same prompt
-tokens. The answer is where the two transcripts of a pair first differ. The
+tokens, at most `bc.dpo_max_len` tokens each (DPO's cost grows with it). The
+answer is where the two transcripts of a pair first differ. The
 reference's log-probs are computed once (it is frozen).
 """
 
@@ -455,7 +456,7 @@ def hh_rows(split, n):
 
 
 train_pairs = policy_pairs(hh_rows("train", bc.n_dpo_pairs), tok,
-                           cfg.reward.max_len)
+                           bc.dpo_max_len)
 ref_train = all_pair_logprobs(ref_policy, train_pairs, tok.pad_token_id,
                               device)
 print(train_pairs.summary())
@@ -463,7 +464,8 @@ print(train_pairs.summary())
 # %%
 dpo_policy = copy.deepcopy(ref_policy)
 ck = beyond_checkpoint(cfg, "dpo", {**dataclasses.asdict(bc.dpo),
-                                    "pairs": bc.n_dpo_pairs})
+                                    "pairs": bc.n_dpo_pairs,
+                                    "max_len": bc.dpo_max_len})
 with PeakRSS() as dpo_mem:
     dpo_log = train_dpo(dpo_policy, ref_policy, train_pairs, bc.dpo,
                         pad_id=tok.pad_token_id, device=device,
@@ -488,7 +490,7 @@ from rlhf_lessons.evaluate import judge_accuracy, wilson_ci
 from rlhf_lessons.reward import prepare_pairs
 
 acc_rows = hh_rows("eval", bc.n_acc_pairs)
-acc_pairs = policy_pairs(acc_rows, tok, cfg.reward.max_len, False)
+acc_pairs = policy_pairs(acc_rows, tok, bc.dpo_max_len, False)
 ref_acc = all_pair_logprobs(ref_policy, acc_pairs, tok.pad_token_id, device)
 dpo_acc_lp = all_pair_logprobs(dpo_policy, acc_pairs, tok.pad_token_id,
                                device)

@@ -465,6 +465,7 @@ class BeyondConfig:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     group: GroupPGConfig = field(default_factory=GroupPGConfig)
     n_dpo_pairs: int = 640  # TRAIN pairs DPO learns from (40 steps of 16)
+    dpo_max_len: int = 128  # tokens per side for DPO: the prompt's end, the answer's start
     n_acc_pairs: int = 300  # held-out pairs for the implicit-reward accuracy
     n_eval_prompts: int = 48  # held-out prompts of the frontier (stratified)
     n_train_prompts: int = 512  # TRAIN prompts PPO and GRPO sample from
@@ -477,6 +478,7 @@ class BeyondConfig:
         _whole(self, "n_dpo_pairs", "n_acc_pairs", "n_eval_prompts", "n_train_prompts",
                "n_norm_prompts", "bon_n", "ppo_updates")
         _whole(self, "widget_samples", least=2)
+        _whole(self, "dpo_max_len", least=18)
 
     @classmethod
     def for_preset(cls, cfg: LessonConfig) -> BeyondConfig:
@@ -486,6 +488,6 @@ class BeyondConfig:
                        GroupPGConfig(group_size=4, prompts_per_update=2, n_updates=3,
                                      lr=1e-3),
                        n_dpo_pairs=48, n_acc_pairs=16, n_eval_prompts=8,
-                       n_train_prompts=16, n_norm_prompts=8, bon_n=4, ppo_updates=2,
+                       n_train_prompts=16, n_norm_prompts=8, bon_n=4, ppo_updates=2, dpo_max_len=96,
                        widget_samples=4)
         return cls()
