@@ -4,12 +4,14 @@
    own) and ``trl_reward.py`` (TRL 1.16.0, in ``.bench-venvs/trl-1.16.0``);
 2. PPO, when ``benchmarks/bench_ppo.py`` exists (its ``run(peer_dir, python_for_peer)``
    returns ``{"ours": {...}, "peer": {...}}``);
-3. a summary line ``{"task": "summary", "reward_pairs_per_s_ratio": ..., ...}``.
+3. DPO and GRPO (``bench_dpo.py``, ``bench_grpo.py``) against TRL 1.16.0's
+   ``DPOTrainer`` and ``GRPOTrainer``;
+4. a summary line ``{"task": "summary", "reward_pairs_per_s_ratio": ..., ...}``.
 
 Every result is one JSON line on stdout. Speeds only mean something as a ratio to the
 peer measured in the same run (the machine is shared and noisy).
 
-    .venv/bin/python benchmarks/run.py [--peer-dir benchmarks/peer] [--skip-ppo]
+    .venv/bin/python benchmarks/run.py [--peer-dir benchmarks/peer] [--skip-ppo] [--skip-dpo] [--skip-grpo]
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main():
     ap.add_argument("--peer-dir", default=None, help="default: benchmarks/peer")
     ap.add_argument("--skip-ppo", action="store_true")
     ap.add_argument("--skip-reward", action="store_true")
+    ap.add_argument("--skip-dpo", action="store_true")
+    ap.add_argument("--skip-grpo", action="store_true")
     o = ap.parse_args()
     peer = peers.peer_dir(o.peer_dir)
     from rlhf_lessons.utils import cpu_has_native_bf16
@@ -77,7 +81,35 @@ def main():
             res["ours"]["episodes_per_s"] / res["peer"]["episodes_per_s"], 3)
     else:
         summary["ppo_episodes_per_s_ratio"] = None
+    summary.update(_beyond(peer, o))
     print(json.dumps(summary), flush=True)
+
+
+def _beyond(peer, o) -> dict:
+    """4. DPO and GRPO (issue 14) against TRL 1.16.0, with that issue's targets."""
+    out = {}
+    for name, skip, key, targets in (
+        ("dpo", o.skip_dpo, "dpo_pairs_per_s_ratio",
+         lambda r: {"speed_3x": r["dpo_pairs_per_s_ratio"] >= 3,
+                    "heldout_acc_within_0.02": r["dpo_heldout_acc_delta"] >= -0.02,
+                    "peak_rss_not_higher": r["dpo_peak_rss_ratio"] <= 1}),
+        ("grpo", o.skip_grpo, "grpo_episodes_per_s_ratio",
+         lambda r: {"speed_3x": r["grpo_episodes_per_s_ratio"] >= 3,
+                    "reward_rise_not_smaller": r["grpo_reward_rise_delta"] >= 0,
+                    "peak_rss_not_higher": r["grpo_peak_rss_ratio"] <= 1})):
+        script = HERE / f"bench_{name}.py"
+        if skip or not script.exists():
+            out[key] = None
+            continue
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", script)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        res = mod.run(peer, str(peers.ensure_venv("1.16.0")))
+        print(json.dumps(res["ours"]), flush=True)
+        print(json.dumps(res["peer"]), flush=True)
+        out.update({k: v for k, v in res.items() if k not in ("ours", "peer")})
+        out[f"{name}_targets_met"] = targets(res)
+    return out
 
 
 if __name__ == "__main__":

@@ -478,7 +478,7 @@ makes exactly this call, with the same prompts and seed, and uses the result.
 """
 
 # %%
-from rlhf_lessons.artefacts import ppo_prompt_table
+from rlhf_lessons.prompts import ppo_prompt_table
 from rlhf_lessons.evaluate import subset_counts
 from rlhf_lessons.rollout import normalise
 

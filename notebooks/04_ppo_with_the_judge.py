@@ -93,7 +93,6 @@ from rlhf_lessons.artefacts import (
     load_judge,
     load_policy,
     ppo_checkpoint,
-    ppo_prompts,
 )
 from rlhf_lessons.generation import sample_responses
 from rlhf_lessons.models import n_params
@@ -134,7 +133,7 @@ single-turn prompts short enough for our small model's context.
 """
 
 # %%
-from rlhf_lessons.artefacts import ppo_prompt_table
+from rlhf_lessons.prompts import ppo_prompt_table, ppo_prompts
 from rlhf_lessons.evaluate import subset_counts
 
 train_prompts = ppo_prompts(cfg, "train", tok)

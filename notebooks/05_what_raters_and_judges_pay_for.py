@@ -81,7 +81,7 @@ rewrite, how many pairs you label) are in one small config for the preset:
 """
 
 # %%
-from rlhf_lessons.config import RatersConfig
+from rlhf_lessons.budgets import RatersConfig
 
 rc = RatersConfig.for_preset(cfg)
 rc
@@ -181,7 +181,7 @@ def pair_differences(f_chosen, f_rejected, flip):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons import checks_findings as checks
 
 checks.check_pair_differences(pair_differences)
 

@@ -77,7 +77,7 @@ The budgets of this notebook are in one config for the preset:
 """
 
 # %%
-from rlhf_lessons.config import OptimisationConfig
+from rlhf_lessons.budgets import OptimisationConfig
 
 oc = OptimisationConfig.for_preset(cfg)
 oc
@@ -370,7 +370,7 @@ def bon_kl(n):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons import checks_findings as checks
 
 checks.check_bon_kl(bon_kl)
 print("KL bound at n = 16:", round(bon_kl(16), 3), "nats")

@@ -21,7 +21,8 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``reward``       the judge: Bradley-Terry loss, model, pairs, training (03)
 - ``rollout``      the models, sampling and scoring of a PPO rollout (04)
 - ``ppo``          KL shaping, GAE, the clipped update, the loop (04)
-- ``dpo``          the DPO loss and answer log-probs (07; timed by scripts/gpu_check.py)
+- ``dpo``          DPO: the loss, implicit reward and its accuracy, the trainer (07)
+- ``group_pg``     RLOO / GRPO: group baselines, the clipped loss, the loop (07)
 - ``raters``       surface features, an L1 logistic regression of who chose
                    what, the "be the rater" tally (05)
 - ``sycophancy``   probes: agreeing with the user, giving in to pushback (05)
@@ -29,7 +30,9 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``selection``    best-of-n order statistics, the tilt, Gao's fit, length share (06)
 - ``calibration``  ECE, reliability, next-token confidence, temperature (06)
 - ``biased_raters``  simulated biased raters and head-only judges (06)
-- ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
+- ``budgets``      how much of each experiment notebooks 05-07 run, per preset
+- ``checks``, ``checks_findings``  the exercises' checks (01-04, 05-07): hand-made
+                   cases, a hint per classic bug
 
 Measurement, artefacts and presentation:
 

@@ -12,9 +12,8 @@ The pipeline's products:
 - the small GPT-2, pretrained and after SFT (notebook 02): :func:`load_policy`;
 - the judge (notebook 03): :func:`load_judge`, its training curves
   :func:`load_training_metrics`, and :func:`judge_reward_fn` for PPO;
-- PPO's prompts and checkpoints (notebook 04): :func:`ppo_prompts`,
-  :func:`ppo_prompt_table`,
-  :func:`ppo_checkpoint`;
+- PPO's checkpoints (notebook 04): :func:`ppo_checkpoint` (its prompts:
+  :mod:`rlhf_lessons.prompts`);
 - the judge's scores of every eval pair, kept (notebook 05): :func:`judge_pair_scores`;
 - the proxy judge, the cached results and the runs of notebook 06:
   :func:`load_proxy_judge`, :func:`load_or_build`, :func:`sweep_checkpoint`;
@@ -43,9 +42,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_lessons.config import REPO_ROOT, LessonConfig, OptimisationConfig
+from rlhf_lessons.budgets import OptimisationConfig
+from rlhf_lessons.config import REPO_ROOT, LessonConfig
 from rlhf_lessons.data import DATA_DIR, load_all_hh
-from rlhf_lessons.evaluate import stratified_sample
 from rlhf_lessons.models import (
     build_gpt2,
     load_card,
@@ -82,6 +81,7 @@ NOTEBOOKS = {
     "ppo": "04_ppo_with_the_judge",
     "raters": "05_what_raters_and_judges_pay_for",
     "optimisation": "06_what_optimisation_does_with_it",
+    "beyond": "07_beyond_ppo",
 }
 # Settings of notebook 03 that change its demos, not the judge: left out of its key.
 # (n_ref_samples, once here, is gone: notebook 03 now normalises with cfg.ppo's
@@ -361,46 +361,6 @@ def judge_reward_fn(judge, tokenizer, max_len: int = 256, device="cpu",
 # ---------------------------------------------------------------------------
 # PPO (notebook 04)
 # ---------------------------------------------------------------------------
-def ppo_prompt_table(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
-                     exclude=()) -> pd.DataFrame:
-    """HH-RLHF prompts for PPO with their subset: columns ``prompt``, ``subset``.
-
-    Single-turn ("Human: ...\\n\\nAssistant:") prompts of at most
-    ``cfg.ppo.max_prompt_tokens`` tokens, each text once, none in ``exclude``.
-    ``split="train"`` for PPO and ``"eval"`` for held-out evaluation only (nothing
-    from eval is ever trained on). Rows come in a seeded random order (``cfg.seed``),
-    never the file's, whose first rows are all harmless-base; ``n`` > 0 keeps a
-    sample of n drawn across the four subsets in proportion, seeded
-    (:func:`rlhf_lessons.evaluate.stratified_sample`).
-    """
-    if split not in ("train", "eval"):
-        raise ValueError(f"split={split!r}: PPO prompts come from 'train' or 'eval'")
-    ds = load_all_hh(split, source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
-    rows, seen = [], set(exclude)
-    limit = cfg.ppo.max_prompt_tokens
-    for p, sub in zip(ds["prompt"], ds["subset"]):
-        if p.count("Human:") != 1 or p in seen:
-            continue
-        if limit and len(tokenizer(p, add_special_tokens=False)["input_ids"]) > limit:
-            continue
-        seen.add(p)
-        rows.append((p, sub))
-    if not rows:
-        raise ValueError(f"no single-turn {split} prompts of <= {limit} tokens found")
-    table = pd.DataFrame(rows, columns=["prompt", "subset"])
-    if n:
-        table = table.iloc[stratified_sample(table["subset"], n, cfg.seed)]
-    order = np.random.default_rng(cfg.seed).permutation(len(table))
-    return table.iloc[order].reset_index(drop=True)
-
-
-def ppo_prompts(cfg: LessonConfig, split: str, tokenizer, n: int = 0,
-                exclude=()) -> list[str]:
-    """The prompts of :func:`ppo_prompt_table` (seeded order; ``n`` > 0: a
-    stratified sample of n)."""
-    return ppo_prompt_table(cfg, split, tokenizer, n, exclude)["prompt"].tolist()
-
-
 def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
     """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from (cleared
     first with ``cfg.retrain``)."""
@@ -468,12 +428,17 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     return model.to(device).eval(), tok, card
 
 
+def keyed_path(cfg: LessonConfig, notebook: str, name: str, settings: dict) -> Path:
+    """``outputs/<notebook>/<name>-<key>.pt``, keyed by ``settings`` plus the model, judge
+    and PPO settings (a changed setting never reuses a stale run); cleared first with
+    ``cfg.retrain``. Notebook 06's runs and sweeps, notebook 07's runs."""
+    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
+    return retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
+
+
 def sweep_checkpoint(cfg: LessonConfig, oc: OptimisationConfig, name: str = "sweep") -> Path:
-    """Where notebook 06's runs of these settings are saved (a PPO checkpoint or
-    a sweep of :func:`rlhf_lessons.overoptimisation.beta_sweep`)."""
-    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS,
-                         extra=dataclasses.asdict(oc))
-    return retrain_path(cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"{name}-{key}.pt")
+    """Where notebook 06's run ``name`` of these settings is saved."""
+    return keyed_path(cfg, "optimisation", name, dataclasses.asdict(oc))
 
 
 def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str,
@@ -484,8 +449,7 @@ def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str
     builds afresh; saved atomically under ``outputs/<notebook>/``; ``cfg.retrain``
     rebuilds it. Prints the standard line of :func:`loaded_or_trained`.
     """
-    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
-    path = retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
+    path = keyed_path(cfg, notebook, name, settings)
     if path.exists():
         out = torch.load(path, map_location="cpu", weights_only=False)
         loaded_or_trained(what, path, False, verb="computed")
@@ -516,3 +480,8 @@ def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu
     return load_or_build(cfg, f"judge-scores-{name}", {"judge": judge_key(cfg), "texts": digest},
                          build, f"the judge's scores of the {len(pairs)} {name} pairs",
                          notebook="raters")
+
+
+def beyond_checkpoint(cfg: LessonConfig, name: str, settings: dict) -> Path:
+    """Where notebook 07's run ``name`` ("dpo", ...) is saved, keyed by its settings."""
+    return keyed_path(cfg, "beyond", name, settings)

@@ -36,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("auto", "hub", "local")
 KL_ESTIMATORS = ("k1", "k3")
 LR_SCHEDULES = ("linear", "constant")
+ADVANTAGES = ("grpo", "rloo")  # group baselines of notebook 07
 
 
 def _rule(owner: object, name: str, ok: bool, what: str) -> None:
@@ -320,106 +321,6 @@ class LessonConfig:
             blob["extra"] = extra
         raw = json.dumps(blob, sort_keys=True, default=str).encode()
         return hashlib.sha256(raw).hexdigest()[:8]
-
-
-@dataclass(frozen=True)
-class OptimisationConfig:
-    """Budgets of notebook 06. ``OptimisationConfig.for_preset(cfg)`` picks them.
-
-    The PPO settings themselves (batch, tokens, clipping, beta) come from
-    ``cfg.ppo``; these only say how much of each experiment to run.
-    """
-
-    n_effect_answers: int = 96  # held-out answers rewritten to measure delta (6.1)
-    n_boot: int = 1000  # bootstrap resamples for every interval
-    n_pool_prompts: int = 8  # held-out prompts with a pool of human answers (6.2)
-    pool_size: int = 64  # candidates per pool: N runs up to this
-    p0: float = 0.5  # chance that a candidate carries the feature (6.2)
-    n_bon_prompts: int = 24  # held-out prompts for Gao's best-of-n curve (6.4)
-    bon_k: int = 32  # policy samples per prompt (n <= bon_k)
-    proxy_pairs: int = 384  # TRAIN pairs the proxy judge sees (gold: all of them)
-    proxy_labels: str = "gold"  # "gold": the gold judge labels the slice (Gao et al.)
-    rater_pairs: int = 800  # single-turn TRAIN pairs the simulated raters label (6.5)
-    rater_eval_pairs: int = 200  # single-turn held-out pairs: accuracy and judge calibration
-    marker_share: float = 0.5  # share of answers given the marker opener
-    rater_biases: tuple[float, ...] = (0.0, 0.1, 0.25)
-    n_train_prompts: int = 512  # TRAIN prompts PPO samples from
-    n_eval_prompts: int = 128  # held-out prompts for rates, scores and samples
-    eval_samples: int = 2  # answers per held-out prompt
-    n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
-    ppo_updates: int = 12  # PPO against the most biased judge
-    ppo_lr: float = 1e-4
-    n_calib_texts: int = 48  # held-out transcripts for next-token calibration (6.6)
-    # Smaller rollouts and fewer epochs per update than notebook 04 keep the
-    # lesson within its CPU budget.
-    rollout_batch: int = 16
-    ppo_epochs: int = 2
-
-    def __post_init__(self):
-        _whole(self, "n_effect_answers", "n_pool_prompts", "pool_size", "n_bon_prompts",
-               "bon_k", "proxy_pairs", "rater_pairs", "rater_eval_pairs", "n_train_prompts",
-               "n_eval_prompts", "eval_samples", "n_norm_prompts", "ppo_updates",
-               "n_calib_texts", "rollout_batch", "ppo_epochs")
-        _whole(self, "n_boot", least=0)
-        _positive(self, "ppo_lr")
-        _rule(self, "p0", 0 < self.p0 < 1, "a probability strictly between 0 and 1")
-        _rule(self, "marker_share", 0 < self.marker_share < 1,
-              "a probability strictly between 0 and 1")
-        _rule(self, "rater_biases", len(self.rater_biases) > 0
-              and all(isinstance(b, (int, float)) and 0 <= b <= 1 for b in self.rater_biases),
-              "a non-empty tuple of numbers in [0, 1]")
-        _rule(self, "proxy_labels", self.proxy_labels in ("gold", "human"), "'gold' or 'human'")
-
-    def ppo_config(self, base: PPOConfig, lr: float) -> PPOConfig:
-        """``base`` (``cfg.ppo``) with this notebook's rollout size, epochs and ``lr``."""
-        mb = max(1, min(base.mini_batches, self.rollout_batch))
-        while self.rollout_batch % mb:
-            mb -= 1
-        return dataclasses.replace(base, rollout_batch=self.rollout_batch,
-                                   mini_batches=mb, ppo_epochs=self.ppo_epochs, lr=lr)
-
-    @classmethod
-    def for_preset(cls, cfg: LessonConfig) -> OptimisationConfig:
-        """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
-        if cfg.preset == "fast":
-            return cls(n_effect_answers=16, n_boot=200, n_pool_prompts=4, pool_size=8,
-                       n_bon_prompts=4, bon_k=8, proxy_pairs=64, rater_pairs=64,
-                       rater_eval_pairs=32, n_train_prompts=32, n_eval_prompts=8,
-                       n_norm_prompts=8, ppo_updates=2, n_calib_texts=8, rollout_batch=8)
-        return cls()
-
-
-@dataclass(frozen=True)
-class RatersConfig:
-    """Budgets of notebook 05 (what raters and judges pay for).
-
-    ``RatersConfig.for_preset(cfg)`` picks them. The regressions are numpy and
-    fast; the judge's forward passes set the time.
-    """
-
-    l1: float = 2e-3  # Laplace-prior strength: mean log-loss + l1 * sum |w|
-    n_boot_reg: int = 150  # bootstrap refits of each regression (pairs resampled)
-    n_iter: int = 400  # FISTA steps per fit (a bootstrap refit, warm, a quarter)
-    n_judge_pairs: int = 0  # eval pairs the judge's regression uses (0 = all)
-    n_probe_answers: int = 120  # eval answers, stratified, for rewrites and probes
-    n_boot: int = 1000  # bootstrap resamples of the paired differences
-    n_widget_real: int = 12  # "be the rater": real HH pairs
-    n_widget_confident: int = 4  # ... confident vs hedged, one answer
-    n_widget_flattering: int = 4  # ... flattering vs plain, one answer
-
-    def __post_init__(self):
-        _positive(self, "l1")
-        _whole(self, "n_iter", "n_probe_answers", "n_widget_real")
-        _whole(self, "n_boot_reg", "n_boot", "n_judge_pairs", "n_widget_confident",
-               "n_widget_flattering", least=0)
-
-    @classmethod
-    def for_preset(cls, cfg: LessonConfig) -> RatersConfig:
-        """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
-        if cfg.preset == "fast":
-            return cls(n_boot_reg=10, n_iter=100, n_judge_pairs=96, n_probe_answers=16,
-                       n_boot=200)
-        return cls()
 
 
 def preset(name: str) -> LessonConfig:

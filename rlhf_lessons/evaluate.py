@@ -14,6 +14,10 @@ The banners carry the section of the notebook that teaches each piece.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -386,3 +390,47 @@ def peak_then_fall(xs, ys, tol: float = 0.0) -> dict:
     drop = float(ys[k] - ys[-1])
     return {"peak_x": float(xs[k]), "peak_y": float(ys[k]), "last_y": float(ys[-1]),
             "drop": drop, "peaks_inside": bool(0 < k < xs.size - 1 and drop > tol)}
+
+
+# --------------------------------------------------------------------------
+# 7.7 The frontier
+# --------------------------------------------------------------------------
+class PeakRSS:
+    """``with PeakRSS() as m: ...`` then ``m.peak_mb``, ``m.wall_s`` (notebook 07).
+
+    Samples this process's resident memory (``/proc/self/statm``) every 20 ms in a
+    thread, so the peak is the one reached during the block (the RSS when it began
+    included). Where ``/proc`` is missing, the process's lifetime peak instead.
+    """
+
+    def __init__(self, every_s: float = 0.02):
+        self.every_s, self.peak_mb, self.wall_s = every_s, float("nan"), float("nan")
+
+    @staticmethod
+    def rss_mb() -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        except (OSError, ValueError, IndexError, AttributeError):
+            import resource  # POSIX only; Windows has /proc neither
+
+            kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return kb / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
+
+    def _watch(self):
+        while not self._stop.wait(self.every_s):
+            self.peak_mb = max(self.peak_mb, self.rss_mb())
+
+    def __enter__(self):
+        self.peak_mb, self._t0 = self.rss_mb(), time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.rss_mb())
+        self.wall_s = time.perf_counter() - self._t0
+        return False

@@ -7,7 +7,7 @@ proxy, and rewards that are trivial to game. The selection maths is in
 :mod:`rlhf_lessons.selection`; the measurement (judge effects, held-out
 evaluation, sqrt(KL)) in :mod:`rlhf_lessons.evaluate`; the proxy judge's artefact
 in :mod:`rlhf_lessons.artefacts`; budgets in
-:class:`rlhf_lessons.config.OptimisationConfig`.
+:class:`rlhf_lessons.budgets.OptimisationConfig`.
 """
 
 from __future__ import annotations

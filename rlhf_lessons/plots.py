@@ -368,3 +368,65 @@ def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/k
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
     return axes
+
+
+# --------------------------------------------------------------------------
+# Notebook 07
+# --------------------------------------------------------------------------
+METHOD_COLORS = {"sft": REFERENCE_COLOR, "best_of_n": ACCENT_COLOR, "ppo": POLICY_COLOR,
+                 "grpo": CHOSEN_COLOR, "rloo": CHOSEN_COLOR, "dpo": REJECTED_COLOR}
+
+
+def plot_frontier(frontier: pd.DataFrame, ax=None):
+    """Gold score (with its 95% interval) against sqrt(KL to SFT), one point per method.
+
+    ``frontier``: rows with method, sqrt_kl, gold_score and optionally gold_lo /
+    gold_hi (the interval) and kl_bound (True: sqrt_kl is an upper bound, drawn hollow).
+    """
+    ax = _axes(ax, figsize=(7, 4.2))
+    for _, r in frontier.iterrows():
+        col = METHOD_COLORS.get(r["method"], NEUTRAL_COLOR)
+        yerr = None
+        if "gold_lo" in r and not pd.isna(r.get("gold_lo")):
+            yerr = [[r["gold_score"] - r["gold_lo"]], [r["gold_hi"] - r["gold_score"]]]
+        hollow = bool(r.get("kl_bound", False))
+        ax.errorbar([r["sqrt_kl"]], [r["gold_score"]], yerr=yerr, fmt="o", ms=9,
+                    color=col, mfc="white" if hollow else col, capsize=4, lw=1.5)
+        ax.annotate(r["method"] + (" (KL bound)" if hollow else ""),
+                    (r["sqrt_kl"], r["gold_score"]), xytext=(7, 5),
+                    textcoords="offset points", fontsize=12)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("√KL(method ‖ SFT), √nats", fontsize=12)
+    ax.set_ylabel("gold score (SFT std units)", fontsize=12)
+    ax.set_title("Which method buys the most gold score per unit of KL?", fontsize=13)
+    ax.tick_params(labelsize=12)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_zero_variance(group_sizes, shares, current: int | None = None, ax=None):
+    """Share of GRPO groups with no signal against the group size G."""
+    ax = _axes(ax)
+    ax.plot(group_sizes, shares, "o-", color=POLICY_COLOR)
+    if current is not None and current in list(group_sizes):
+        i = list(group_sizes).index(current)
+        ax.plot([current], [shares[i]], "o", ms=12, color=ACCENT_COLOR)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("group size G (answers per prompt)", fontsize=12)
+    ax.set_ylabel("share of groups all equal", fontsize=12)
+    ax.set_title("With a pass/fail reward, how many groups teach nothing?", fontsize=13)
+    ax.tick_params(labelsize=12)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_dpo_beta(prob_chosen, beta: float, ax=None):
+    """Histogram of σ(β·h) over held-out pairs: the policy's implied P(chosen wins)."""
+    ax = _axes(ax)
+    ax.hist(prob_chosen, bins=np.linspace(0, 1, 21), color=POLICY_COLOR, alpha=0.8)
+    ax.axvline(0.5, color=ACCENT_COLOR, lw=2)
+    ax.set_xlabel("implied P(chosen preferred) = σ(β·log-ratio margin)", fontsize=12)
+    ax.set_ylabel("held-out pairs", fontsize=12)
+    ax.set_title(f"DPO's implicit judge at β = {beta:g}", fontsize=13)
+    ax.tick_params(labelsize=12)
+    return ax

@@ -246,7 +246,9 @@ def rollout(policy, ref_policy, value_model, reward, tokenizer, prompt_seqs, pro
     logprobs = logprobs * r_mask
     entropy = entropy * r_mask
     ref_logprobs = response_logprobs(ref_policy, batch, cfg.temperature) * r_mask
-    values = response_values(value_model, batch) * r_mask
+    # no value model (the critic-free methods of notebook 07): values are 0
+    values = (response_values(value_model, batch) * r_mask if value_model is not None
+              else torch.zeros_like(logprobs))
     responses = decode_responses(tokenizer, r_ids, r_mask)
     # 4.3.2 score, normalise, penalise answers without EOS
     raw = score_batch(reward, batch, list(prompts), responses)

@@ -24,8 +24,10 @@ from rlhf_lessons import plots, plots_findings
 from rlhf_lessons.analysis import phrase_rates
 from rlhf_lessons.config import KL_ESTIMATORS
 from rlhf_lessons.data import prompt_history
+from rlhf_lessons.dpo import beta_view
 from rlhf_lessons.evaluate import judge_compare
 from rlhf_lessons.generation import sample_answers
+from rlhf_lessons.group_pg import chance_all_equal
 from rlhf_lessons.overoptimisation import RunRecord
 from rlhf_lessons.plots import (
     CHOSEN_COLOR,
@@ -440,3 +442,51 @@ def make_rater_widget(items: list[dict], labels: dict | None = None, width: int 
     display(ui)
     show()
     return ui, labels
+
+
+# Notebook 07
+def make_dpo_beta_widget(log_ratio_margins, beta: float = 0.1):
+    """A β slider over held-out log-ratio margins (:func:`dpo.beta_view`): cheap."""
+    slider = w.FloatLogSlider(value=beta, base=10, min=-2, max=1, step=0.1,
+                              description="β", continuous_update=False)
+    out = w.Output()
+
+    def update(_change=None):
+        v = beta_view(log_ratio_margins, slider.value)
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+            plots.plot_dpo_beta(v["prob"], slider.value, ax=ax)
+            display(fig)
+            plt.close(fig)
+            print(f"β = {slider.value:.3g}: loss {v['loss']:.3f}, gradient weight "
+                  f"{v['weight']:.3f} (0.5 at the start), {v['share_sure']:.0%} of "
+                  "pairs past P = 0.9")
+
+    slider.observe(update, names="value")
+    update()
+    return w.VBox([slider, out])
+
+
+def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4):
+    """A group-size slider: the share of all-equal groups (:func:`chance_all_equal`)."""
+    sizes = list(range(2, n_samples + 1))
+    shares = [float(chance_all_equal(n_pass, n_samples, g).mean()) for g in sizes]
+    slider = w.IntSlider(value=group_size, min=2, max=n_samples, description="G",
+                         continuous_update=False)
+    out = w.Output()
+
+    def update(_change=None):
+        g = slider.value
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+            plots.plot_zero_variance(sizes, shares, g, ax=ax)
+            display(fig)
+            plt.close(fig)
+            print(f"G = {g}: {shares[g - 2]:.0%} of groups all equal; each update "
+                  f"of 8 prompts keeps about {8 * (1 - shares[g - 2]):.1f} of them")
+
+    slider.observe(update, names="value")
+    update()
+    return w.VBox([slider, out])

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlhf_lessons import checks
+from rlhf_lessons import checks_findings
 from rlhf_lessons.config import ModelConfig
 from rlhf_lessons.dpo import answer_logprobs, answer_start, dpo_loss
 from rlhf_lessons.models import build_gpt2
@@ -20,7 +20,7 @@ def test_dpo_loss_by_hand():
 
 
 def test_dpo_loss_passes_the_exercise_check_and_refuses_bad_input():
-    checks.check_dpo_loss(lambda *a: dpo_loss(*a)[0])
+    checks_findings.check_dpo_loss(lambda *a: dpo_loss(*a)[0])
     with pytest.raises(ValueError, match="beta"):
         dpo_loss(torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.zeros(2), beta=0)
     with pytest.raises(ValueError, match="one shape"):
@@ -48,3 +48,93 @@ def test_answer_logprobs_match_a_loop_and_ignore_padding():
         assert got[i].item() == pytest.approx(want, abs=1e-5)
     with pytest.raises(ValueError, match="starts"):
         answer_logprobs(model, seqs, [1], pad_id=0)
+
+
+def test_dpo_loss_is_log2_at_the_reference_and_grad_pushes_chosen_up():
+    pc = torch.tensor([-5.0, -3.0], requires_grad=True)
+    pr = torch.tensor([-4.0, -6.0], requires_grad=True)
+    loss, rc, rr = dpo_loss(pc, pr, pc.detach().clone(), pr.detach().clone(), beta=0.3)
+    assert loss.item() == pytest.approx(math.log(2))
+    assert rc.tolist() == [0.0, 0.0] and rr.tolist() == [0.0, 0.0]
+    loss.backward()
+    assert (pc.grad < 0).all() and (pr.grad > 0).all()  # descent: chosen up, rejected down
+
+
+def test_implicit_reward_and_accuracy_by_hand_on_two_pairs():
+    from rlhf_lessons.dpo import implicit_accuracy, implicit_reward
+
+    r = implicit_reward(torch.tensor([-5.0, -2.0]), torch.tensor([-6.0, -1.0]), beta=0.5)
+    assert r.tolist() == pytest.approx([0.5, -0.5])
+    # pair 1: margin 0.5·((−5+6) − (−7+6.5)) = 0.75 > 0; pair 2: 0.5·((−2+1) − (−3+4)) = −1
+    acc = implicit_accuracy(([-5.0, -2.0], [-7.0, -3.0]), ([-6.0, -1.0], [-6.5, -4.0]), 0.5)
+    assert acc["k"] == 1 and acc["n"] == 2 and acc["accuracy"] == 0.5
+    assert acc["margins"].tolist() == pytest.approx([0.75, -1.0])
+    tie = implicit_accuracy(([-5.0], [-7.0]), ([-6.0], [-6.5]), 0.5, identical=[True])
+    assert tie["k"] == 0  # identical pairs are ties: wrong
+    with pytest.raises(ValueError, match="beta"):
+        implicit_reward(torch.zeros(1), torch.zeros(1), beta=-1.0)
+
+
+def test_train_dpo_raises_the_implicit_accuracy_on_its_train_pairs(tmp_path):
+    import copy
+
+    from rlhf_lessons.budgets import DPOConfig
+    from rlhf_lessons.dpo import all_pair_logprobs, implicit_accuracy, train_dpo
+    from rlhf_lessons.reward import pairset_from_ids
+
+    torch.manual_seed(0)
+    mc = ModelConfig(name="tiny", n_layer=1, n_embd=16, n_head=2, n_positions=32)
+    policy = build_gpt2(20, mc, eos_id=0)
+    ref = copy.deepcopy(policy)
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 20, (5,), generator=g).tolist() for _ in range(16)]
+    # chosen answers repeat token 1, rejected ones token 2: learnable
+    pairs = pairset_from_ids([p + [1, 1, 1, 0] for p in prompts],
+                             [p + [2, 2, 0] for p in prompts])
+    ref_lp = all_pair_logprobs(ref, pairs, pad_id=0)
+    cfg = DPOConfig(beta=0.5, lr=1e-2, batch_size=8, max_steps=12)
+    ck = tmp_path / "dpo.pt"
+    df = train_dpo(policy, ref, pairs, cfg, pad_id=0, ref_logps=ref_lp, checkpoint=ck,
+                   show_progress=False)
+    for col in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                "rewards/margins", "logps/chosen", "logps/rejected"):
+        assert df[col].notna().all(), col
+    assert df["loss"].iloc[0] == pytest.approx(math.log(2), abs=1e-4)
+    after = implicit_accuracy(all_pair_logprobs(policy, pairs, pad_id=0), ref_lp, 0.5)
+    assert after["accuracy"] == 1.0 and df["loss"].iloc[-1] < 0.3
+    assert ck.exists()
+    # a rerun with the same settings resumes at the end: no new rows
+    again = train_dpo(copy.deepcopy(ref), ref, pairs, cfg, pad_id=0, ref_logps=ref_lp,
+                      checkpoint=ck, show_progress=False)
+    assert len(again) == len(df)
+
+
+def test_beta_view_by_hand():
+    from rlhf_lessons.dpo import beta_view
+
+    v = beta_view([0.0, 2.0], beta=0.5)
+    s = 1 / (1 + math.exp(-1.0))  # σ(0.5·2)
+    assert v["prob"].tolist() == pytest.approx([0.5, s])
+    assert v["loss"] == pytest.approx((math.log(2) - math.log(s)) / 2)
+    assert v["weight"] == pytest.approx((0.5 + (1 - s)) / 2) and v["share_sure"] == 0.0
+    with pytest.raises(ValueError, match="beta"):
+        beta_view([1.0], beta=0)
+
+
+def test_policy_pairs_share_the_prompt_tokens_and_start_at_the_answer():
+    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.dpo import pair_starts, policy_pairs
+
+    tok = load_tokenizer(PRETRAINED_DIR)
+    long_prompt = "\n\nHuman: " + "tell me more " * 40 + "\n\nAssistant:"
+    rows = [{"prompt": long_prompt, "chosen_response": "Yes, gladly.",
+             "rejected_response": "No." * 20, "subset": "helpful-base"},
+            {"prompt": "\n\nHuman: Hi\n\nAssistant:", "chosen_response": "Hi!",
+             "rejected_response": "Hi!"}]
+    ps = policy_pairs(rows, tok, max_len=48)
+    assert len(ps) == 1 and ps.n_identical_dropped == 1 and ps.n_truncated == 1
+    c, r = ps.chosen_ids[0], ps.rejected_ids[0]
+    assert max(len(c), len(r)) == 48 and c[-1] == r[-1] == tok.eos_token_id
+    (st,) = pair_starts(ps.chosen_ids, ps.rejected_ids)
+    n_answer = len(tok(" Yes, gladly.", add_special_tokens=False)["input_ids"]) + 1
+    assert len(c) - st == n_answer  # the answers differ from their first token

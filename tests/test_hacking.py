@@ -10,7 +10,8 @@ import torch
 from rlhf_lessons import analysis, rewrites, widgets
 from rlhf_lessons import evaluate as E
 from rlhf_lessons import overoptimisation as O
-from rlhf_lessons.config import LessonConfig, OptimisationConfig
+from rlhf_lessons.budgets import OptimisationConfig
+from rlhf_lessons.config import LessonConfig
 
 
 # ---------------------------------------------------------------- rewrites

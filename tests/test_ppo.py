@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 
-from rlhf_lessons import artefacts as A
 from rlhf_lessons import batching as bt
 from rlhf_lessons import ppo
 from rlhf_lessons import rollout as rl
@@ -17,6 +16,7 @@ from rlhf_lessons.artefacts import load_policy
 from rlhf_lessons.config import LessonConfig, preset
 from rlhf_lessons.lean_gpt2 import gpt2_hidden
 from rlhf_lessons.models import build_gpt2
+from rlhf_lessons.prompts import ppo_prompts
 
 
 @pytest.fixture(scope="module")
@@ -380,4 +380,4 @@ def test_kl_variant_runs_on_a_copy(tiny, fast):
 
 def test_ppo_prompts_refuses_other_splits(fast, tiny):
     with pytest.raises(ValueError, match="split='all'"):
-        A.ppo_prompts(fast, "all", tiny[1])
+        ppo_prompts(fast, "all", tiny[1])

@@ -13,9 +13,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rlhf_lessons import checks, plots_findings, widgets  # noqa: E402
+from rlhf_lessons import checks_findings, plots_findings, widgets  # noqa: E402
 from rlhf_lessons import raters as R  # noqa: E402
-from rlhf_lessons.config import LessonConfig, RatersConfig  # noqa: E402
+from rlhf_lessons.budgets import RatersConfig
+from rlhf_lessons.config import LessonConfig  # noqa: E402
 
 
 # --- 5.1 features -------------------------------------------------------------
@@ -199,7 +200,7 @@ def _fails(check, fn, hint):
 
 
 def test_check_pair_differences(capsys):
-    check = checks.check_pair_differences
+    check = checks_findings.check_pair_differences
     check(R.pair_differences)
     assert capsys.readouterr().out.startswith("✅")
     _fails(check, lambda c, r, f: (c - r, (~f).astype(float)), "ignores flip")
@@ -212,7 +213,7 @@ def test_check_pair_differences(capsys):
 
 
 def test_check_delta_prob(capsys):
-    check = checks.check_delta_prob
+    check = checks_findings.check_delta_prob
     check(lambda c, s: float(R.delta_prob(c, s)))
     assert capsys.readouterr().out.startswith("✅")
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731

@@ -18,7 +18,8 @@ import torch
 from rlhf_lessons import artefacts as A
 from rlhf_lessons import ppo
 from rlhf_lessons import rollout as rl
-from rlhf_lessons.config import REPO_ROOT, LessonConfig, OptimisationConfig, RewardConfig
+from rlhf_lessons.budgets import OptimisationConfig
+from rlhf_lessons.config import REPO_ROOT, LessonConfig, RewardConfig
 from rlhf_lessons.models import ArtefactError, load_card, load_model, save_model
 from rlhf_lessons.utils import file_mode, load_checkpoint, remove_leftovers
 
@@ -175,9 +176,17 @@ def test_sft_resumes_only_its_own_settings(tmp_path, tiny, capsys):
     from rlhf_lessons.sft import train_sft
 
     model, tok = tiny
-    train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=2, show_progress=False)
-    train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=2, show_progress=False)
-    assert "resuming SFT" in capsys.readouterr().out
+    first = train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=2,
+                      show_progress=False)
+    capsys.readouterr()
+    stamp = (tmp_path / "checkpoint.pt").stat().st_mtime_ns
+    again = train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=2,
+                      show_progress=False)
+    said = capsys.readouterr().out
+    # A finished run of the same settings just loads: no "resuming" line, no new steps.
+    assert "other settings" not in said and "resuming" not in said
+    assert again["metrics"] == first["metrics"]
+    assert (tmp_path / "checkpoint.pt").stat().st_mtime_ns == stamp  # not trained again
     out = train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=3,
                     show_progress=False)
     said = capsys.readouterr().out

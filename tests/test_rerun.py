@@ -11,7 +11,7 @@ import os
 import pytest
 
 from rlhf_lessons import artefacts as A
-from rlhf_lessons import plots
+from rlhf_lessons import plots, prompts
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.evaluate import subset_counts
 from rlhf_lessons.runner import output_noise
@@ -84,16 +84,16 @@ def test_loaded_or_trained_says_which(tmp_path, capsys):
 def test_ppo_prompts_are_stratified_and_seeded():
     cfg = LessonConfig.from_env()
     tok = A.course_tokenizer()
-    every = A.ppo_prompt_table(cfg, "eval", tok)
-    table = A.ppo_prompt_table(cfg, "eval", tok, n=16)
+    every = prompts.ppo_prompt_table(cfg, "eval", tok)
+    table = prompts.ppo_prompt_table(cfg, "eval", tok, n=16)
     assert len(table) == 16 and table["subset"].nunique() == every["subset"].nunique()
-    assert table["prompt"].tolist() == A.ppo_prompts(cfg, "eval", tok, n=16)
+    assert table["prompt"].tolist() == prompts.ppo_prompts(cfg, "eval", tok, n=16)
     counts = subset_counts(table["subset"])
     assert sum(counts.values()) == 16 and list(counts) == sorted(counts)
     # never the head of the file: the first prompts are all one subset
     assert every["subset"].nunique() > 1
     skip = set(table["prompt"][:3])
-    assert not skip & set(A.ppo_prompts(cfg, "eval", tok, exclude=skip))
+    assert not skip & set(prompts.ppo_prompts(cfg, "eval", tok, exclude=skip))
 
 
 def test_color_matches_whole_words():

@@ -25,7 +25,7 @@ answers point at the numbers of *your* run: they depend on the preset.
 """
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons import checks_findings as checks
 
 # %% [markdown]
 r"""

@@ -1,0 +1,122 @@
+"""Our DPO against TRL 1.16.0's DPOTrainer on EXACTLY the shared DPO workload.
+
+The work (tokenizer, the policy GPT-2, the 1,024 train and 312 held-out pairs split
+into prompt / chosen / rejected, batch, epochs, beta, lr, clipping, the held-out
+implicit-reward accuracy) comes from ``peer/workload_beyond.py`` (over ``workload.py``);
+only the trainer is ours (:func:`rlhf_lessons.dpo.train_dpo`: the reference's
+log-probs computed once, length-bucketed batches, chosen and rejected in one
+forward, the LM head only at answer positions). Our timing includes the reference
+pass.
+
+    .venv/bin/python benchmarks/bench_dpo.py [--peer-dir benchmarks/peer] [--quick]
+
+prints ours, TRL's and the ratio as JSON lines. ``--quick``: a reduced size that
+checks both scripts run (not a measurement). ``--ours-only``: our side only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
+
+TRL_VERSION = "1.16.0"
+
+
+def load_beyond(peer: Path):
+    """workload.py and workload_beyond.py of ``peer``: (W, WB)."""
+    W = load_workload(peer)
+    spec = importlib.util.spec_from_file_location("workload_beyond",
+                                                  peer / "workload_beyond.py")
+    WB = importlib.util.module_from_spec(spec)
+    sys.modules["workload_beyond"] = WB
+    spec.loader.exec_module(WB)
+    return W, WB
+
+
+def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
+    W, WB = load_beyond(peer)
+    W.quiet()
+    import torch
+
+    torch.set_num_threads(threads)
+    from rlhf_lessons.budgets import DPOConfig
+    from rlhf_lessons.dpo import train_dpo
+    from rlhf_lessons.reward import pairset_from_ids
+    from rlhf_lessons.utils import use_bf16
+
+    W.set_seed(W.SEED)
+    tok = W.build_tokenizer("right")
+    train = WB.full_pairs(WB.dpo_pairs(tok, WB.DPO_QUICK_TRAIN_ROWS if quick
+                                       else WB.DPO_TRAIN_ROWS))
+    held = WB.full_pairs(WB.dpo_pairs(tok, WB.DPO_QUICK_HELDOUT_ROWS if quick
+                                      else WB.DPO_HELDOUT_ROWS))
+    pairs = pairset_from_ids([p["chosen_ids"] for p in train],
+                             [p["rejected_ids"] for p in train])
+    policy = W.build_policy(tok, W.SEED)
+    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    cfg = DPOConfig(beta=WB.DPO_BETA, lr=WB.DPO_LR, batch_size=WB.DPO_BATCH_SIZE,
+                    epochs=WB.DPO_EPOCHS, max_grad_norm=WB.DPO_MAX_GRAD_NORM)
+    t0 = time.perf_counter()
+    log = train_dpo(policy, ref, pairs, cfg, pad_id=tok.pad_token_id, seed=W.SEED,
+                    show_progress=False)
+    train_s = time.perf_counter() - t0
+    acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy.eval(), ref), held,
+                              tok.pad_token_id)
+    return {
+        "impl": "rlhf_lessons", "task": "dpo",
+        "pairs_per_s": round(len(pairs) * WB.DPO_EPOCHS / train_s, 2),
+        "heldout_implicit_acc": round(acc, 4),
+        "peak_rss_mb": round(W.peak_rss_mb(), 1),
+        "train_s": round(train_s, 3), "n_train_pairs": len(pairs),
+        "n_heldout_pairs": len(held), "steps": len(log),
+        "final_train_loss": round(float(log["loss"].iloc[-1]), 4),
+        "mode": "bf16" if use_bf16(torch.device("cpu")) else "fp32", "quick": quick,
+        "n_params": W.n_params(policy), "versions": W.versions(),
+    }
+
+
+def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
+        quick: bool = False) -> dict:
+    """Both sides, ours in a fresh process: {"ours", "peer", "dpo_pairs_per_s_ratio"}."""
+    peer = peer_dir(peer_dir_path)
+    extra = ["--quick"] if quick else []
+    ours = run_script(sys.executable, Path(__file__).resolve(),
+                      ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
+                       *extra], threads=threads)
+    python = python_for_peer or ensure_venv(TRL_VERSION)
+    bf16 = ["--bf16"] if ours["mode"] == "bf16" else []
+    theirs = run_script(python, peer / "trl_dpo.py", [*bf16, *extra], threads=threads)
+    return {"ours": ours, "peer": theirs,
+            "dpo_pairs_per_s_ratio": round(ours["pairs_per_s"] / theirs["pairs_per_s"], 3),
+            "dpo_heldout_acc_delta": round(ours["heldout_implicit_acc"]
+                                           - theirs["heldout_implicit_acc"], 4),
+            "dpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-dir", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="a reduced size: runs, not timings")
+    ap.add_argument("--ours-only", action="store_true", help="only our side, in this process")
+    ap.add_argument("--peer-python", default=None, help="default: .bench-venvs/trl-1.16.0")
+    o = ap.parse_args()
+    if o.ours_only:
+        print(json.dumps(run_ours(peer_dir(o.peer_dir), o.threads, o.quick)), flush=True)
+        return
+    res = run(o.peer_dir, o.peer_python, o.threads, o.quick)
+    print(json.dumps(res["ours"]), flush=True)
+    print(json.dumps(res["peer"]), flush=True)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("ours", "peer")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

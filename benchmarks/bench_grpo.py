@@ -1,0 +1,111 @@
+"""Our GRPO against TRL 1.16.0's GRPOTrainer on EXACTLY the shared GRPO workload.
+
+The work (tokenizer, the PPO workload's 64 prompts, policy and reward model and their
+seeds, group size, prompts per update, new tokens, temperature, updates, lr, epsilon,
+beta) comes from ``peer/workload_beyond.py`` (over ``workload.py``); only the loop is
+ours (:func:`rlhf_lessons.group_pg.train_group_pg`: the package's one rollout with its
+KV-cache sampler, logits only at answer positions). Like TRL: no missing-EOS penalty,
+raw reward-model scores, AdamW with linear decay and grad clip 1.0.
+
+    .venv/bin/python benchmarks/bench_grpo.py [--peer-dir benchmarks/peer] [--quick]
+
+prints ours, TRL's and the ratio as JSON lines. ``--quick``: 2 updates, only to check
+both scripts run (not a measurement). ``--ours-only``: our side only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dpo import load_beyond  # noqa: E402
+from peers import ensure_venv, peer_dir, run_script  # noqa: E402
+
+TRL_VERSION = "1.16.0"
+
+
+def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
+    W, WB = load_beyond(peer)
+    W.quiet()
+    import torch
+
+    torch.set_num_threads(threads)
+    from rlhf_lessons.budgets import GroupPGConfig
+    from rlhf_lessons.config import PPOConfig
+    from rlhf_lessons.group_pg import train_group_pg
+
+    W.set_seed(W.SEED)
+    tok = W.build_tokenizer("left")
+    prompt_ids = W.ppo_prompts(tok)
+    prompts = [tok.decode(p) for p in prompt_ids]
+    policy, ref_policy, _, reward_model = W.build_ppo_models(tok)
+    updates = WB.GRPO_QUICK_UPDATES if quick else WB.GRPO_UPDATES
+    g = GroupPGConfig(advantage="grpo", group_size=WB.GRPO_GROUP_SIZE,
+                      prompts_per_update=WB.GRPO_PROMPTS_PER_UPDATE, n_updates=updates,
+                      inner_epochs=1, lr=WB.GRPO_LR, kl_coef=WB.GRPO_BETA,
+                      cliprange=WB.GRPO_EPSILON, max_grad_norm=WB.GRPO_MAX_GRAD_NORM)
+    cfg = PPOConfig(max_new_tokens=WB.GRPO_MAX_NEW_TOKENS, temperature=WB.GRPO_TEMPERATURE,
+                    missing_eos_penalty=0.0, max_prompt_tokens=0)
+    t0 = time.perf_counter()
+    m = train_group_pg(policy, ref_policy, reward_model, tok, prompts, g, cfg, seed=W.SEED,
+                       prompt_ids=prompt_ids, show_progress=False)
+    train_s = time.perf_counter() - t0
+    r = m["objective/raw_scores"].tolist()
+    k = max(1, min(4, len(r) // 2))
+    episodes = int(m["episodes"].iloc[-1])
+    return {
+        "impl": "rlhf_lessons", "task": "grpo",
+        "episodes_per_s": round(episodes / train_s, 3),
+        "reward_first": round(sum(r[:k]) / k, 4), "reward_last": round(sum(r[-k:]) / k, 4),
+        "reward_rise": round(sum(r[-k:]) / k - sum(r[:k]) / k, 4),
+        "frac_reward_zero_std": round(float(m["frac_reward_zero_std"].mean()), 4),
+        "peak_rss_mb": round(W.peak_rss_mb(), 1),
+        "train_s": round(train_s, 3), "updates": len(m), "episodes": episodes,
+        "group_size": g.group_size, "gen_s": round(float(m["gen_s"].sum()), 3),
+        "mode": "fp32", "quick": quick,
+        "n_params_each": W.n_params(policy), "versions": W.versions(),
+    }
+
+
+def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
+        quick: bool = False) -> dict:
+    """Both sides, ours in a fresh process: {"ours", "peer", "grpo_episodes_per_s_ratio"}.
+
+    fp32 on both sides: the rollout does not use bf16 autocast (as for PPO)."""
+    peer = peer_dir(peer_dir_path)
+    extra = ["--quick"] if quick else []
+    ours = run_script(sys.executable, Path(__file__).resolve(),
+                      ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
+                       *extra], threads=threads)
+    python = python_for_peer or ensure_venv(TRL_VERSION)
+    theirs = run_script(python, peer / "trl_grpo.py", extra, threads=threads)
+    return {"ours": ours, "peer": theirs,
+            "grpo_episodes_per_s_ratio": round(ours["episodes_per_s"]
+                                               / theirs["episodes_per_s"], 3),
+            "grpo_reward_rise_delta": round(ours["reward_rise"] - theirs["reward_rise"], 4),
+            "grpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-dir", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="2 updates: runs, not timings")
+    ap.add_argument("--ours-only", action="store_true", help="only our side, in this process")
+    ap.add_argument("--peer-python", default=None, help="default: .bench-venvs/trl-1.16.0")
+    o = ap.parse_args()
+    if o.ours_only:
+        print(json.dumps(run_ours(peer_dir(o.peer_dir), o.threads, o.quick)), flush=True)
+        return
+    res = run(o.peer_dir, o.peer_python, o.threads, o.quick)
+    print(json.dumps(res["ours"]), flush=True)
+    print(json.dumps(res["peer"]), flush=True)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("ours", "peer")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
