@@ -22,10 +22,11 @@ import datasets
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, ProgressCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
 from rlhf_lessons.dpo import answer_logprobs, answer_start
+from rlhf_lessons.utils import progress
 
 # Messages that TRL, transformers and accelerate print for settings we chose on
 # purpose (a CPU run, no chat template, a small model). Matched exactly, so any
@@ -63,10 +64,30 @@ def common_args(output_dir, seed: int = 0, use_cpu: bool = True, log_every: int 
                 data_seed=seed, disable_tqdm=True)
 
 
-def drop_printing(trainer):
-    """Remove the callbacks that print a dict per log step (we show a table instead)."""
+class ProgressBar(TrainerCallback):
+    """The course's progress bar (:func:`rlhf_lessons.utils.progress`) over a TRL
+    trainer's optimisation steps, in place of TRL's own (which prints to stderr)."""
+
+    def __init__(self, desc: str = "training"):
+        self.desc, self.bar = desc, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.bar = progress(total=state.max_steps, desc=self.desc)
+
+    def on_step_end(self, args, state, control, **kw):
+        self.bar.update(1)
+
+    def on_train_end(self, args, state, control, **kw):
+        self.bar.close()
+
+
+def drop_printing(trainer, desc: str | None = None):
+    """Remove the callbacks that print a dict per log step (we show a table instead);
+    with ``desc``, add the course's progress bar under that name."""
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
+    if desc:
+        trainer.add_callback(ProgressBar(desc))
     return trainer
 
 
@@ -176,7 +197,7 @@ METRIC_NAMES = (
     ("ppo/grpo", "objective/scores", "reward",
      "mean reward of the sampled answers (all reward functions summed)"),
     ("ppo/grpo", "—", "rewards/<fn>/mean", "one reward function's mean"),
-    ("ppo/grpo", "objective/kl", "kl", "KL to the reference (GRPO: only when beta > 0)"),
+    ("ppo/grpo", "objective/kl", "kl", "KL to the reference; logged only when beta > 0 (GRPO's default is 0)"),
     ("ppo/grpo", "objective/entropy", "entropy", "mean per-token entropy"),
     ("ppo/grpo", "policy/clipfrac_avg", "clip_ratio/region_mean",
      "share of tokens where the ratio was clipped"),

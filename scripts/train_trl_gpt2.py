@@ -35,8 +35,7 @@ quiet()
 
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from trl import (DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig,  # noqa: E402
-                 RewardTrainer)
+from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer  # noqa: E402
 
 from rlhf_lessons import artefacts  # noqa: E402
 from rlhf_lessons.config import preset  # noqa: E402
@@ -79,8 +78,7 @@ def load_data(opts):
 
     require_hub(f"scripts/train_trl_gpt2.py ({opts.model} and Anthropic/hh-rlhf)")
     from datasets import load_dataset
-    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
-                              AutoTokenizer)
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(opts.model)
     tok.pad_token = tok.eos_token  # gpt2 has no pad token: TRL masks by attention
