@@ -4,12 +4,14 @@ The pipeline, in the order the notebooks teach it::
 
     data (01) -> policy: pretrain + SFT (02) -> judge (03) -> PPO (04)
               -> what optimisation does with the judge (05)
+              -> the same pipeline in TRL, on many GPUs (08)
 
 Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 
 - ``config``       frozen configs and the fast / default / gpu presets
 - ``hub``          can the Hugging Face Hub be reached? (one bounded probe)
-- ``preference_formats``  a learner's rows (HH, prompt + answers, TRL messages) as HH
+- ``preference_formats``  a learner's rows (HH, prompt + answers, TRL messages) as HH,
+                   and HH pairs as TRL's dataset formats (08)
 - ``data``         HH-RLHF and Dolly: Hub first, the bundled ``data/`` offline
 - ``batching``     padding, position ids, EOS truncation, masked statistics
 - ``models``       building, saving and loading GPT-2s and tokenizers
@@ -22,6 +24,7 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``ppo``          KL shaping, GAE, the clipped update, the loop (04)
 - ``dpo``          the DPO loss and answer log-probs (07; timed by scripts/gpu_check.py)
 - ``overoptimisation``  answer-feature drift, proxy vs gold, hackable rewards (05)
+- ``trl_bridge``   the course's pairs, policy and judge handed to TRL (08)
 - ``checks``       the exercises' checks: hand-made cases, a hint per classic bug
 
 Measurement, artefacts and presentation:

@@ -99,7 +99,7 @@ def log_history(trainer):
 
 
 # --------------------------------------------------------------------------
-# 8.1 Pairs that fit
+# 8.1 Our pairs in TRL's formats
 # --------------------------------------------------------------------------
 def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: int) -> np.ndarray:
     """Indices of the pairs TRL keeps whole: both transcripts differ and fit in
@@ -117,7 +117,36 @@ def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: i
 
 
 # --------------------------------------------------------------------------
-# 8.4 Rewards for GRPO: the judge, and a rule
+# 8.3 TRL's DPOTrainer
+# --------------------------------------------------------------------------
+@torch.no_grad()
+def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
+                             device="cpu", batch_size: int = 16) -> dict:
+    """How often DPO's implicit reward ``beta * (log pi - log pi_ref)`` of the answer
+    ranks the chosen answer above the rejected one, on ``pairs`` (a
+    :class:`rlhf_lessons.reward.PairSet`). A tie (identical pair, or policy ==
+    reference) counts as wrong, as in TRL's ``rewards/accuracies``.
+
+    Returns ``{"accuracy", "k", "n", "margin"}``; margin: (n,) reward differences.
+    """
+    margins = []
+    for s in range(0, len(pairs), batch_size):
+        ch, rj = pairs.chosen_ids[s:s + batch_size], pairs.rejected_ids[s:s + batch_size]
+        starts = [answer_start(a, b) for a, b in zip(ch, rj)]
+        r = []
+        for model in (policy, ref_policy):
+            lp = answer_logprobs(model, ch + rj, starts + starts, pad_id, device)
+            r.append(lp.float().cpu())
+        delta = beta * (r[0] - r[1])  # (2b,): chosen rows then rejected rows
+        margins.append((delta[:len(ch)] - delta[len(ch):]).numpy())
+    margin = np.concatenate(margins) if margins else np.zeros(0)
+    k = int((margin > 0).sum())
+    return {"accuracy": k / max(1, margin.size), "k": k, "n": int(margin.size),
+            "margin": margin}
+
+
+# --------------------------------------------------------------------------
+# 8.4 TRL's GRPOTrainer
 # --------------------------------------------------------------------------
 def trl_reward(score_fn: Callable[[list[str], list[str]], Sequence[float]], name: str):
     """``score_fn(prompts, answers)`` (e.g. :func:`rlhf_lessons.artefacts.judge_reward_fn`)
@@ -151,36 +180,7 @@ def rule_reward(prompts, completions, max_words: int = 30, **kw) -> list[float]:
 
 
 # --------------------------------------------------------------------------
-# 8.3 DPO's implicit reward, held out
-# --------------------------------------------------------------------------
-@torch.no_grad()
-def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
-                             device="cpu", batch_size: int = 16) -> dict:
-    """How often DPO's implicit reward ``beta * (log pi - log pi_ref)`` of the answer
-    ranks the chosen answer above the rejected one, on ``pairs`` (a
-    :class:`rlhf_lessons.reward.PairSet`). A tie (identical pair, or policy ==
-    reference) counts as wrong, as in TRL's ``rewards/accuracies``.
-
-    Returns ``{"accuracy", "k", "n", "margin"}``; margin: (n,) reward differences.
-    """
-    margins = []
-    for s in range(0, len(pairs), batch_size):
-        ch, rj = pairs.chosen_ids[s:s + batch_size], pairs.rejected_ids[s:s + batch_size]
-        starts = [answer_start(a, b) for a, b in zip(ch, rj)]
-        r = []
-        for model in (policy, ref_policy):
-            lp = answer_logprobs(model, ch + rj, starts + starts, pad_id, device)
-            r.append(lp.float().cpu())
-        delta = beta * (r[0] - r[1])  # (2b,): chosen rows then rejected rows
-        margins.append((delta[:len(ch)] - delta[len(ch):]).numpy())
-    margin = np.concatenate(margins) if margins else np.zeros(0)
-    k = int((margin > 0).sum())
-    return {"accuracy": k / max(1, margin.size), "k": k, "n": int(margin.size),
-            "margin": margin}
-
-
-# --------------------------------------------------------------------------
-# 8.5 Our names, TRL's names
+# 8.5 Reading a TRL log
 # --------------------------------------------------------------------------
 # (trainer, ours, TRL's log key, what it is). TRL's keys as TRL 1.16 logs them.
 METRIC_NAMES = (
