@@ -185,7 +185,7 @@ r"""
 ## 8.2 TRL's RewardTrainer: does it match the course's judge?
 
 `RewardTrainer` trains the model of notebook 03: a GPT-2 with a one-number
-head, the Bradley-Terry loss $-\\log\\sigma(r_c - r_r)$, the score read at the
+head, the Bradley-Terry loss $-\log\sigma(r_c - r_r)$, the score read at the
 last real token. We start it from the course's **pretrained** GPT-2, like the
 judge, with the judge's head initialisation:
 """
@@ -276,7 +276,7 @@ r"""
 
 DPO (notebook 07) needs no reward model: it raises the log-probability of the
 chosen answer against a frozen **reference**, both from the SFT policy. Its
-*implicit reward* of an answer is $\\beta(\\log\\pi - \\log\\pi_{ref})$, and
+*implicit reward* of an answer is $\beta(\log\pi - \log\pi_{ref})$, and
 TRL logs how often it ranks chosen first as `rewards/accuracies`. DPO reads
 the **explicit-prompt** format:
 """
@@ -490,10 +490,10 @@ and the trainers split each batch between them; a config file says how.
 
 ```bash
 # data parallel (DDP): a whole copy of the model on each GPU
-accelerate launch --config_file configs/accelerate_multi_gpu.yaml \\
+accelerate launch --config_file configs/accelerate_multi_gpu.yaml \
     scripts/train_trl_gpt2.py --stage all
 # DeepSpeed ZeRO-2: optimizer states and gradients sharded across GPUs
-accelerate launch --config_file configs/accelerate_zero2.yaml \\
+accelerate launch --config_file configs/accelerate_zero2.yaml \
     scripts/train_trl_gpt2.py --stage all
 # the same code path on this laptop, bundled data, a tiny model, seconds
 python scripts/train_trl_gpt2.py --smoke
