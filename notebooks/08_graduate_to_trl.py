@@ -155,9 +155,13 @@ SHOW_ALL = False
 shown = [int(i) for i in rm_rows
          if SHOW_ALL or train_ds[int(i)]["subset"].startswith("helpful")]
 pair = train_ds[shown[0]]
+def tail(v, n=90):
+    return str(v) if len(str(v)) <= n else "…" + str(v)[-n:]
+
+
 for fmt in ("implicit", "explicit", "conversational"):
     row = trl_row(pair["chosen"], pair["rejected"], fmt)
-    print(f"--- {fmt}:", {k: str(v)[-110:] for k, v in row.items()})
+    print(f"--- {fmt}:", {k: tail(v) for k, v in row.items()})
 
 # %% [markdown]
 """

@@ -421,15 +421,15 @@ class GraduateConfig:
     n_eval_pairs: int = 256  # held-out pairs: TRL's RM, our judge and DPO on the same
     rm_batch: int = 16
     rm_lr: float = 1e-4
-    dpo_pairs: int = 96  # TRAIN pairs for DPOTrainer (1 epoch)
+    dpo_pairs: int = 128  # TRAIN pairs for DPOTrainer (1 epoch)
     dpo_batch: int = 8
-    dpo_lr: float = 5e-5
+    dpo_lr: float = 1e-4
     dpo_beta: float = 0.1
-    grpo_steps: int = 8
+    grpo_steps: int = 16
     grpo_generations: int = 4  # answers per prompt (the group)
     grpo_batch: int = 8  # answers per step: grpo_batch / grpo_generations prompts
     grpo_max_new_tokens: int = 24
-    grpo_lr: float = 2e-5
+    grpo_lr: float = 1e-4  # as notebook 05's short runs: a few steps must move
     n_eval_prompts: int = 32  # held-out prompts: the judge's score before and after GRPO
 
     def __post_init__(self):
