@@ -217,11 +217,12 @@ from trl import RewardConfig, RewardTrainer
 
 from rlhf_lessons.trl_bridge import common_args, drop_printing
 
+on_cpu = device.type == "cpu"  # TRL picks the GPU itself unless told
 rm_data = Dataset.from_list(
     [trl_row(train_ds[int(i)]["chosen"], train_ds[int(i)]["rejected"])
      for i in rm_rows])
 rm_args = RewardConfig(
-    **common_args(run_dir / "trl-reward", cfg.seed, log_every=2),
+    **common_args(run_dir / "trl-reward", cfg.seed, on_cpu, log_every=2),
     max_length=max_len, per_device_train_batch_size=gc.rm_batch,
     num_train_epochs=1, learning_rate=gc.rm_lr, lr_scheduler_type="linear")
 rm_trainer = RewardTrainer(model=reward_model, args=rm_args,
@@ -294,7 +295,7 @@ dpo_data = Dataset.from_list(
     [trl_row(train_ds[int(i)]["chosen"], train_ds[int(i)]["rejected"],
              "explicit") for i in dpo_rows])
 dpo_args = DPOConfig(
-    **common_args(run_dir / "trl-dpo", cfg.seed, log_every=2),
+    **common_args(run_dir / "trl-dpo", cfg.seed, on_cpu, log_every=2),
     max_length=max_len, beta=gc.dpo_beta, learning_rate=gc.dpo_lr,
     per_device_train_batch_size=gc.dpo_batch, num_train_epochs=1)
 dpo_trainer = DPOTrainer(model=policy, ref_model=ref_policy, args=dpo_args,
@@ -401,7 +402,7 @@ print(f"before: judge {before['score'].mean():+.3f}, "
 from trl import GRPOConfig, GRPOTrainer
 
 grpo_args = GRPOConfig(
-    **common_args(run_dir / "trl-grpo", cfg.seed),
+    **common_args(run_dir / "trl-grpo", cfg.seed, on_cpu),
     num_generations=gc.grpo_generations,
     per_device_train_batch_size=gc.grpo_batch, max_steps=gc.grpo_steps,
     max_completion_length=gc.grpo_max_new_tokens,
