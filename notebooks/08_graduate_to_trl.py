@@ -336,6 +336,24 @@ else:
 
 # %% [markdown]
 """
+What did DPO change in the answers? Three held-out prompts, the SFT policy
+(the reference) and the DPO policy, sampled with the same seed:
+"""
+
+# %%
+from rlhf_lessons.evaluate import sample_and_score
+
+show = [int(i) for i in ev_rows if SHOW_ALL
+        or eval_ds[int(i)]["subset"].startswith("helpful")][:3]
+few = [eval_ds[i]["prompt"] for i in show]
+was = sample_and_score(ref_policy, None, tok, few, cfg.ppo, seed=cfg.seed)
+now = sample_and_score(policy, None, tok, few, cfg.ppo, seed=cfg.seed)
+pd.DataFrame({"prompt": [tail(p, 60) for p in few],
+              "SFT": was["answer"].str[:90],
+              "after DPO": now["answer"].str[:90]})
+
+# %% [markdown]
+"""
 ## 8.4 TRL's GRPOTrainer: does the judge's reward rise?
 
 GRPO (notebook 07) samples a **group** of answers per prompt, scores each,
@@ -386,8 +404,6 @@ by the judge and by the rule (the same seed later for the trained policy).
 
 # %%
 import dataclasses
-
-from rlhf_lessons.evaluate import sample_and_score
 
 gen = dataclasses.replace(cfg.ppo, max_new_tokens=gc.grpo_max_new_tokens)
 grpo_policy, _ = load_policy(cfg, "sft", device)
