@@ -5,12 +5,15 @@ The pipeline, in the order the notebooks teach it::
     data (01) -> policy: pretrain + SFT (02) -> judge (03) -> PPO (04)
               -> what raters and judges pay for (05)
               -> what optimisation does with it (06)
+              -> beyond PPO: best-of-N, RLOO/GRPO, DPO (07)
+              -> the same pipeline in TRL, on many GPUs (08)
 
 Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 
 - ``config``       frozen configs and the fast / default / gpu presets
 - ``hub``          can the Hugging Face Hub be reached? (one bounded probe)
-- ``preference_formats``  a learner's rows (HH, prompt + answers, TRL messages) as HH
+- ``preference_formats``  a learner's rows (HH, prompt + answers, TRL messages) as HH,
+                   and HH pairs as TRL's dataset formats (08)
 - ``data``         HH-RLHF and Dolly: Hub first, the bundled ``data/`` offline
 - ``batching``     padding, position ids, EOS truncation, masked statistics
 - ``models``       building, saving and loading GPT-2s and tokenizers
@@ -33,6 +36,7 @@ Algorithm modules (the maths, in each notebook's order; no plots, no paths):
 - ``budgets``      how much of each experiment notebooks 05-07 run, per preset
 - ``checks``, ``checks_findings``  the exercises' checks (01-04, 05-07): hand-made
                    cases, a hint per classic bug
+- ``trl_bridge``   the course's pairs, policy and judge handed to TRL (08)
 
 Measurement, artefacts and presentation:
 

@@ -1,7 +1,7 @@
-"""Budgets of the later lessons: how much of each experiment notebooks 05-07 run.
+"""Budgets of the later lessons: how much of each experiment notebooks 05-08 run.
 
 ``RatersConfig`` (05), ``OptimisationConfig`` (06), ``DPOConfig``, ``GroupPGConfig``
-and ``BeyondConfig`` (07). Each has ``for_preset(cfg)``: seconds in the fast preset,
+``BeyondConfig`` (07) and ``GraduateConfig`` (08). Each has ``for_preset(cfg)``: seconds in the fast preset,
 the notebook's CPU budget in the default one. The settings of the pipeline itself
 (model, SFT, judge, PPO) and the presets live in :mod:`rlhf_lessons.config`.
 """
@@ -199,4 +199,42 @@ class BeyondConfig:
                        n_dpo_pairs=48, n_acc_pairs=16, n_eval_prompts=8,
                        n_train_prompts=16, n_norm_prompts=8, bon_n=4, ppo_updates=2, dpo_max_len=96,
                        widget_samples=4)
+        return cls()
+
+
+@dataclass(frozen=True)
+class GraduateConfig:
+    """Budgets of notebook 08 (the course's pairs and judge handed to TRL).
+    ``GraduateConfig.for_preset(cfg)`` picks them; lengths come from ``cfg.reward``."""
+
+    n_train_pairs: int = 384  # TRAIN pairs for TRL's RewardTrainer (1 epoch)
+    n_eval_pairs: int = 256  # held-out pairs: TRL's RM, our judge and DPO on the same
+    rm_batch: int = 16
+    rm_lr: float = 1e-4
+    dpo_pairs: int = 128  # TRAIN pairs for DPOTrainer (1 epoch)
+    dpo_batch: int = 8
+    dpo_lr: float = 1e-4
+    dpo_beta: float = 0.1
+    grpo_steps: int = 16
+    grpo_generations: int = 4  # answers per prompt (the group)
+    grpo_batch: int = 8  # answers per step: grpo_batch / grpo_generations prompts
+    grpo_max_new_tokens: int = 24
+    grpo_lr: float = 1e-4  # as notebook 05's short runs: a few steps must move
+    n_eval_prompts: int = 32  # held-out prompts: the judge's score before and after GRPO
+
+    def __post_init__(self):
+        _whole(self, "n_train_pairs", "n_eval_pairs", "rm_batch", "dpo_pairs", "dpo_batch",
+               "grpo_steps", "grpo_generations", "grpo_batch", "grpo_max_new_tokens",
+               "n_eval_prompts")
+        _positive(self, "rm_lr", "dpo_lr", "dpo_beta", "grpo_lr")
+        _rule(self, "grpo_generations", self.grpo_generations >= 2, ">= 2 (a group)")
+        _rule(self, "grpo_batch", self.grpo_batch % self.grpo_generations == 0,
+              "a multiple of grpo_generations")
+
+    @classmethod
+    def for_preset(cls, cfg: LessonConfig) -> GraduateConfig:
+        """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
+        if cfg.preset == "fast":
+            return cls(n_train_pairs=32, n_eval_pairs=32, rm_batch=8, dpo_pairs=16,
+                       grpo_steps=2, grpo_max_new_tokens=8, n_eval_prompts=8)
         return cls()

@@ -116,3 +116,77 @@ def row_transcripts(obj) -> tuple[str, str]:
                              f"{type(prompt).__name__}")
     head = hh_prompt(prompt)
     return (head + " " + chosen.strip()).rstrip(), (head + " " + rejected.strip()).rstrip()
+
+
+# ---------------------------------------------------------------------------
+# 8.1 Our pairs in TRL's formats
+# ---------------------------------------------------------------------------
+# Notebook 08: HH transcripts the other way round, into TRL's dataset formats.
+TRL_FORMATS = ("implicit", "explicit", "conversational")
+
+# A Jinja chat template that renders TRL's messages as HH transcripts, so that
+# ``tok.apply_chat_template(messages)`` gives back exactly the text the course trains
+# on (the course tokenizer has none: a chat template is how TRL turns messages into text).
+HH_CHAT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}{{ '\n\nHuman: ' + m['content'] }}"
+    "{% elif m['role'] == 'assistant' %}{{ '\n\nAssistant: ' + m['content'] }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}")
+
+
+def hh_messages(transcript: str) -> list[dict]:
+    """An HH transcript as TRL messages: ``[{"role": "user"|"assistant", "content"}]``.
+
+    ``"\\n\\nHuman: Hi\\n\\nAssistant: Hello!"`` -> a user and an assistant message.
+    A trailing open ``"\\n\\nAssistant:"`` (a prompt) adds no message.
+    """
+    if not isinstance(transcript, str) or HUMAN not in transcript:
+        raise RowFormatError(f"transcript: expected text with '\\n\\nHuman:' turns, got "
+                             f"{str(transcript)[:60]!r}")
+    text = transcript[transcript.index(HUMAN):]
+    out = []
+    for chunk in text.split(HUMAN)[1:]:
+        human, *answers = chunk.split(ASSISTANT)
+        out.append({"role": "user", "content": human.strip()})
+        out += [{"role": "assistant", "content": a.strip()} for a in answers if a.strip()]
+    return out
+
+
+def split_pair(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """(prompt, chosen answer, rejected answer) of two HH transcripts of one pair.
+
+    The prompt is the shared history up to and including the last ``"\\n\\nAssistant:"``
+    both share; the answers are what follows it, stripped.
+    """
+    n = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        n += 1
+    cut = chosen.rfind(ASSISTANT, 0, n)  # the last turn wholly in the shared part
+    if cut < 0:
+        raise RowFormatError("chosen and rejected share no '\\n\\nAssistant:' turn")
+    end = cut + len(ASSISTANT)
+    return chosen[:end], chosen[end:].strip(), rejected[end:].strip()
+
+
+def trl_row(chosen: str, rejected: str, fmt: str = "implicit") -> dict:
+    """One HH pair as a row of TRL's preference formats (the inverse of
+    :func:`row_transcripts`, up to whitespace around answers).
+
+    - ``"implicit"``: ``{"chosen", "rejected"}``, the whole transcripts;
+    - ``"explicit"``: ``{"prompt", "chosen", "rejected"}``, the shared history
+      ending in ``"\\n\\nAssistant:"`` and the two answers (each with a leading space);
+    - ``"conversational"``: the same three, as lists of ``{"role", "content"}``.
+    """
+    if fmt not in TRL_FORMATS:
+        raise ValueError(f"fmt={fmt!r}: expected one of {TRL_FORMATS}")
+    if fmt == "implicit":
+        return {"chosen": chosen, "rejected": rejected}
+    prompt, a, b = split_pair(chosen, rejected)
+    if fmt == "explicit":
+        return {"prompt": prompt, "chosen": " " + a, "rejected": " " + b}
+    return {"prompt": hh_messages(prompt),
+            "chosen": [{"role": "assistant", "content": a}],
+            "rejected": [{"role": "assistant", "content": b}]}

@@ -25,7 +25,7 @@ MODULES = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
 ALGORITHM = ("config", "hub", "preference_formats", "data", "batching", "models", "lean_gpt2", "generation", "pretrain",
              "sft", "reward", "rollout", "ppo", "dpo", "group_pg", "overoptimisation", "raters",
              "sycophancy", "selection", "calibration", "biased_raters", "analysis", "rewrites",
-             "evaluate", "budgets", "utils", "checks", "checks_findings")
+             "evaluate", "budgets", "utils", "checks", "checks_findings", "trl_bridge")
 PRESENTATION = ("matplotlib", "ipywidgets", "IPython")
 BANNER = re.compile(r"^# (\d+(?:\.\d+)+) (.+)$")
 HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)+) (.+)$")

@@ -1,0 +1,621 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+"""
+# 08 · Graduate to TRL
+
+Notebooks 02-07 built every step of RLHF by hand, small enough to read. When
+you outgrow a laptop, you will not scale that code up: you will hand the same
+data and models to the engines people train with. The first of them is
+**TRL** (Hugging Face's RLHF library, built on `transformers.Trainer` and
+`accelerate`). This notebook hands it the course's pairs, policy and judge,
+one trainer at a time, and checks that what comes back reads the same.
+
+**You will:**
+- turn the course's HH pairs into TRL's three dataset formats;
+- train a reward model with TRL's `RewardTrainer` and compare it with the
+  course's judge on the same held-out pairs;
+- run TRL's `DPOTrainer` from the course's SFT policy;
+- run TRL's `GRPOTrainer` with the course's judge and a rule as rewards;
+- read a TRL log with the names you know, and find the command that runs the
+  same recipe on many GPUs (and where OpenRLHF and verl take over).
+
+**Run time:** the target is at most 6 minutes on a 2-core CPU (default
+preset; the notebook prints its own wall time at the end); seconds in the fast
+preset, where the models are tiny and random, so the numbers there
+mean nothing. It needs `trl` and `accelerate` (pinned in `requirements.txt`).
+
+**Instructor's path (50 minutes):** 8.1 (formats, 5 min), 8.2 (the reward
+model, 10 min, about 1 min of live training), 8.4 (GRPO with the judge,
+15 min, about 1 min live), 8.5 (reading a log, 5 min), 8.6-8.7 (many GPUs and
+the map, 10 min); leave 8.3 (DPO, about 1 min of training) as homework.
+
+**Exercises:** none here; the ✏️ Try it prompts at the end are runs of TRL.
+"""
+
+# %%
+import time
+t0 = time.time()
+
+from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.utils import get_device, seed_everything
+
+cfg = LessonConfig.from_env()
+device = get_device(cfg)
+seed_everything(cfg.seed)
+print("preset:", cfg.preset, "| model:", cfg.model)
+
+# %% [markdown]
+"""
+TRL, transformers and accelerate print a lot of information for settings we
+chose on purpose (a CPU run, fp32, no tracker). One call silences exactly
+those messages; any other warning still shows.
+"""
+
+# %%
+import accelerate
+import trl
+
+from rlhf_lessons.trl_bridge import quiet
+
+quiet()
+versions = {"trl": trl.__version__, "accelerate": accelerate.__version__}
+versions
+
+# %% [markdown]
+"""
+## 8.1 Our pairs in TRL's formats: which can TRL read whole?
+
+TRL's trainers read a `datasets.Dataset` whose columns say what each row is:
+
+| format | columns | used here by |
+|---|---|---|
+| implicit prompt | `chosen`, `rejected` (whole transcripts) | reward |
+| explicit prompt | `prompt`, `chosen`, `rejected` (answers) | DPO |
+| conversational | the same as `{"role", "content"}` lists | either |
+| prompt only | `prompt` | GRPO, RLOO |
+
+A conversational row needs a chat template to become text.
+
+The budgets of this notebook live in one small config for the preset:
+"""
+
+# %%
+from rlhf_lessons.budgets import GraduateConfig
+
+gc = GraduateConfig.for_preset(cfg)
+gc
+
+# %% [markdown]
+"""
+TRL **drops** a pair longer than `max_length` tokens (the course's trainer
+cuts the oldest turns instead). So we keep the pairs that fit whole, and draw
+the train and held-out samples from them, stratified across the four subsets
+and seeded:
+"""
+
+# %%
+import collections
+
+from rlhf_lessons.artefacts import course_tokenizer
+from rlhf_lessons.data import load_all_hh
+from rlhf_lessons.evaluate import stratified_sample
+from rlhf_lessons.trl_bridge import fitting_rows
+
+tok = course_tokenizer()
+max_len = cfg.reward.max_len
+train_ds = load_all_hh("train", cfg.source, cfg.max_rows_per_subset)
+eval_ds = load_all_hh("eval", cfg.source, cfg.max_rows_per_subset)
+fit_tr = fitting_rows(train_ds["chosen"], train_ds["rejected"], tok, max_len)
+fit_ev = fitting_rows(eval_ds["chosen"], eval_ds["rejected"], tok, max_len)
+print(f"pairs that fit in {max_len} tokens: train {len(fit_tr)} of "
+      f"{len(train_ds)}, held-out {len(fit_ev)} of {len(eval_ds)}")
+
+# %%
+def draw(ds, fit, n, seed):
+    """n row indices of ds among the fitting ones, stratified and seeded."""
+    subsets = [ds[int(i)]["subset"] for i in fit]
+    return fit[stratified_sample(subsets, n, seed)]
+
+
+rm_rows = draw(train_ds, fit_tr, gc.n_train_pairs, cfg.seed)
+dpo_rows = draw(train_ds, fit_tr, gc.dpo_pairs, cfg.seed + 1)
+ev_rows = draw(eval_ds, fit_ev, gc.n_eval_pairs, cfg.seed)
+for name, ds, rows in [("reward model", train_ds, rm_rows),
+                       ("DPO", train_ds, dpo_rows),
+                       ("held-out", eval_ds, ev_rows)]:
+    count = collections.Counter(ds[int(i)]["subset"] for i in rows)
+    print(f"{name:>12}: {len(rows)} pairs", dict(sorted(count.items())))
+
+# %% [markdown]
+"""
+One pair in each format. *Content note:* HH-RLHF's harmless subsets hold
+red-team prompts; the examples here start on a helpful row (set
+`SHOW_ALL = True` to draw from every subset).
+"""
+
+# %%
+from rlhf_lessons.preference_formats import trl_row
+
+SHOW_ALL = False
+shown = [int(i) for i in rm_rows
+         if SHOW_ALL or train_ds[int(i)]["subset"].startswith("helpful")]
+pair = train_ds[shown[0]]
+def tail(v, n=90):
+    return str(v) if len(str(v)) <= n else "…" + str(v)[-n:]
+
+
+for fmt in ("implicit", "explicit", "conversational"):
+    row = trl_row(pair["chosen"], pair["rejected"], fmt)
+    print(f"--- {fmt}:", {k: tail(v) for k, v in row.items()})
+
+# %% [markdown]
+"""
+A **chat template** turns a list of messages into the text the model reads.
+The course tokenizer has none; `HH_CHAT_TEMPLATE` writes HH transcripts. Does
+it give back exactly the transcripts the course trains on, for every pair?
+"""
+
+# %%
+from rlhf_lessons.preference_formats import HH_CHAT_TEMPLATE
+
+tok.chat_template = HH_CHAT_TEMPLATE
+same = 0
+for i in rm_rows:
+    r = train_ds[int(i)]
+    conv = trl_row(r["chosen"], r["rejected"], "conversational")
+    text = tok.apply_chat_template(conv["prompt"] + conv["chosen"],
+                                   tokenize=False)
+    same += text == r["chosen"].rstrip()
+verdict = "holds" if same == len(rm_rows) else "does not hold"
+print(f"template == transcript for {same} of {len(rm_rows)} pairs: {verdict}")
+
+# %% [markdown]
+r"""
+## 8.2 TRL's RewardTrainer: does it match the course's judge?
+
+`RewardTrainer` trains the model of notebook 03: a GPT-2 with a one-number
+head, the Bradley-Terry loss $-\log\sigma(r_c - r_r)$, the score read at the
+last real token. We start it from the course's **pretrained** GPT-2, like the
+judge, with the judge's head initialisation:
+"""
+
+# %%
+from rlhf_lessons.artefacts import load_policy, output_dir
+from rlhf_lessons.reward import build_reward_model
+
+backbone, _ = load_policy(cfg, "pretrained", device)
+reward_model = build_reward_model(backbone, tok.pad_token_id, seed=cfg.seed)
+run_dir = output_dir("08_graduate_to_trl", cfg)
+n_params = sum(p.numel() for p in reward_model.parameters())
+print(f"reward model: {n_params / 1e6:.1f}M parameters")
+
+# %% [markdown]
+"""
+A TRL run is a **config** (a `TrainingArguments` with the method's own
+fields), a **trainer** and a dataset. `common_args` holds what every run here
+shares: no tracker (`report_to="none"`), no checkpoints, fp32 on the CPU.
+"""
+
+# %%
+from datasets import Dataset
+from trl import RewardConfig, RewardTrainer
+
+from rlhf_lessons.trl_bridge import common_args, drop_printing
+
+on_cpu = device.type == "cpu"  # TRL picks the GPU itself unless told
+rm_data = Dataset.from_list(
+    [trl_row(train_ds[int(i)]["chosen"], train_ds[int(i)]["rejected"])
+     for i in rm_rows])
+rm_args = RewardConfig(
+    **common_args(run_dir / "trl-reward", cfg.seed, on_cpu, log_every=2),
+    max_length=max_len, per_device_train_batch_size=gc.rm_batch,
+    num_train_epochs=1, learning_rate=gc.rm_lr, lr_scheduler_type="linear")
+rm_trainer = RewardTrainer(model=reward_model, args=rm_args,
+                           train_dataset=rm_data, processing_class=tok)
+drop_printing(rm_trainer, "RewardTrainer")
+print(f"TRL kept {len(rm_trainer.train_dataset)} of {len(rm_data)} pairs")
+
+# %%
+from rlhf_lessons.trl_bridge import log_history
+
+rm_trainer.train()
+rm_log = log_history(rm_trainer)
+rm_log[["step", "loss", "accuracy", "margin", "mean_reward"]].round(3).tail()
+
+# %% [markdown]
+"""
+Now the same held-out pairs for both: TRL's reward model and the course's
+judge (trained on every train pair in notebook 03), each scored by the course's
+`judge_accuracy`, so only the models differ.
+"""
+
+# %%
+import pandas as pd
+
+from rlhf_lessons.artefacts import hh_pairs, load_judge
+from rlhf_lessons.evaluate import judge_accuracy
+
+judge, judge_tok, judge_card = load_judge(cfg, device)
+eval_pairs = hh_pairs(cfg, tok, "eval").select(ev_rows)
+acc = {"TRL RewardTrainer": judge_accuracy(
+           reward_model.eval(), eval_pairs, device, tok.pad_token_id),
+       "course judge (03)": judge_accuracy(
+           judge, eval_pairs, device, judge_tok.pad_token_id)}
+pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
+               "95% CI": tuple(round(x, 3) for x in v["ci95"]), "n": v["n"]}
+              for k, v in acc.items()])
+
+# %%
+from rlhf_lessons.evaluate import mean_with_error
+
+a, b = acc["TRL RewardTrainer"], acc["course judge (03)"]
+diff = mean_with_error(a["correct"].astype(float) - b["correct"].astype(float))
+lo, hi = diff["ci_low"], diff["ci_high"]
+print(f"TRL minus judge: {diff['mean']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f},"
+      f" n = {diff['n']} paired pairs); TRL saw {len(rm_data)} train pairs,"
+      f" the judge {judge_card.get('train_pairs', '?')}")
+if lo > 0 or hi < 0:
+    print("TRL's RM and the judge differ:",
+          "TRL ahead" if lo > 0 else "the judge ahead")
+else:
+    print(f"cannot tell them apart with n = {diff['n']}")
+
+# %% [markdown]
+r"""
+## 8.3 TRL's DPOTrainer: does DPO learn from the same pairs?
+
+DPO (notebook 07) needs no reward model: it raises the log-probability of the
+chosen answer against a frozen **reference**, both from the SFT policy. Its
+*implicit reward* of an answer is $\beta(\log\pi - \log\pi_{ref})$, and
+TRL logs how often it ranks chosen first as `rewards/accuracies`. DPO reads
+the **explicit-prompt** format:
+"""
+
+# %%
+from trl import DPOConfig, DPOTrainer
+
+policy, _ = load_policy(cfg, "sft", device)
+ref_policy, _ = load_policy(cfg, "sft", device)
+dpo_data = Dataset.from_list(
+    [trl_row(train_ds[int(i)]["chosen"], train_ds[int(i)]["rejected"],
+             "explicit") for i in dpo_rows])
+dpo_args = DPOConfig(
+    **common_args(run_dir / "trl-dpo", cfg.seed, on_cpu, log_every=2),
+    max_length=max_len, beta=gc.dpo_beta, learning_rate=gc.dpo_lr,
+    per_device_train_batch_size=gc.dpo_batch, num_train_epochs=1)
+dpo_trainer = DPOTrainer(model=policy, ref_model=ref_policy, args=dpo_args,
+                         train_dataset=dpo_data, processing_class=tok)
+drop_printing(dpo_trainer, "DPOTrainer")
+print(f"{len(dpo_data)} pairs, columns {dpo_data.column_names}")
+
+# %%
+dpo_trainer.train()
+dpo_log = log_history(dpo_trainer)
+dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins"]].round(3)
+
+# %% [markdown]
+"""
+Held out: how often does the implicit reward of the trained policy rank the
+chosen answer first, on the same held-out pairs as 8.2? Before training the
+policy *is* the reference: every margin is 0, every pair a tie, counted
+wrong as TRL does, so the untrained policy scores 0. Chance, for a policy
+that moved at random, is 0.5.
+"""
+
+# %%
+from rlhf_lessons.evaluate import wilson_ci
+from rlhf_lessons.trl_bridge import implicit_reward_accuracy
+
+policy.eval()
+dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs,
+                                   gc.dpo_beta, tok.pad_token_id, device)
+dpo_ci = wilson_ci(dpo_acc["k"], dpo_acc["n"])
+print(f"DPO implicit-reward accuracy: {dpo_acc['accuracy']:.3f} "
+      f"(95% CI {dpo_ci[0]:.3f}-{dpo_ci[1]:.3f}, n = {dpo_acc['n']})")
+if dpo_ci[0] > 0.5:
+    print("above chance: holds")
+elif dpo_ci[1] < 0.5:
+    print("below chance: does not hold on our models")
+else:
+    print(f"cannot tell from chance with n = {dpo_acc['n']}")
+
+# %% [markdown]
+"""
+What did DPO change in the answers? Three held-out prompts, the SFT policy
+(the reference) and the DPO policy, sampled with the same seed:
+"""
+
+# %%
+from rlhf_lessons.evaluate import sample_and_score
+
+show = [int(i) for i in ev_rows if SHOW_ALL
+        or eval_ds[int(i)]["subset"].startswith("helpful")][:3]
+few = [eval_ds[i]["prompt"] for i in show]
+was = sample_and_score(ref_policy, None, tok, few, cfg.ppo, seed=cfg.seed)
+now = sample_and_score(policy, None, tok, few, cfg.ppo, seed=cfg.seed)
+pd.DataFrame({"prompt": [tail(p, 60) for p in few],
+              "SFT": was["answer"].str[:90],
+              "after DPO": now["answer"].str[:90]})
+
+# %% [markdown]
+"""
+## 8.4 TRL's GRPOTrainer: does the judge's reward rise?
+
+GRPO (notebook 07) samples a **group** of answers per prompt, scores each,
+and uses the answer's score minus its group's mean, over the group's spread,
+as its advantage: no value model. TRL calls each reward as
+`reward_fn(prompts, completions, **kw) -> list[float]` and sums them. We give
+it two: the course's judge, wrapped, and a rule anyone can check (a clean,
+finished, short turn).
+"""
+
+# %%
+from rlhf_lessons.artefacts import judge_reward_fn
+from rlhf_lessons.trl_bridge import rule_reward, trl_reward
+
+judge_fn = trl_reward(judge_reward_fn(judge, judge_tok, max_len, device),
+                      "judge")
+demo = ["Sure, here is a simple recipe.", "Human: and then"]
+hello = "\n\nHuman: Hi\n\nAssistant:"
+print("judge:", [round(x, 3) for x in judge_fn([hello] * 2, demo)])
+print("rule: ", rule_reward([hello] * 2, demo))
+
+# %% [markdown]
+"""
+Prompts: single-turn ones (as in notebook 04), from the train split for
+training and held out for measuring, stratified and seeded:
+"""
+
+# %%
+def single_turn(ds, n, seed):
+    ok = [i for i, p in enumerate(ds["prompt"]) if p.count("Human:") == 1
+          and len(tok(p)["input_ids"]) <= cfg.ppo.max_prompt_tokens]
+    pick = stratified_sample([ds[i]["subset"] for i in ok], n, seed)
+    return [ok[j] for j in pick]
+
+
+grpo_train = single_turn(train_ds, gc.grpo_steps * gc.grpo_batch, cfg.seed)
+grpo_eval = single_turn(eval_ds, gc.n_eval_prompts, cfg.seed)
+eval_prompts = [eval_ds[i]["prompt"] for i in grpo_eval]
+count = collections.Counter(eval_ds[i]["subset"] for i in grpo_eval)
+print(f"{len(grpo_train)} train prompts; {len(eval_prompts)} held-out:",
+      dict(sorted(count.items())))
+
+# %% [markdown]
+"""
+Before training: one answer per held-out prompt from the SFT policy, scored
+by the judge and by the rule (the same seed later for the trained policy).
+"""
+
+# %%
+import dataclasses
+
+gen = dataclasses.replace(cfg.ppo, max_new_tokens=gc.grpo_max_new_tokens)
+grpo_policy, _ = load_policy(cfg, "sft", device)
+score = judge_reward_fn(judge, judge_tok, max_len, device)
+before = sample_and_score(grpo_policy, score, tok, eval_prompts, gen,
+                          seed=cfg.seed)
+before["rule"] = rule_reward(eval_prompts, list(before["answer"]))
+print(f"before: judge {before['score'].mean():+.3f}, "
+      f"rule {before['rule'].mean():.3f}")
+
+# %%
+from trl import GRPOConfig, GRPOTrainer
+
+grpo_args = GRPOConfig(
+    **common_args(run_dir / "trl-grpo", cfg.seed, on_cpu),
+    num_generations=gc.grpo_generations,
+    per_device_train_batch_size=gc.grpo_batch, max_steps=gc.grpo_steps,
+    max_completion_length=gc.grpo_max_new_tokens,
+    learning_rate=gc.grpo_lr, temperature=cfg.ppo.temperature)
+tok.padding_side = "left"  # generation appends on the right
+grpo_trainer = GRPOTrainer(
+    model=grpo_policy, reward_funcs=[judge_fn, rule_reward], args=grpo_args,
+    processing_class=tok, train_dataset=Dataset.from_list(
+        [{"prompt": train_ds[i]["prompt"]} for i in grpo_train]))
+drop_printing(grpo_trainer, "GRPOTrainer")
+grpo_trainer.train()
+tok.padding_side = "right"
+grpo_log = log_history(grpo_trainer)
+cols = ["step", "rewards/judge/mean", "rewards/rule_reward/mean", "reward",
+        "frac_reward_zero_std", "completions/mean_length"]
+grpo_log[cols].round(3)
+
+# %%
+from rlhf_lessons.plots import plot_metrics
+
+plot_metrics(grpo_log, ["rewards/judge/mean", "rewards/rule_reward/mean",
+                        "completions/mean_length"]);
+
+# %% [markdown]
+"""
+After training, on the same held-out prompts with the same seed: did the
+judge's score and the rule's score rise? (Paired by prompt, with bootstrap
+95% intervals.)
+"""
+
+# %%
+grpo_policy.eval()
+after = sample_and_score(grpo_policy, score, tok, eval_prompts, gen,
+                         seed=cfg.seed)
+after["rule"] = rule_reward(eval_prompts, list(after["answer"]))
+rise = {k: mean_with_error(after[c] - before[c])
+        for k, c in [("judge", "score"), ("rule", "rule")]}
+for k, r in rise.items():
+    lo, hi = r["ci_low"], r["ci_high"]
+    verdict = ("rises: holds" if lo > 0 else "falls: does not hold" if hi < 0
+               else f"cannot tell with n = {r['n']}")
+    print(f"{k}: {r['mean']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}) {verdict}")
+
+# %%
+SHOW = 3
+safe = [i for i, j in enumerate(grpo_eval)
+        if SHOW_ALL or eval_ds[j]["subset"].startswith("helpful")][:SHOW]
+pd.DataFrame({"prompt": [eval_prompts[i][-70:] for i in safe],
+              "before": [before["answer"][i][:90] for i in safe],
+              "after": [after["answer"][i][:90] for i in safe]})
+
+# %% [markdown]
+"""
+## 8.5 Reading a TRL log: which of our names is which?
+
+The course logs with TRL-style keys where it can. Where the names differ,
+this table is the dictionary (TRL 1.16's keys):
+"""
+
+# %%
+from rlhf_lessons.trl_bridge import metric_names
+
+names = metric_names()
+names
+
+# %% [markdown]
+"""
+Does every TRL key in that table appear in the logs of this notebook's
+three runs (a key TRL renamed would be missing)? `kl` is left out: GRPO logs
+it only with `beta > 0`.
+"""
+
+# %%
+logged = set(rm_log) | set(dpo_log) | set(grpo_log)
+always = names[~names["meaning"].str.contains("only when")]
+keys = [k.strip().replace("<fn>", "judge")
+        for cell in always["TRL"] for k in cell.split(",")]
+missing = [k for k in keys if k not in logged]
+print(f"{len(keys) - len(missing)} of {len(keys)} TRL keys seen:",
+      "holds" if not missing else f"does not hold, missing {missing}")
+
+# %% [markdown]
+r"""
+## 8.6 Many GPUs: what does accelerate launch change?
+
+Nothing in the training code. `accelerate launch` starts one process per GPU
+and the trainers split each batch between them; a config file says how.
+`scripts/train_trl_gpt2.py` runs the recipe of 8.2-8.4 on the real `gpt2`
+(124M parameters) and the Hub's full HH-RLHF (160,800 train pairs):
+
+```bash
+# data parallel (DDP): a whole copy of the model on each GPU
+accelerate launch --config_file configs/accelerate_multi_gpu.yaml \
+    scripts/train_trl_gpt2.py --stage all
+# DeepSpeed ZeRO-2: optimizer states and gradients sharded across GPUs
+accelerate launch --config_file configs/accelerate_zero2.yaml \
+    scripts/train_trl_gpt2.py --stage all
+# the same code path on this laptop, bundled data, a tiny model, seconds
+python scripts/train_trl_gpt2.py --smoke
+```
+
+Offline, the script stops at once and says why.
+"""
+
+# %% [markdown]
+"""
+What does sharding save? Mixed-precision Adam keeps about 16 bytes per
+parameter: 2 (bf16 weights) + 2 (bf16 gradients) + 12 (fp32 master weights,
+momentum and variance) (Rajbhandari et al. 2020, the ZeRO paper). ZeRO-2
+keeps the weights whole and splits the other 14 bytes across the $N$ GPUs
+(activations come on top):
+"""
+
+# %%
+def per_gpu_gb(n_params, n_gpus, stage):
+    """Model states per GPU in GB: DDP (stage 0), ZeRO-1, ZeRO-2, ZeRO-3."""
+    w, g, opt = 2 * n_params, 2 * n_params, 12 * n_params
+    split = {0: (w + g + opt), 1: w + g + opt / n_gpus,
+             2: w + (g + opt) / n_gpus, 3: (w + g + opt) / n_gpus}
+    return split[stage] / 1e9
+
+
+rows = [{"model": name, "DDP": per_gpu_gb(n, 8, 0),
+         "ZeRO-2": per_gpu_gb(n, 8, 2), "ZeRO-3": per_gpu_gb(n, 8, 3)}
+        for name, n in [("gpt2", 124e6), ("7B", 7e9), ("70B", 70e9)]]
+pd.DataFrame(rows).set_index("model").round(2)  # GB per GPU, 8 GPUs
+
+# %% [markdown]
+"""
+## 8.7 Where do OpenRLHF and verl take over?
+
+TRL keeps every model of a run in the same processes. For PPO or GRPO on
+models of many billions of parameters, two projects split the work
+differently, because generating the answers, not the gradient step, takes
+most of an RLHF step (OpenRLHF reports about 80-90%, its own figure):
+
+- **TRL**: `accelerate` starts one process per GPU, each holding every
+  model; DDP, DeepSpeed ZeRO or FSDP shard them; answers come from
+  `generate` (or a vLLM server). Reward, DPO, GRPO, RLOO and more.
+- **OpenRLHF**: **Ray** places the actor, critic, reward and reference
+  models on separate GPUs; **vLLM** engines generate; DeepSpeed **ZeRO-3**
+  trains. PPO, GRPO, RLOO, REINFORCE++, DPO. Built for 70B-parameter runs.
+- **verl** (the open version of the HybridFlow paper): a Ray controller,
+  **FSDP** or **Megatron-LM** to train, **vLLM** or **SGLang** for the
+  rollouts, the weights resharded between the two. PPO, GRPO, RLOO, DAPO.
+
+The data formats, the losses and the log names are the ones you now know.
+"""
+
+# %% [markdown]
+"""
+## Check your understanding
+
+1. TRL kept fewer pairs than it was given in some runs. Which pairs does it
+   drop, and how does the course's trainer treat the same pairs?
+2. The DPO implicit-reward accuracy of an untrained policy is 0, not 0.5.
+   Why?
+3. `frac_reward_zero_std` is the share of GRPO groups whose answers all got
+   the same reward. Why does such a group teach the policy nothing?
+4. With 8 GPUs, about how much memory per GPU does ZeRO-2 save for `gpt2`,
+   and why does it save nothing on the weights themselves?
+
+## ✏️ Try it
+
+- Train TRL's reward model on the **conversational** rows (the chat
+  template of 8.1 is set) and check that the accuracy is unchanged.
+- Give GRPO the rule reward alone, then the judge alone: which one moves
+  `completions/mean_length`?
+- Set `beta=0.04` in `GRPOConfig`: a `kl` column appears in the log.
+- Run `python scripts/train_trl_gpt2.py --smoke` in a terminal.
+
+## Reading list
+
+- TRL documentation: the `RewardTrainer`, `DPOTrainer` and `GRPOTrainer`
+  pages and "Dataset formats" (huggingface.co/docs/trl).
+- Rajbhandari et al. 2020, *ZeRO* (arXiv 1910.02054): 16 bytes per
+  parameter for mixed-precision Adam, and the three stages.
+- Hu et al., *OpenRLHF* (arXiv 2405.11143): Ray + vLLM + ZeRO-3.
+- Sheng et al. 2024, *HybridFlow* (arXiv 2409.19256), the paper behind verl.
+- Shao et al. 2024, *DeepSeekMath* (arXiv 2402.03300): GRPO.
+"""
+
+# %%
+from rlhf_lessons.artefacts import update_metrics
+
+rm_eval = acc["TRL RewardTrainer"]
+update_metrics(
+    "08_graduate_to_trl", cfg, wall_s=round(time.time() - t0, 1),
+    **{f"{k}_version": v for k, v in versions.items()},
+    trl_rm_accuracy=rm_eval["accuracy"], trl_rm_ci95=rm_eval["ci95"],
+    trl_rm_n=rm_eval["n"], trl_rm_train_pairs=len(rm_trainer.train_dataset),
+    judge_accuracy=acc["course judge (03)"]["accuracy"],
+    judge_ci95=acc["course judge (03)"]["ci95"],
+    dpo_implicit_accuracy=dpo_acc["accuracy"], dpo_ci95=dpo_ci,
+    dpo_n=dpo_acc["n"],
+    grpo_judge_before=float(before["score"].mean()),
+    grpo_judge_after=float(after["score"].mean()),
+    grpo_rule_before=float(before["rule"].mean()),
+    grpo_rule_after=float(after["rule"].mean()),
+    grpo_n=len(eval_prompts))
