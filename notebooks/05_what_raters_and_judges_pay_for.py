@@ -69,7 +69,9 @@ t0 = time.time()
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.utils import get_device, seed_everything
 
-cfg = LessonConfig.from_env()
+RETRAIN = False  # True: recompute what outputs/ holds (judge scores)
+cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
+       else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
 print("preset:", cfg.preset, "| model:", cfg.model.name)

@@ -58,7 +58,9 @@ t0 = time.time()
 from rlhf_lessons.config import LessonConfig
 from rlhf_lessons.utils import get_device, seed_everything
 
-cfg = LessonConfig.from_env()
+RETRAIN = False  # True: retrain what outputs/ holds (DPO, PPO, proxy)
+cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
+       else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
 print("preset:", cfg.preset, "| model:", cfg.model)
