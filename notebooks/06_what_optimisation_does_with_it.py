@@ -516,14 +516,18 @@ def embed_all():
     ps = [eval_ds[int(i)]["prompt"] for i in eff_ids]
     ans = [eval_ds[int(i)]["chosen_response"] for i in eff_ids]
     eff = [emb(ps, ans), emb(ps, [add_marker(a, MARKER) for a in ans])]
-    ref = emb(list(samples.prompt[:256]), list(samples.answer[:256]))
+    # the normaliser: every k-th reference sample, so all prompts count
+    ref = emb(list(samples.prompt[::ref_k]), list(samples.answer[::ref_k]))
     return {"train": tr_x, "eval": ev_x, "effect": eff, "ref": ref}
+
+
+ref_k = max(1, len(samples) // 256)
 
 
 E = load_or_build(cfg, "rater-embeddings",
                   {"rt": rt_ids.tolist(), "rv": rv_ids.tolist(),
                    "marker": MARKER, "share": oc.marker_share,
-                   "eff": [int(i) for i in eff_ids]},
+                   "eff": [int(i) for i in eff_ids], "ref_k": ref_k},
                   embed_all, "frozen embeddings (6.5)")
 
 # %%
