@@ -90,7 +90,7 @@ def _wait_text_change(locator, before: str, what: str, timeout_s: float = WIDGET
 def pair_browser(page, shot):
     """01: move the pair slider one step, then search (a projector-safe word); the
     shown pair changes."""
-    cell = widget_cell(page, "widgets.make_pair_browser(df)")
+    cell = widget_cell(page, "widgets.make_pair_browser(df, show_all=")
     view = cell.locator(".widget-html-content").first
     before = view.inner_text()
     assert re.search(r"Pair 1 of \d+", before), f"pair browser starts at {before[:120]!r}"
