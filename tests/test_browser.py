@@ -152,6 +152,31 @@ def kl_explorer(page, shot):
     shot("04-kl-explorer")
 
 
+def be_the_rater(page, shot):
+    """05: label two pairs (A, then B); the count and the shown pair move on, and
+    re-running the results cell tallies the two clicks (and no invented ones)."""
+    cell = widget_cell(page, "ui, labels = make_rater_widget(items)")
+    count = cell.locator(".widget-label").first
+    assert re.match(r"0 of \d+ labelled", count.inner_text()), count.inner_text()
+    view = cell.locator(".widget-output").first
+    before = view.inner_text()
+    assert "Pair 1 of" in before, f"the rater widget starts at {before[:120]!r}"
+    cell.get_by_role("button", name="A is better").click()
+    after_one = _wait_text_change(view, before, "rater widget")
+    assert "Pair 2 of" in after_one, after_one[:120]
+    cell.get_by_role("button", name="B is better").click()
+    _wait_text_change(view, after_one, "rater widget")
+    assert count.inner_text().startswith("2 of "), count.inner_text()
+    shot("05-be-the-rater")
+    results = widget_cell(page, "mine = rater_results(items, labels, judge_picks)")
+    out = results.locator(".jp-OutputArea").first
+    shown = out.inner_text()
+    results.click()
+    page.keyboard.press("Shift+Enter")
+    tally = _wait_text_change(out, shown, "rater results")
+    assert re.search(r"\b2 of \d+", tally), f"the results cell does not count 2 labels: {tally[:300]!r}"
+
+
 @dataclass(frozen=True)
 class Case:
     stem: str
@@ -162,6 +187,7 @@ CASES = (
     Case("01_browse_preference_data", (pair_browser,)),
     Case("03_reward_model_the_judge", (judge_duel,)),
     Case("04_ppo_with_the_judge", (kl_explorer,)),
+    Case("05_what_raters_and_judges_pay_for", (be_the_rater,)),
 )
 
 
