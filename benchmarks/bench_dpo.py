@@ -16,16 +16,14 @@ checks both scripts run (not a measurement). ``--ours-only``: our side only.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib.util
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
+from peers import ensure_venv, load_workload, peer_dir, run_script, two_sided_main  # noqa: E402
 
 TRL_VERSION = "1.16.0"
 
@@ -101,22 +99,5 @@ def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
             "dpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peer-dir", default=None)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="a reduced size: runs, not timings")
-    ap.add_argument("--ours-only", action="store_true", help="only our side, in this process")
-    ap.add_argument("--peer-python", default=None, help="default: .bench-venvs/trl-1.16.0")
-    o = ap.parse_args()
-    if o.ours_only:
-        print(json.dumps(run_ours(peer_dir(o.peer_dir), o.threads, o.quick)), flush=True)
-        return
-    res = run(o.peer_dir, o.peer_python, o.threads, o.quick)
-    print(json.dumps(res["ours"]), flush=True)
-    print(json.dumps(res["peer"]), flush=True)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("ours", "peer")}), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    two_sided_main(__doc__, run_ours, run, "a reduced size: runs, not timings")

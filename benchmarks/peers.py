@@ -115,3 +115,28 @@ def load_workload(peer: Path):
     sys.modules["workload"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def two_sided_main(doc: str, run_ours, run, quick_help: str) -> None:
+    """The command line of a two-sided benchmark (``bench_dpo.py``, ``bench_grpo.py``).
+
+    ``run_ours(peer, threads, quick)`` times our side in this process;
+    ``run(peer_dir, peer_python, threads, quick)`` both sides and returns
+    ``{"ours", "peer", <ratios>}``. Prints each side's JSON line, then the ratios.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--peer-dir", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--ours-only", action="store_true", help="only our side, in this process")
+    ap.add_argument("--peer-python", default=None, help="default: .bench-venvs/trl-1.16.0")
+    o = ap.parse_args()
+    if o.ours_only:
+        print(json.dumps(run_ours(peer_dir(o.peer_dir), o.threads, o.quick)), flush=True)
+        return
+    res = run(o.peer_dir, o.peer_python, o.threads, o.quick)
+    print(json.dumps(res["ours"]), flush=True)
+    print(json.dumps(res["peer"]), flush=True)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("ours", "peer")}), flush=True)

@@ -800,8 +800,8 @@ print("length-only gain:", "possible" if dlen > 2 else
 Read the table and the numbers above together. Had the length risen a lot,
 with score and length strongly correlated, the judge might be rewarding
 length more than quality: the "proxy" reward rises while real quality need
-not. The line above says whether that happened here. Notebook 05 digs into
-this reward hacking.
+not. The line above says whether that happened here. Notebooks 05 and 06
+measure what the judge pays for and what optimisation does with it.
 
 ### Explore: another KL coefficient, another estimator
 

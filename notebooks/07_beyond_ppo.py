@@ -73,7 +73,7 @@ print("preset:", cfg.preset, "| model:", cfg.model)
   frozen **reference**;
 - the **gold** judge is notebook 03's, trained on every train pair: it only
   *measures*;
-- the **proxy** judge is notebook 05's, the same recipe on a small slice: PPO,
+- the **proxy** judge is notebook 06's, the same recipe on a small slice: PPO,
   GRPO and best-of-N *optimise* it (Gao et al.'s set-up);
 - DPO never sees a judge: it learns from the human train pairs directly.
 
@@ -99,7 +99,7 @@ from rlhf_lessons.models import n_params
 ref_policy, tok = load_policy(cfg, "sft", device)
 ref_policy.requires_grad_(False)
 gold_model, gold_tok, gold_card = load_judge(cfg, device)
-# the proxy of notebook 05, same settings: made once, shared
+# the proxy of notebook 06, same settings: made once, shared
 proxy_model, proxy_tok, _ = load_proxy_judge(
     cfg, OptimisationConfig.for_preset(cfg), device, gold_model=gold_model)
 L = cfg.reward.max_len
@@ -203,7 +203,7 @@ r"""
 
 Sample N answers from the SFT policy, let the proxy pick one. Nothing is
 trained, and the distance from the SFT policy is bounded in closed form
-(Stiennon et al. 2020; notebook 05):
+(Stiennon et al. 2020; notebook 06):
 $\mathrm{KL}(\pi_{\mathrm{BoN}} \| \pi_{\mathrm{SFT}}) \le \log N - (N-1)/N$.
 """
 
@@ -212,8 +212,10 @@ import math
 
 import numpy as np
 
-# Minimal best-of-N for this lesson: the lead switches it to notebook 06's
-# rlhf_lessons.selection module (order-statistic estimator, KL bound).
+from rlhf_lessons.selection import bon_kl_bound
+
+# one pool of N answers per prompt; the proxy picks (notebook 06 teaches the
+# estimator for every n <= N; here we need N itself)
 with PeakRSS() as bon_mem:
     draws = [sample_and_score(ref_policy, None, tok, eval_prompts, cfg.ppo,
                               seed=cfg.seed + s) for s in range(bc.bon_n)]
@@ -226,7 +228,7 @@ with PeakRSS() as bon_mem:
         bon_scores[name] = bon_scores[name].reshape(answers.shape)
 pick = bon_scores["proxy"].argmax(1)
 rows = np.arange(len(eval_prompts))
-bon_kl = math.log(bc.bon_n) - (bc.bon_n - 1) / bc.bon_n
+bon_kl = float(bon_kl_bound(bc.bon_n))
 print(f"N = {bc.bon_n}: {answers.size} answers sampled and scored twice in "
       f"{bon_mem.wall_s:.1f} s; KL <= {bon_kl:.2f} nats")
 

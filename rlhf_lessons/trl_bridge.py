@@ -21,11 +21,10 @@ from collections.abc import Callable, Sequence
 import datasets
 import numpy as np
 import pandas as pd
-import torch
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
-from rlhf_lessons.dpo import answer_logprobs, answer_start
+from rlhf_lessons.dpo import all_pair_logprobs, implicit_accuracy
 from rlhf_lessons.utils import progress
 
 # Messages that TRL, transformers and accelerate print for settings we chose on
@@ -119,30 +118,22 @@ def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: i
 # --------------------------------------------------------------------------
 # 8.3 TRL's DPOTrainer
 # --------------------------------------------------------------------------
-@torch.no_grad()
 def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
                              device="cpu", batch_size: int = 16) -> dict:
     """How often DPO's implicit reward ``beta * (log pi - log pi_ref)`` of the answer
     ranks the chosen answer above the rejected one, on ``pairs`` (a
     :class:`rlhf_lessons.reward.PairSet`). A tie (identical pair, or policy ==
-    reference) counts as wrong, as in TRL's ``rewards/accuracies``.
+    reference) counts as wrong, as in TRL's ``rewards/accuracies``. The course's own
+    :func:`rlhf_lessons.dpo.all_pair_logprobs` and :func:`~rlhf_lessons.dpo.implicit_accuracy`
+    do the work, so TRL's policy is measured exactly as notebook 07's.
 
     Returns ``{"accuracy", "k", "n", "margin"}``; margin: (n,) reward differences.
     """
-    margins = []
-    for s in range(0, len(pairs), batch_size):
-        ch, rj = pairs.chosen_ids[s:s + batch_size], pairs.rejected_ids[s:s + batch_size]
-        starts = [answer_start(a, b) for a, b in zip(ch, rj)]
-        r = []
-        for model in (policy, ref_policy):
-            lp = answer_logprobs(model, ch + rj, starts + starts, pad_id, device)
-            r.append(lp.float().cpu())
-        delta = beta * (r[0] - r[1])  # (2b,): chosen rows then rejected rows
-        margins.append((delta[:len(ch)] - delta[len(ch):]).numpy())
-    margin = np.concatenate(margins) if margins else np.zeros(0)
-    k = int((margin > 0).sum())
-    return {"accuracy": k / max(1, margin.size), "k": k, "n": int(margin.size),
-            "margin": margin}
+    out = implicit_accuracy(all_pair_logprobs(policy, pairs, pad_id, device, batch_size),
+                            all_pair_logprobs(ref_policy, pairs, pad_id, device, batch_size),
+                            beta)
+    return {"accuracy": out["accuracy"], "k": out["k"], "n": out["n"],
+            "margin": out["margins"]}
 
 
 # --------------------------------------------------------------------------

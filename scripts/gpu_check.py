@@ -114,17 +114,13 @@ def dpo_step(policy, pairs, tok, device, batch, beta=0.1):
     ref = copy.deepcopy(policy).eval()
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6)
     idx = list(range(min(batch, len(pairs))))
-    chosen = [pairs.chosen_ids[i] for i in idx]
-    rejected = [pairs.rejected_ids[i] for i in idx]
-    starts = [dpo.answer_start(c, r) for c, r in zip(chosen, rejected)]
     t0 = time.time()
     with autocast(device):
-        pi = dpo.answer_logprobs(policy, chosen + rejected, starts * 2, tok.pad_token_id, device)
+        pi_c, pi_r = dpo.pair_logprobs(policy, pairs, idx, tok.pad_token_id, device)
         with torch.no_grad():
-            ref_lp = dpo.answer_logprobs(ref, chosen + rejected, starts * 2, tok.pad_token_id,
-                                         device)
+            ref_c, ref_r = dpo.pair_logprobs(ref, pairs, idx, tok.pad_token_id, device)
     n = len(idx)
-    loss, rc, rr = dpo.dpo_loss(pi[:n], pi[n:], ref_lp[:n], ref_lp[n:], beta)
+    loss, rc, rr = dpo.dpo_loss(pi_c, pi_r, ref_c, ref_r, beta)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -167,7 +163,8 @@ def main(argv=None) -> list[dict]:
     pcfg = cfg.ppo if o.smoke else dataclasses.replace(cfg.ppo, rollout_batch=32,
                                                         max_new_tokens=48)
     out.append(ppo_update(policy, judge, tok, prompts, device, pcfg))
-    out.append(dpo_step(policy, pairs, tok, device, batch))
+    dpo_pairs = dpo.policy_pairs(rows.select(range(batch * steps)), tok, max_len)
+    out.append(dpo_step(policy, dpo_pairs, tok, device, batch))
     summary = {"step": "summary", "device": head["device"], "model": where,
                "ok": all(r.get("loss_at_start_is_log2", True) for r in out),
                "peak_mem_mb": peak_memory_mb(device)}
