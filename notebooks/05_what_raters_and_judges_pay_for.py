@@ -83,10 +83,15 @@ rewrite, how many pairs you label) are in one small config for the preset:
 """
 
 # %%
+import dataclasses
+
+import pandas as pd
+
 from rlhf_lessons.budgets import RatersConfig
 
 rc = RatersConfig.for_preset(cfg)
-rc
+# one row per budget (a table, not the dataclass on one line)
+pd.json_normalize(dataclasses.asdict(rc)).T.rename(columns={0: "value"})
 
 # %% [markdown]
 """

@@ -62,7 +62,7 @@ cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
        else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| model:", cfg.model)
+print("preset:", cfg.preset, "| model:", cfg.model.name)
 
 # %% [markdown]
 """
@@ -79,10 +79,15 @@ The budgets of this notebook are in one config for the preset:
 """
 
 # %%
+import dataclasses
+
+import pandas as pd
+
 from rlhf_lessons.budgets import OptimisationConfig
 
 oc = OptimisationConfig.for_preset(cfg)
-oc
+# one row per budget (a table, not the dataclass on one line)
+pd.json_normalize(dataclasses.asdict(oc)).T.rename(columns={0: "value"})
 
 # %%
 from rlhf_lessons.artefacts import judge_reward_fn, load_judge, load_policy

@@ -63,7 +63,7 @@ cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
        else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| model:", cfg.model)
+print("preset:", cfg.preset, "| model:", cfg.model.name)
 
 # %% [markdown]
 """
@@ -81,11 +81,16 @@ The budgets of this notebook, for the preset:
 """
 
 # %%
+import dataclasses
+
+import pandas as pd
+
 from rlhf_lessons.budgets import BeyondConfig, OptimisationConfig
 
 bc = BeyondConfig.for_preset(cfg)
 SHOW_ALL = False  # True: show harmless-base (red-team) rows too
-bc
+# one row per budget (a table, not the dataclass on one line)
+pd.json_normalize(dataclasses.asdict(bc)).T.rename(columns={0: "value"})
 
 # %%
 from rlhf_lessons.artefacts import (

@@ -57,7 +57,7 @@ from rlhf_lessons.utils import get_device, seed_everything
 cfg = LessonConfig.from_env()
 device = get_device(cfg)
 seed_everything(cfg.seed)
-print("preset:", cfg.preset, "| model:", cfg.model)
+print("preset:", cfg.preset, "| model:", cfg.model.name)
 
 # %% [markdown]
 """
@@ -95,10 +95,15 @@ The budgets of this notebook live in one small config for the preset:
 """
 
 # %%
+import dataclasses
+
+import pandas as pd
+
 from rlhf_lessons.budgets import GraduateConfig
 
 gc = GraduateConfig.for_preset(cfg)
-gc
+# one row per budget (a table, not the dataclass on one line)
+pd.json_normalize(dataclasses.asdict(gc)).T.rename(columns={0: "value"})
 
 # %% [markdown]
 """
