@@ -95,7 +95,9 @@ def _beyond(peer, o) -> dict:
                     "peak_rss_not_higher": r["dpo_peak_rss_ratio"] <= 1}),
         ("grpo", o.skip_grpo, "grpo_episodes_per_s_ratio",
          lambda r: {"speed_3x": r["grpo_episodes_per_s_ratio"] >= 3,
-                    "reward_rise_not_smaller": r["grpo_reward_rise_delta"] >= 0,
+                    # not smaller beyond noise: two standard errors of the difference
+                    "reward_rise_not_smaller": (r["grpo_reward_rise_delta"]
+                                                >= -2 * r["grpo_reward_rise_se"]),
                     "peak_rss_not_higher": r["grpo_peak_rss_ratio"] <= 1})):
         script = HERE / f"bench_{name}.py"
         if skip or not script.exists():

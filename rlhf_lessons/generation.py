@@ -106,19 +106,26 @@ def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
         past, last_logits = out.past_key_values, out.logits[:, -1]
     next_pos = pos[:, -1:] + 1
     n = R
+    # Each vocabulary-wide op costs about as much as a layer of this tiny model, so
+    # the loop does each once: no division at temperature 1, one exp, and the
+    # entropy's 0·log 0 guard only when top-k / top-p put -inf in the logits.
+    filtered = not greedy and (bool(top_k) or top_p < 1.0)
     for t in range(R):
         logits = (policy.lm_head(last) if fast else last_logits).float()
         if greedy:
             logp_all = torch.log_softmax(logits, dim=-1)
+            probs = logp_all.exp()
             tok = logits.argmax(-1, keepdim=True)
         else:
-            logits = filter_logits(logits / temperature, top_k, top_p)
-            logp_all = torch.log_softmax(logits, dim=-1)
-            tok = _draw(logp_all.exp(), generator)  # (B, 1)
-        probs = logp_all.exp()
+            if temperature != 1.0:
+                logits = logits / temperature
+            logp_all = torch.log_softmax(filter_logits(logits, top_k, top_p), dim=-1)
+            probs = logp_all.exp()
+            tok = _draw(probs, generator)  # (B, 1)
         tokens[:, t] = tok[:, 0]
         logps[:, t] = logp_all.gather(1, tok)[:, 0]
-        ents[:, t] = -torch.where(probs > 0, probs * logp_all, 0.0).sum(-1)
+        plogp = torch.where(probs > 0, probs * logp_all, 0.0) if filtered else probs * logp_all
+        ents[:, t] = -plogp.sum(-1)
         done |= tok[:, 0] == eos_id
         if bool(done.all()) or t == R - 1:
             n = t + 1

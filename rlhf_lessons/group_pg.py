@@ -100,15 +100,19 @@ def group_pg_loss(new_logprobs, old_logprobs, ref_logprobs, advantages, mask,
 
     Per token: ``−min(ρ A, clip(ρ, 1±ε) A) + kl_coef · k3(π, π_ref)`` with
     ``ρ = exp(new − old)``; the mean over real tokens. Returns the loss (with grad)
-    and clipfrac, ratio, kl (0-d, detached).
+    and clipfrac, ratio, kl (0-d, detached; NaN when ``ref_logprobs`` is None,
+    which only ``kl_coef == 0`` allows).
     """
+    if ref_logprobs is None and kl_coef > 0:
+        raise ValueError(f"kl_coef={kl_coef} needs ref_logprobs (a reference model)")
     m = mask.bool()
     log_ratio = torch.where(m, new_logprobs - old_logprobs, torch.zeros_like(new_logprobs))
     ratio = torch.exp(log_ratio)
     a = advantages[:, None].to(ratio.dtype)
     pg1, pg2 = -a * ratio, -a * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
     per_token = torch.max(pg1, pg2)
-    kl = kl_per_token(new_logprobs, ref_logprobs, "k3")
+    kl = (kl_per_token(new_logprobs, ref_logprobs, "k3") if ref_logprobs is not None
+          else torch.full_like(new_logprobs, float("nan")))
     if kl_coef > 0:
         per_token = per_token + kl_coef * kl
     loss = masked_mean(per_token, mask)
@@ -142,16 +146,22 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
     passes of :func:`group_pg_loss` over the kept answers. One row per update with
     PPO's names where they apply (objective/scores, objective/kl, ...) and TRL's
     GRPO ones (frac_reward_zero_std, reward_std).
+
+    ``ref_policy=None`` is allowed when ``gcfg.kl_coef == 0``: no reference pass
+    (TRL does not load one at beta 0 either) and ``objective/kl`` is NaN.
     """
     if isinstance(prompts, str) or len(prompts) < gcfg.prompts_per_update:
         raise ValueError(f"prompts: need a list of at least {gcfg.prompts_per_update}")
     if policy is ref_policy:
         raise ValueError("policy and ref_policy are the same object: pass a frozen copy")
+    if ref_policy is None and gcfg.kl_coef > 0:
+        raise ValueError(f"kl_coef={gcfg.kl_coef} needs a ref_policy (or set kl_coef=0)")
     prompts = list(prompts)
     if prompt_ids is None:
         prompt_ids = encode_prompts(tokenizer, prompts, cfg.max_prompt_tokens)
     policy.train(False).requires_grad_(True)
-    ref_policy.train(False).requires_grad_(False)
+    if ref_policy is not None:
+        ref_policy.train(False).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=gcfg.lr, weight_decay=0.0)
@@ -180,13 +190,15 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
             # 3. the clipped ratio (1 on the first pass) and the KL term
             for _ in range(gcfg.inner_epochs):
                 new = response_logprobs(policy, b, cfg.temperature)
-                out = group_pg_loss(new, ro.logprobs[keep], ro.ref_logprobs[keep],
+                ref = ro.ref_logprobs[keep] if ro.ref_logprobs is not None else None
+                out = group_pg_loss(new, ro.logprobs[keep], ref,
                                     adv[keep], b.response_mask, gcfg.cliprange,
                                     gcfg.kl_coef)
                 optimizer_step(out["loss"], opt, params, gcfg.max_grad_norm)
                 stats = {k: float(v.detach()) for k, v in out.items() if k != "kl"}
         mask = ro.batch.response_mask
-        kl_seq = kl_per_token(ro.logprobs, ro.ref_logprobs, "k1").mul(mask).sum(-1)
+        kl_seq = (kl_per_token(ro.logprobs, ro.ref_logprobs, "k1").mul(mask).sum(-1)
+                  if ro.ref_logprobs is not None else torch.tensor([float("nan")]))
         rows.append({
             "update": u + 1, "episodes": (u + 1) * scfg.rollout_batch,
             "objective/scores": float(ro.scores.mean()),

@@ -74,10 +74,15 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
     past = cache.length if cache is not None else 0
     S = past + T
     x = bb.wte(input_ids) + bb.wpe(position_ids)
-    q_pos = torch.arange(past, S, device=x.device)
-    k_pos = torch.arange(S, device=x.device)
-    allow = (k_pos[None, :] <= q_pos[:, None])[None] & key_mask[:, None, :S].bool()
-    allow = allow | (k_pos[None, :] == q_pos[:, None])[None]
+    if T == 1:
+        # one new token (a sampling step): every key is in its past; it sees itself
+        allow = key_mask[:, None, :S].bool().clone()
+        allow[..., -1] = True
+    else:
+        q_pos = torch.arange(past, S, device=x.device)
+        k_pos = torch.arange(S, device=x.device)
+        allow = (k_pos[None, :] <= q_pos[:, None])[None] & key_mask[:, None, :S].bool()
+        allow = allow | (k_pos[None, :] == q_pos[:, None])[None]
     attn_mask = allow[:, None]  # (B, 1, T, S)
     for i, blk in enumerate(bb.h):
         h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)

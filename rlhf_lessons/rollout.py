@@ -205,6 +205,8 @@ class Rollout:
 
     logprobs, ref_logprobs, entropy, values: (B, R); raw_scores (the reward as
     given), scores (normalised, with the missing-EOS penalty): (B,); has_eos (B,).
+    ``ref_logprobs`` is None when the rollout had no reference model (GRPO with
+    no KL term needs none, as in TRL at beta 0).
     """
 
     prompts: list[str]
@@ -212,7 +214,7 @@ class Rollout:
     batch: Batch
     has_eos: torch.Tensor
     logprobs: torch.Tensor
-    ref_logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor | None
     entropy: torch.Tensor
     values: torch.Tensor
     raw_scores: torch.Tensor
@@ -228,7 +230,8 @@ def rollout(policy, ref_policy, value_model, reward, tokenizer, prompt_seqs, pro
 
     prompt_seqs: B token lists (already cut to ``cfg.max_prompt_tokens``); prompts:
     their texts (for a ``reward_fn``). ``score_norm`` = (mean, std) of the reward on
-    reference samples normalises the score when given.
+    reference samples normalises the score when given. ``ref_policy=None`` skips
+    the reference pass (``ref_logprobs`` is then None).
     """
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -245,7 +248,8 @@ def rollout(policy, ref_policy, value_model, reward, tokenizer, prompt_seqs, pro
     batch = make_batch(p_ids, p_mask, r_ids, r_mask, has_eos)
     logprobs = logprobs * r_mask
     entropy = entropy * r_mask
-    ref_logprobs = response_logprobs(ref_policy, batch, cfg.temperature) * r_mask
+    ref_logprobs = (response_logprobs(ref_policy, batch, cfg.temperature) * r_mask
+                    if ref_policy is not None else None)
     # no value model (the critic-free methods of notebook 07): values are 0
     values = (response_values(value_model, batch) * r_mask if value_model is not None
               else torch.zeros_like(logprobs))

@@ -113,3 +113,30 @@ def test_zero_variance_groups_are_skipped_and_the_first_ratio_is_one():
                            prompts, g, cfg, prompt_ids=prompt_ids, show_progress=False)
     assert df["val/ratio"].tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
     assert df["policy/clipfrac_avg"].tolist() == [0.0, 0.0]
+
+
+def test_no_reference_model_only_without_a_kl_term():
+    """kl_coef 0 needs no reference pass (TRL at beta 0); kl_coef > 0 refuses None."""
+    old = torch.tensor([[-1.0, -2.0]])
+    mask = torch.tensor([[1, 1]])
+    with pytest.raises(ValueError, match="kl_coef=0.1 needs ref_logprobs"):
+        gp.group_pg_loss(old.clone(), old, None, torch.tensor([1.0]), mask, 0.2, 0.1)
+    out = gp.group_pg_loss(old.clone(), old, None, torch.tensor([1.0]), mask, 0.2, 0.0)
+    assert math.isnan(out["kl"].item()) and out["loss"].item() == pytest.approx(-1.0)
+
+    fast = preset("fast")
+    tok = load_tokenizer(PRETRAINED_DIR)
+    prompt_ids = [[3, 4, 5], [6, 7, 8]]
+    prompts = [tok.decode(p) for p in prompt_ids]
+    cfg = dataclasses.replace(fast.ppo, temperature=1.0, max_new_tokens=5,
+                              missing_eos_penalty=0.0)
+    policy = build_gpt2(32, fast.model, tok.eos_token_id, seed=0)
+    reward = lambda p, r: [float(len(x)) for x in r]  # noqa: E731
+    with pytest.raises(ValueError, match="needs a ref_policy"):
+        gp.train_group_pg(policy, None, reward, tok, prompts,
+                          GroupPGConfig(group_size=2, prompts_per_update=2, n_updates=1),
+                          cfg, prompt_ids=prompt_ids, show_progress=False)
+    g = GroupPGConfig(group_size=2, prompts_per_update=2, n_updates=2, kl_coef=0.0)
+    df = gp.train_group_pg(policy, None, reward, tok, prompts, g, cfg,
+                           prompt_ids=prompt_ids, show_progress=False)
+    assert df["objective/kl"].isna().all() and len(df) == 2
