@@ -708,7 +708,8 @@ from rlhf_lessons.calibration import fit_temperature, next_token_stats
 
 cal_ids = draw(oc.n_calib_texts, cfg.seed + 9)
 print("transcripts per subset:", per_subset(cal_ids))
-temps = np.round(np.arange(0.5, 3.01, 0.25), 2)
+# fine steps of 0.05 near 1, where the fit lands; coarse ones out to 3
+temps = np.round(np.r_[np.arange(0.5, 1.51, 0.05), [1.75, 2.0, 2.5, 3.0]], 2)
 pre_policy, _ = load_policy(cfg, "pretrained", device)
 stats = {name: next_token_stats(
     m, tok, [eval_ds[int(i)]["prompt"] for i in cal_ids],

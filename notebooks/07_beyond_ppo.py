@@ -448,8 +448,9 @@ the reference, h = 0 and the loss is log 2 = 0.693.
 The train pairs (stratified, seeded) are encoded as the SFT policy was
 trained: prompt, a space, the answer, EOS, both sides with the same prompt
 tokens, at most `bc.dpo_max_len` tokens each (DPO's cost grows with it). The
-answer is where the two transcripts of a pair first differ. The
-reference's log-probs are computed once (it is frozen).
+answer is where the two transcripts of a pair first differ. `train_dpo`
+computes the reference's log-probs once (it is frozen), and only when it has
+training to do: the default run is shipped finished in `data/runs/`.
 """
 
 # %%
@@ -466,8 +467,6 @@ def hh_rows(split, n):
 
 train_pairs = policy_pairs(hh_rows("train", bc.n_dpo_pairs), tok,
                            bc.dpo_max_len)
-ref_train = all_pair_logprobs(ref_policy, train_pairs, tok.pad_token_id,
-                              device)
 print(train_pairs.summary())
 
 # %%
@@ -478,7 +477,7 @@ ck = beyond_checkpoint(cfg, "dpo", {**dataclasses.asdict(bc.dpo),
 with PeakRSS() as dpo_mem:
     dpo_log = train_dpo(dpo_policy, ref_policy, train_pairs, bc.dpo,
                         pad_id=tok.pad_token_id, device=device,
-                        seed=cfg.seed, ref_logps=ref_train, checkpoint=ck)
+                        seed=cfg.seed, checkpoint=ck)
 dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins",
          "logps/chosen", "logps/rejected"]].round(3).tail(4)
 

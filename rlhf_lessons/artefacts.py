@@ -75,6 +75,7 @@ MODELS_DIR = DATA_DIR / "models"
 PRETRAINED_DIR = MODELS_DIR / "course-gpt2"
 SFT_DIR = MODELS_DIR / "course-gpt2-sft"
 SHIPPED_JUDGE_DIR = MODELS_DIR / "course-judge"
+RUNS_DIR = DATA_DIR / "runs"  # finished runs of 06-07 that travel (scripts/ship.py runs)
 NOTEBOOKS = {
     "pretrain": "02_small_gpt2_pretrain_and_sft",
     "judge": "03_reward_model_the_judge",
@@ -143,6 +144,7 @@ def update_metrics(notebook: str, cfg: LessonConfig | None = None, **figures) ->
 # ---------------------------------------------------------------------------
 _FRESH: set[Path] = set()
 RETRAIN_HINT = "set RLHF_LESSONS_RETRAIN=1 to retrain"
+_SHIPPED: set[Path] = set()  # copied from data/runs/ by this process
 
 
 def retrain_path(cfg: LessonConfig, path: str | Path) -> Path:
@@ -179,6 +181,8 @@ def loaded_or_trained(what: str, path: str | Path, trained_now: bool,
     file's. Notebooks call it after every step that may resume from ``outputs/``.
     """
     path = Path(path)
+    if not trained_now and path in _SHIPPED:  # from_shipped said where it came from
+        return ""
     if trained_now:
         took = f" ({seconds:.0f} s)" if seconds is not None else ""
         line = f"🛠️ {verb} {what} now{took}"
@@ -395,7 +399,8 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     if oc.proxy_labels == "gold" and gold_model is None:
         raise ValueError("proxy_labels='gold' needs gold_model (the gold judge)")
     key = proxy_key(cfg, oc)
-    here = retrain_path(cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}")
+    here = from_shipped(cfg, retrain_path(
+        cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}"))
     if (here / "config.json").exists():
         loaded_or_trained(f"the proxy judge (key {key})", here, False)
         return (*load_model(here, device, kind="judge"), load_card(here))
@@ -428,12 +433,36 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     return model.to(device).eval(), tok, card
 
 
+def from_shipped(cfg: LessonConfig, path: str | Path) -> Path:
+    """``path`` under ``outputs/``, first copied from ``data/runs/`` when a finished run
+    of the same name and key travels with the repository and ``outputs/`` has none.
+
+    Never with ``cfg.retrain``; a copy whose settings no longer match is retrained
+    over by its trainer, so ``data/`` is only ever read. Why: the default series
+    must fit 15 minutes on 2 cores, and these runs would take minutes.
+    """
+    path = Path(path)
+    src = RUNS_DIR / path.parent.name / path.name
+    if cfg.retrain or path.exists() or not src.exists():
+        return path
+    tmp = path.with_name(f".{path.name}.shipping")
+    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp)
+    tmp.replace(path)
+    _SHIPPED.add(path)
+    print(f"📦 {path.name}: copied from {_shown(src)}, where it travels finished "
+          f"(`python scripts/ship.py runs` rebuilds it; {RETRAIN_HINT})", flush=True)
+    return path
+
+
 def keyed_path(cfg: LessonConfig, notebook: str, name: str, settings: dict) -> Path:
     """``outputs/<notebook>/<name>-<key>.pt``, keyed by ``settings`` plus the model, judge
     and PPO settings (a changed setting never reuses a stale run); cleared first with
-    ``cfg.retrain``. Notebook 06's runs and sweeps, notebook 07's runs."""
+    ``cfg.retrain``, else copied from ``data/runs/`` when shipped (:func:`from_shipped`).
+    Notebook 06's runs and sweeps, notebook 07's runs."""
     key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
-    return retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
+    path = retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
+    return from_shipped(cfg, path)
 
 
 def sweep_checkpoint(cfg: LessonConfig, oc: OptimisationConfig, name: str = "sweep") -> Path:

@@ -219,9 +219,6 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
     if policy is ref_policy:
         raise ValueError("policy and ref_policy are the same object: pass a frozen copy")
     device = torch.device(device)
-    if ref_logps is None:
-        ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device)
-    ref_c, ref_r = (torch.as_tensor(x, dtype=torch.float32) for x in ref_logps)
     n_batches = math.ceil(len(pairs) / cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(n_batches * cfg.epochs))
     policy.train(False).requires_grad_(True)  # dropout off: log-probs reproducible
@@ -230,10 +227,21 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
     state = load_checkpoint(checkpoint, settings, what="DPO") if checkpoint else None
     rows, step = [], 0
     if state is not None:
-        policy.load_state_dict(state["policy"])
-        opt.load_state_dict(state["opt"])
+        if state.get("weights_only") and state["step"] < total:
+            raise RuntimeError(f"{checkpoint}: a shipped run holds weights only and cannot "
+                               "resume an unfinished run; delete it to train afresh")
+        policy.load_state_dict(state["policy"])  # fp16 weights (shipped) load as fp32
+        if not state.get("weights_only"):
+            opt.load_state_dict(state["opt"])
         rows, step = state["rows"], state["step"]
-        print(f"resuming DPO from its checkpoint after step {step}/{total}")
+        if step < total:
+            print(f"resuming DPO from its checkpoint after step {step}/{total}")
+    if step >= total:  # a finished run: nothing to train, no reference pass needed
+        policy.requires_grad_(False)
+        return pd.DataFrame(rows)
+    if ref_logps is None:
+        ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device)
+    ref_c, ref_r = (torch.as_tensor(x, dtype=torch.float32) for x in ref_logps)
     longest = [max(len(a), len(b)) for a, b in zip(pairs.chosen_ids, pairs.rejected_ids)]
     epochs: list[list[list[int]]] = []
     bar = progress(range(step, total), desc=desc, total=total, initial=step,

@@ -99,7 +99,7 @@ def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
     if fast:
         cache = KVCache(c.n_layer, B, c.n_head, P + R, c.n_embd // c.n_head,
                         bb.wte.weight.dtype, dev)
-        last = gpt2_hidden(policy, prompt_ids, key_mask[:, :P], pos, cache)[:, -1]
+        last = gpt2_hidden(policy, prompt_ids, key_mask[:, :P], pos, cache, from_pos=P - 1)[:, -1]
     else:
         out = policy(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos,
                      use_cache=True)

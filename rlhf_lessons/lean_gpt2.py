@@ -52,21 +52,28 @@ class KVCache:
 
 
 def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
-                position_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-    """Last hidden states of a GPT-2 backbone, (B, T, d).
+                position_ids: torch.Tensor, cache: KVCache | None = None,
+                from_pos: int = 0) -> torch.Tensor:
+    """Last hidden states of a GPT-2 backbone at positions ``from_pos:``, (B, T - from_pos, d).
 
     input_ids, position_ids: (B, T). key_mask: (B, S) bool, which keys are real
     tokens, S = cache.length + T. With ``cache`` the new keys/values are written
     into it (no autograd through the cache; use it under ``torch.no_grad``).
     Padded query rows also see themselves, so their (unused) output is finite.
+
+    ``from_pos``: the final block needs keys and values everywhere but its query,
+    attention output and MLP only where the caller reads (PPO and GRPO read the
+    answer positions, not the prompt's): the same numbers, less work.
     """
     bb = backbone_of(model)
+    if not 0 <= from_pos < input_ids.size(1):
+        raise ValueError(f"from_pos={from_pos}: must lie in [0, {input_ids.size(1)})")
     if not fast_ok(bb):
         if cache is not None:
             raise ValueError("the KV-cache path needs a standard GPT-2")
         out = bb(input_ids=input_ids, attention_mask=key_mask.long(),
                  position_ids=position_ids)
-        return out.last_hidden_state
+        return out.last_hidden_state[:, from_pos:]
     c = bb.config
     B, T = input_ids.shape
     d, H = c.n_embd, c.n_head
@@ -84,6 +91,7 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
         allow = (k_pos[None, :] <= q_pos[:, None])[None] & key_mask[:, None, :S].bool()
         allow = allow | (k_pos[None, :] == q_pos[:, None])[None]
     attn_mask = allow[:, None]  # (B, 1, T, S)
+    n_layer = len(bb.h)
     for i, blk in enumerate(bb.h):
         h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
         qkv = torch.addmm(blk.attn.c_attn.bias, h.reshape(-1, d), blk.attn.c_attn.weight)
@@ -92,9 +100,11 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
             cache.k[i][:, :, past:S] = k
             cache.v[i][:, :, past:S] = v
             k, v = cache.k[i][:, :, :S], cache.v[i][:, :, :S]
+        if from_pos and i == n_layer - 1:  # the final block: queries where read only
+            q, attn_mask, x = q[:, :, from_pos:], attn_mask[:, :, from_pos:], x[:, from_pos:]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         a = a.transpose(1, 2).reshape(-1, d)
-        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(B, T, d)
+        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
         x = x + _mlp(blk, x)
     if cache is not None:
         cache.length = S

@@ -262,9 +262,13 @@ def _resume(checkpoint, settings, policy, value_model, optimizer, gen):
     state = load_checkpoint(checkpoint, settings, what="PPO") if checkpoint else None
     if state is None:
         return None
-    policy.load_state_dict(state["policy"])
-    value_model.load_state_dict(state["value_model"])
-    optimizer.load_state_dict(state["optimizer"])
+    if state.get("weights_only") and state["update"] < settings["n_updates"]:
+        raise RuntimeError(f"{checkpoint}: a shipped run holds weights only and cannot "
+                           "resume an unfinished run; delete it to train afresh")
+    policy.load_state_dict(state["policy"])  # fp16 weights (shipped) load as fp32
+    if not state.get("weights_only"):
+        value_model.load_state_dict(state["value_model"])
+        optimizer.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"])
     if state["update"] < settings["n_updates"]:  # a finished run just loads
         print(f"resuming PPO from its checkpoint after update {state['update']}/"
@@ -320,8 +324,11 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
         reward.train(False).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(policy, value_model, cfg)
+    # Whether scores are normalised, not the (mean, std) itself: those come from
+    # sampled answers, and one token drawn differently on another CPU moves them.
+    # What they are computed from is in the caller's checkpoint key.
     settings = {"cfg": asdict(cfg), "seed": seed, "n_updates": n_updates,
-                "n_prompts": len(prompts), "score_norm": score_norm}
+                "n_prompts": len(prompts), "normalised": score_norm is not None}
     state = _resume(checkpoint, settings, policy, value_model, optimizer, gen)
     beta, rows, start, order = state or (cfg.kl_coef, [], 0, [])
     bar = progress(range(start, n_updates), desc=desc, total=n_updates, initial=start,

@@ -113,9 +113,9 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
     vocabulary projection is the biggest matmul of a tiny GPT-2). With
     ``with_entropy`` also returns the entropy of each tempered distribution, (B, R).
     """
-    h = gpt2_hidden(policy, batch.ids, batch.mask, batch.pos)
     P, R = batch.P, batch.response_ids.size(1)
-    logits = policy.lm_head(h[:, P - 1:P + R - 1]).float() / temperature
+    h = gpt2_hidden(policy, batch.ids, batch.mask, batch.pos, from_pos=P - 1)  # (B, R + 1, d)
+    logits = policy.lm_head(h[:, :R]).float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, batch.response_ids[..., None])[..., 0]
     if not with_entropy:
@@ -127,9 +127,9 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
 
 def response_values(value_model, batch: Batch) -> torch.Tensor:
     """V(s_t) before each answer token: (B, R). Same positions as the logprobs."""
-    h = gpt2_hidden(value_model, batch.ids, batch.mask, batch.pos)
     P, R = batch.P, batch.response_ids.size(1)
-    return value_model.score(h[:, P - 1:P + R - 1]).squeeze(-1).float()
+    h = gpt2_hidden(value_model, batch.ids, batch.mask, batch.pos, from_pos=P - 1)
+    return value_model.score(h[:, :R]).squeeze(-1).float()
 
 
 # ---------------------------------------------------------------------------
@@ -144,8 +144,9 @@ def judge_scores(reward_model, batch: Batch) -> torch.Tensor:
     EOS of the re-tokenised text: give it to PPO through :func:`judge_reward_fn`.
     """
     with torch.no_grad():
-        h = gpt2_hidden(reward_model, batch.ids, batch.mask, batch.pos)
-        last = h[torch.arange(h.size(0), device=h.device), batch.score_index]
+        # score_index >= P - 1 (the last prompt token at the earliest)
+        h = gpt2_hidden(reward_model, batch.ids, batch.mask, batch.pos, from_pos=batch.P - 1)
+        last = h[torch.arange(h.size(0), device=h.device), batch.score_index - (batch.P - 1)]
         return reward_model.score(last).squeeze(-1).float()
 
 

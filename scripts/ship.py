@@ -4,6 +4,7 @@
     python scripts/ship.py sft [--steps N]
     python scripts/ship.py judge [--backbone sft] [--lr 1e-4] [--epochs 1]
     python scripts/ship.py judge --recard     # re-score the shipped judge, rewrite its card
+    python scripts/ship.py runs [--from-outputs]  # the finished runs of 05-07 -> data/runs/
 
 Each command trains with the package's own code in the default preset (or the one
 RLHF_LESSONS_* selects), resumes from its checkpoint in outputs/ when interrupted,
@@ -15,14 +16,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 from rlhf_lessons.artefacts import (
+    NOTEBOOKS,
     PRETRAINED_DIR,
+    RUNS_DIR,
     SFT_DIR,
     SHIPPED_JUDGE_DIR,
     build_judge,
@@ -33,12 +40,12 @@ from rlhf_lessons.artefacts import (
     pretrain_run_dir,
     sft_run_dir,
 )
-from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.config import REPO_ROOT, LessonConfig
 from rlhf_lessons.evaluate import accuracy_table, judge_accuracy, length_judge_directions
 from rlhf_lessons.models import load_card, load_model, save_model, write_checksums
 from rlhf_lessons.pretrain import pretrain
 from rlhf_lessons.sft import evaluate_sft, train_sft
-from rlhf_lessons.utils import get_device, write_json
+from rlhf_lessons.utils import atomic_torch_save, get_device, weights_only, write_json
 
 
 # ---------------------------------------------------------------------------
@@ -233,6 +240,92 @@ Limits: a small model trained on about 7.7k pairs; it leans on surface features
 
 
 
+# ---------------------------------------------------------------------------
+# Finished runs of notebooks 05-07 (data/runs/)
+# ---------------------------------------------------------------------------
+# What travels, by notebook folder: name prefixes of keyed results in outputs/.
+SHIPPED_RUNS = {
+    NOTEBOOKS["raters"]: ("judge-scores-",),
+    NOTEBOOKS["optimisation"]: ("pool-scores-", "bon-samples-", "ppo-b", "proxy-"),
+    NOTEBOOKS["beyond"]: ("dpo-", "ppo-"),
+}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship_runs(args, cfg: LessonConfig) -> None:
+    """Retrain notebooks 05-07 headless (RLHF_LESSONS_RETRAIN=1), then copy their
+    finished runs to data/runs/: trainer states slimmed to fp16 weights and their
+    logs, the proxy judge in fp16, cached results as they are; a README lists them."""
+    if cfg.preset != "default":
+        raise SystemExit("ship.py runs ships the default preset's runs only "
+                         f"(RLHF_LESSONS_PRESET is {cfg.preset!r})")
+    root = Path(os.environ.get("RLHF_LESSONS_OUTPUTS", REPO_ROOT / "outputs"))
+    if not args.from_outputs:
+        for nb in SHIPPED_RUNS:
+            subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "run_notebooks.py"),
+                            "--only", nb], check=True,
+                           env={**os.environ, "RLHF_LESSONS_RETRAIN": "1",
+                                "RLHF_LESSONS_OUTPUTS": str(root)})
+    rows = []
+    for nb, prefixes in SHIPPED_RUNS.items():
+        found = sorted(p for p in (root / nb).glob("*") if p.name.startswith(prefixes)
+                       and not p.name.startswith("."))
+        if not found:
+            raise SystemExit(f"{root / nb}: no finished runs ({', '.join(prefixes)}): run "
+                             "the notebook first or drop --from-outputs")
+        dest = RUNS_DIR / nb
+        shutil.rmtree(dest, ignore_errors=True)  # stale keys must not travel
+        dest.mkdir(parents=True)
+        for src in found:
+            out = dest / src.name
+            if src.is_dir():  # the proxy judge: a saved model folder, shipped in fp16
+                model, tok = load_model(src, "cpu", kind="judge")
+                save_model(model, tok, out, load_card(src), dtype=torch.float16)
+                card = load_card(src)
+                what = (f"proxy judge, {card.get('train_pairs')} pairs, trained in "
+                        f"{card.get('train_wall_s', 0):.0f} s")
+                size = sum(f.stat().st_size for f in out.iterdir())
+                digest = _sha256(out / "model.safetensors")
+            else:
+                state = torch.load(src, map_location="cpu", weights_only=False)
+                if isinstance(state, dict) and "policy" in state:
+                    atomic_torch_save(weights_only(state), out)
+                    log = state.get("rows") or []
+                    secs = log[-1].get("elapsed_s", log[-1].get("time_s")) if log else None
+                    what = (f"finished run, {len(log)} steps"
+                            + (f", trained in {secs:.0f} s" if secs else ""))
+                else:
+                    shutil.copyfile(src, out)
+                    what = "cached result"
+                size, digest = out.stat().st_size, _sha256(out)
+            shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+            rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | "
+                        f"`{digest[:16]}` |")
+            print(f"shipped {out.relative_to(REPO_ROOT)} ({size / 1e6:.1f} MB)")
+    (RUNS_DIR / "README.md").write_text("\n".join([
+        "# data/runs/: finished runs of notebooks 05-07",
+        "",
+        "The default series must fit 15 minutes on 2 CPU cores, so these runs travel",
+        "finished: a notebook copies one into `outputs/` when it has none for the same",
+        "settings (`artefacts.from_shipped`; the key in the name is a hash of every",
+        "setting) and says so in one line. `RLHF_LESSONS_RETRAIN=1` (or `RETRAIN = True`",
+        "in a notebook's first cell) trains them live instead. Trainer states are",
+        "slimmed to fp16 weights and their logs (`utils.weights_only`): they load, they",
+        "cannot resume. Rebuilt, from the code, by",
+        "",
+        "    python scripts/ship.py runs",
+        "",
+        f"(default preset, on {os.cpu_count()} CPU cores). Licence: MIT, derived from",
+        "HH-RLHF (MIT) like `data/models/`.",
+        "",
+        "| file | what | size | sha256 (first 16) |",
+        "|---|---|---|---|",
+        *rows, ""]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -248,12 +341,16 @@ def main(argv=None) -> int:
     j.add_argument("--backbone", choices=("pretrained", "sft"))
     j.add_argument("--lr", type=float)
     j.add_argument("--epochs", type=float)
+    r = sub.add_parser("runs", help=f"the finished runs of notebooks 05-07 -> {RUNS_DIR}")
+    r.add_argument("--from-outputs", action="store_true",
+                   help="ship what outputs/ holds instead of retraining first")
     for q in (p, s, j):
         q.add_argument("--no-ship", action="store_true",
                        help="train and evaluate, but do not write to data/models/")
     args = ap.parse_args(argv)
     cfg = LessonConfig.from_env()
-    {"pretrain": ship_pretrain, "sft": ship_sft, "judge": ship_judge}[args.what](args, cfg)
+    {"pretrain": ship_pretrain, "sft": ship_sft, "judge": ship_judge,
+     "runs": ship_runs}[args.what](args, cfg)
     return 0
 
 

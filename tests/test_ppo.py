@@ -161,6 +161,35 @@ def test_fast_forward_matches_transformers(tiny):
     torch.testing.assert_close(ours[0, m[0]], alone[0], atol=1e-5, rtol=1e-4)
 
 
+def test_from_pos_computes_the_same_tail_and_gradients(tiny):
+    """The final block run only from ``from_pos`` on: the same hidden states there,
+    and the same gradients for every parameter (the earlier positions still feed
+    the keys and values)."""
+    policy, tok = tiny
+    seqs = [tok("Human: hi there, how are you?", add_special_tokens=False)["input_ids"],
+            tok("Human: a cat?", add_special_tokens=False)["input_ids"]]
+    ids, mask = bt.left_pad(seqs, tok.pad_token_id)
+    pos = bt.position_ids(mask)
+    k = ids.size(1) - 3
+    grads = []
+    for from_pos in (0, k):
+        policy.zero_grad()
+        h = gpt2_hidden(policy, ids, mask, pos, from_pos=from_pos)
+        tail = h[:, -3:]
+        assert h.shape[1] == ids.size(1) - from_pos
+        tail.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in policy.transformer.parameters()])
+        if from_pos == 0:
+            full_tail = tail.detach()
+        else:
+            torch.testing.assert_close(tail.detach(), full_tail, atol=1e-5, rtol=1e-4)
+    for a, b in zip(*grads):  # float sums in another order: a few ulps apart
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+    policy.zero_grad()
+    with pytest.raises(ValueError, match="from_pos"):
+        gpt2_hidden(policy, ids, mask, pos, from_pos=ids.size(1))
+
+
 def toy_reward(prompts, responses):
     return [float(len(r)) / 10 for r in responses]
 
