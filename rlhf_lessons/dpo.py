@@ -27,6 +27,7 @@ from rlhf_lessons.batching import length_buckets, position_ids, right_pad, tail_
 from rlhf_lessons.budgets import DPOConfig
 from rlhf_lessons.reward import PairSet
 from rlhf_lessons.utils import (
+    adamw,
     atomic_torch_save,
     autocast,
     linear_schedule,
@@ -222,7 +223,7 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
     n_batches = math.ceil(len(pairs) / cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(n_batches * cfg.epochs))
     policy.train(False).requires_grad_(True)  # dropout off: log-probs reproducible
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = adamw(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     settings = {"cfg": asdict(cfg), "seed": seed, "n_pairs": len(pairs), "total": total}
     state = load_checkpoint(checkpoint, settings, what="DPO") if checkpoint else None
     rows, step = [], 0

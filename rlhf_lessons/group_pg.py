@@ -30,7 +30,7 @@ from rlhf_lessons.budgets import GroupPGConfig
 from rlhf_lessons.config import ADVANTAGES, PPOConfig
 from rlhf_lessons.ppo import kl_per_token
 from rlhf_lessons.rollout import response_logprobs, rollout
-from rlhf_lessons.utils import linear_schedule, optimizer_step, progress
+from rlhf_lessons.utils import adamw, linear_schedule, optimizer_step, progress
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
         ref_policy.train(False).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in policy.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=gcfg.lr, weight_decay=0.0)
+    opt = adamw(params, lr=gcfg.lr, weight_decay=0.0)
     scfg = dataclasses.replace(cfg, rollout_batch=gcfg.prompts_per_update * gcfg.group_size,
                                mini_batches=1)
     rows, order, t0 = [], [], time.perf_counter()

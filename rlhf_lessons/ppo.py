@@ -38,6 +38,7 @@ from rlhf_lessons.rollout import (
     rollout,
 )
 from rlhf_lessons.utils import (
+    adamw,
     atomic_torch_save,
     linear_schedule,
     load_checkpoint,
@@ -171,8 +172,7 @@ def make_optimizer(policy, value_model, cfg: PPOConfig):
     """One AdamW over policy and value parameters (as TRL's wrapper does)."""
     params = [p for p in policy.parameters() if p.requires_grad]
     params += [p for p in value_model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps,
-                             weight_decay=cfg.weight_decay)
+    return adamw(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
 
 
 def ppo_update(policy, value_model, optimizer, ro: Rollout, adv: dict, cfg: PPOConfig,

@@ -30,6 +30,7 @@ from rlhf_lessons.models import (
     train_bpe_tokenizer,
 )
 from rlhf_lessons.utils import (
+    adamw,
     atomic_torch_save,
     autocast,
     get_device,
@@ -158,8 +159,8 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
     tok, train_stream, eval_stream = prepare(cfg, tokenizer)
     save_tokenizer(tok, run_dir / "tokenizer")
     model = build_gpt2(len(tok), cfg.model, tok.eos_token_id, seed=cfg.seed).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=pc.lr, betas=(0.9, 0.95),
-                            weight_decay=pc.weight_decay)
+    opt = adamw(model.parameters(), lr=pc.lr, betas=(0.9, 0.95),
+                weight_decay=pc.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, metrics, elapsed = 0, [], 0.0
     # Resumed only when made by these settings. The step budget may grow: a longer

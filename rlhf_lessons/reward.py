@@ -73,6 +73,7 @@ from rlhf_lessons.batching import (
 from rlhf_lessons.config import RewardConfig
 from rlhf_lessons.lean_gpt2 import fuse_gelu, last_token_hidden
 from rlhf_lessons.utils import (
+    adamw,
     atomic_torch_save,
     autocast,
     linear_schedule,
@@ -425,8 +426,7 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
     model.to(device).train()
     fuse_gelu(model)  # for models that take the transformers forward
     n_pos = getattr(model.config, "n_positions", None)
-    opt = torch.optim.AdamW(model.parameters(), lr=reward_cfg.lr, weight_decay=0.0,
-                            fused=device.type in ("cpu", "cuda"))
+    opt = adamw(model.parameters(), lr=reward_cfg.lr, weight_decay=0.0)
     metrics: list[dict] = []
     step = 0
     state = load_checkpoint(checkpoint, what="judge", device=device) if checkpoint else None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rlhf_lessons.batching import decode_responses, left_pad, position_ids, truncate_after_eos
@@ -115,11 +116,16 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
     """
     P, R = batch.P, batch.response_ids.size(1)
     h = gpt2_hidden(policy, batch.ids, batch.mask, batch.pos, from_pos=P - 1)  # (B, R + 1, d)
-    logits = policy.lm_head(h[:, :R]).float() / temperature
+    logits = policy.lm_head(h[:, :R]).float()
+    if temperature != 1.0:  # a (B, R, V) op forward and backward: only when needed
+        logits = logits / temperature
+    if not with_entropy:
+        # the fused log-softmax + pick of cross-entropy: the same number, a lighter backward
+        B, V = logits.size(0), logits.size(-1)
+        return -F.cross_entropy(logits.reshape(-1, V), batch.response_ids.reshape(-1),
+                                reduction="none").view(B, R)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, batch.response_ids[..., None])[..., 0]
-    if not with_entropy:
-        return logp
     with torch.no_grad():
         ent = -(logp_all.exp() * logp_all).sum(-1)
     return logp, ent

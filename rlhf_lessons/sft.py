@@ -30,6 +30,7 @@ from rlhf_lessons.data import load_all_hh, load_dolly
 from rlhf_lessons.generation import generate
 from rlhf_lessons.models import n_params
 from rlhf_lessons.utils import (
+    adamw,
     atomic_torch_save,
     autocast,
     get_device,
@@ -155,7 +156,7 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
     total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
-    opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=0.0)
+    opt = adamw(model.parameters(), lr=sc.lr, weight_decay=0.0)
     step, metrics, elapsed = 0, [], 0.0
     # A checkpoint is resumed only when it was made by these settings (the lr
     # schedule depends on the total, the batches on the data and the seed).
