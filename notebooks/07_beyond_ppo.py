@@ -559,9 +559,10 @@ measure("ppo", ppo_policy)
 """
 Every method on one table: the gold score (what we want), the proxy score
 (what three of them optimised), √KL to SFT, the training wall time (from each
-run's own log, so a resumed run still reports its training) and the peak
-resident memory while it ran (the whole process: the models loaded earlier
-count too).
+run's own log, so a run loaded finished still reports its training) and the
+peak resident memory while it ran (the whole process: the models loaded earlier
+count too). A run loaded finished (`data/runs/` or `outputs/`) did not run
+here, so its memory is left blank: `RETRAIN = True` measures it.
 """
 
 # %%
@@ -569,9 +570,14 @@ wall = {"sft": 0.0, "best_of_n": bon_mem.wall_s,
         "grpo": float(grpo_log["time_s"].iloc[-1]),
         "dpo": float(dpo_log["elapsed_s"].iloc[-1]),
         "ppo": float(ppo_run.metrics["time_s"].iloc[-1])}
+# loaded finished: the block took far less than the run's own training time
+ran_here = {m: blk.wall_s > wall[m] / 2 for m, blk in
+            (("grpo", grpo_mem), ("dpo", dpo_mem), ("ppo", ppo_mem))}
 mem = {"sft": PeakRSS.rss_mb(), "best_of_n": bon_mem.peak_mb,
-       "grpo": grpo_mem.peak_mb, "dpo": dpo_mem.peak_mb,
-       "ppo": ppo_mem.peak_mb}
+       **{m: blk.peak_mb if ran_here[m] else float("nan") for m, blk in
+          (("grpo", grpo_mem), ("dpo", dpo_mem), ("ppo", ppo_mem))}}
+print("trained in this session:", [m for m, r in ran_here.items() if r],
+      "| loaded finished:", [m for m, r in ran_here.items() if not r])
 gold_per_prompt = {m: samples[m].gold_score.to_numpy() for m in samples}
 gold_per_prompt["best_of_n"] = gold_bon
 rows_f = []
@@ -705,7 +711,8 @@ cols = ["method", "sqrt_kl", "gold_score", "proxy_score", "wall_s",
 metrics = update_metrics(
     "07_beyond_ppo", cfg,
     wall_s=round(time.time() - t0, 1),
-    frontier=[{k: (r[k] if k == "method" else round(float(r[k]), 4))
+    frontier=[{k: (r[k] if k == "method" else None if pd.isna(r[k])
+                   else round(float(r[k]), 4))
                for k in cols} for _, r in frontier.iterrows()],
     dpo_heldout_implicit_acc=round(imp["accuracy"], 4),
     dpo_heldout_implicit_acc_ci95=[round(lo, 4), round(hi, 4)],
