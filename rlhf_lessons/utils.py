@@ -199,9 +199,8 @@ def adamw(params, **kwargs) -> torch.optim.AdamW:
     CPU the per-tensor loop costs about 10x more for these small models). Every
     trainer of the course makes its optimizer here."""
     params = list(params)
-    devices = {p.device.type for p in (params[0]["params"] if params and
-                                       isinstance(params[0], dict) else params)}
-    return torch.optim.AdamW(params, fused=devices <= {"cpu", "cuda"}, **kwargs)
+    fused = {p.device.type for p in params} <= {"cpu", "cuda"}
+    return torch.optim.AdamW(params, fused=fused, **kwargs)
 
 
 def optimizer_step(loss: torch.Tensor, optimizer, params, max_grad_norm: float = 0.0) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ from rlhf_lessons.artefacts import (
 )
 from rlhf_lessons.config import REPO_ROOT, LessonConfig
 from rlhf_lessons.evaluate import accuracy_table, judge_accuracy, length_judge_directions
-from rlhf_lessons.models import load_card, load_model, save_model, write_checksums
+from rlhf_lessons.models import load_card, load_model, save_model, sha256_of, write_checksums
 from rlhf_lessons.pretrain import pretrain
 from rlhf_lessons.sft import evaluate_sft, train_sft
 from rlhf_lessons.utils import atomic_torch_save, get_device, weights_only, write_json
@@ -251,10 +250,6 @@ SHIPPED_RUNS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def ship_runs(args, cfg: LessonConfig) -> None:
     """Retrain notebooks 05-07 headless (RLHF_LESSONS_RETRAIN=1), then copy their
     finished runs to data/runs/: trainer states slimmed to fp16 weights and their
@@ -283,12 +278,12 @@ def ship_runs(args, cfg: LessonConfig) -> None:
             out = dest / src.name
             if src.is_dir():  # the proxy judge: a saved model folder, shipped in fp16
                 model, tok = load_model(src, "cpu", kind="judge")
-                save_model(model, tok, out, load_card(src), dtype=torch.float16)
                 card = load_card(src)
+                save_model(model, tok, out, card, dtype=torch.float16)
                 what = (f"proxy judge, {card.get('train_pairs')} pairs, trained in "
                         f"{card.get('train_wall_s', 0):.0f} s")
                 size = sum(f.stat().st_size for f in out.iterdir())
-                digest = _sha256(out / "model.safetensors")
+                digest = sha256_of(out / "model.safetensors")
             else:
                 state = torch.load(src, map_location="cpu", weights_only=False)
                 if isinstance(state, dict) and "policy" in state:
@@ -300,7 +295,7 @@ def ship_runs(args, cfg: LessonConfig) -> None:
                 else:
                     shutil.copyfile(src, out)
                     what = "cached result"
-                size, digest = out.stat().st_size, _sha256(out)
+                size, digest = out.stat().st_size, sha256_of(out)
             shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
             rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | "
                         f"`{digest[:16]}` |")

@@ -166,9 +166,7 @@ def grpo_heldout_reward(policy, reward_model, tok, prompt_ids: list[list[int]],
         for p, answer in zip(chunk, out):
             cut = answer.index(eos) + 1 if eos in answer else len(answer)
             seqs.append(p + answer[:cut])
-        n = max(map(len, seqs))
-        x = torch.tensor([s + [pad] * (n - len(s)) for s in seqs])
-        m = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
+        x, m = W.pad_right(seqs, pad)
         scores.append(reward_model(input_ids=x, attention_mask=m).logits[:, 0].float())
     scores = torch.cat(scores)
     policy.train(was_training)
