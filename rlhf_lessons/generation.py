@@ -29,7 +29,14 @@ from rlhf_lessons.batching import (
     right_pad,
     truncate_after_eos,
 )
-from rlhf_lessons.lean_gpt2 import KVCache, backbone_of, fast_ok, gpt2_hidden
+from rlhf_lessons.lean_gpt2 import (
+    KVCache,
+    StepWeights,
+    backbone_of,
+    fast_ok,
+    gpt2_hidden,
+    gpt2_step,
+)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -62,7 +69,6 @@ def _draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
     return tok.clamp_(max=probs.size(-1) - 1)
 
 
-@torch.no_grad()
 def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                      max_new_tokens: int, temperature: float, eos_id: int,
                      generator: torch.Generator | None = None, top_k: int = 0,
@@ -80,38 +86,75 @@ def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
         raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    c = backbone_of(policy).config
+    if prompt_ids.size(1) + max_new_tokens > c.n_positions:
+        raise ValueError(f"prompt ({prompt_ids.size(1)}) + max_new_tokens ({max_new_tokens}) "
+                         f"exceeds the model's {c.n_positions} positions")
+    # inference mode: no autograd bookkeeping on any of the ~40 ops of a step; the
+    # results are cloned out of it so that training can use them as ordinary tensors
+    with torch.inference_mode():
+        out = _sample(policy, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id,
+                      generator, top_k, top_p, greedy)
+    return tuple(t.clone() for t in out)
+
+
+def _prefill(policy, prompt_ids, prompt_mask, cache_len):
+    """Run the prompts once and fill a KV cache: ``(cache, last hidden (B, d))``.
+
+    Rows with the same prompt (a group of G answers to one prompt, as in best-of-n
+    and GRPO) share one forward pass: the distinct prompts run, then the cache rows
+    are copied out to every row that asked for them.
+    """
+    bb = backbone_of(policy)
+    c, (B, P) = bb.config, prompt_ids.shape
+    rows = torch.cat([prompt_ids, prompt_mask.long()], 1)
+    uniq, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    shared = uniq.size(0) < B
+    ids, mask = (uniq[:, :P], uniq[:, P:]) if shared else (prompt_ids, prompt_mask)
+    cache = KVCache(c.n_layer, ids.size(0), c.n_head, cache_len, c.n_embd // c.n_head,
+                    bb.wte.weight.dtype, ids.device)
+    last = gpt2_hidden(policy, ids, mask.bool(), position_ids(mask), cache, from_pos=P - 1)[:, -1]
+    if shared:
+        return cache.expand_rows(inverse, B), last[inverse]
+    return cache, last
+
+
+def _sample(policy, prompt_ids, prompt_mask, R, temperature, eos_id, generator, top_k,
+            top_p, greedy):
+    """The loop of :func:`sample_responses` (arguments already checked)."""
     bb = backbone_of(policy)
     B, P = prompt_ids.shape
     dev = prompt_ids.device
-    R = max_new_tokens
-    c = bb.config
-    if P + R > c.n_positions:
-        raise ValueError(f"prompt ({P}) + max_new_tokens ({R}) exceeds the model's "
-                         f"{c.n_positions} positions")
-    key_mask = torch.zeros((B, P + R), dtype=torch.bool, device=dev)
-    key_mask[:, :P] = prompt_mask.bool()
-    pos = position_ids(prompt_mask)
     tokens = torch.zeros((B, R), dtype=torch.long, device=dev)
     logps = torch.zeros((B, R), dtype=torch.float32, device=dev)
     ents = torch.zeros((B, R), dtype=torch.float32, device=dev)
     done = torch.zeros(B, dtype=torch.bool, device=dev)
+    pos = position_ids(prompt_mask)
     fast = fast_ok(bb)
     if fast:
-        cache = KVCache(c.n_layer, B, c.n_head, P + R, c.n_embd // c.n_head,
-                        bb.wte.weight.dtype, dev)
-        last = gpt2_hidden(policy, prompt_ids, key_mask[:, :P], pos, cache, from_pos=P - 1)[:, -1]
+        cache, last = _prefill(policy, prompt_ids, prompt_mask, P + R)
+        weights = StepWeights(bb)
+        # the LM head as (d, V), contiguous: for a few rows a plain (not transposed)
+        # matmul reads the 4096-wide weight faster (a 2 MB copy, once per call)
+        head_t = policy.lm_head.weight.t().contiguous()
+        # additive attention bias per key: 0 for real tokens, -inf for pads
+        key_bias = torch.zeros((B, P + R), dtype=last.dtype, device=dev)
+        key_bias[:, :P].masked_fill_(~prompt_mask.bool(), float("-inf"))
     else:
+        key_mask = torch.zeros((B, P + R), dtype=torch.bool, device=dev)
+        key_mask[:, :P] = prompt_mask.bool()
         out = policy(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos,
                      use_cache=True)
         past, last_logits = out.past_key_values, out.logits[:, -1]
-    next_pos = pos[:, -1:] + 1
+    next_pos = pos[:, -1] + 1  # (B,)
     n = R
     # Each vocabulary-wide op costs about as much as a layer of this tiny model, so
-    # the loop does each once: no division at temperature 1, one exp, and the
-    # entropy's 0·log 0 guard only when top-k / top-p put -inf in the logits.
+    # the loop does each once: no division at temperature 1, one exp, the entropy as
+    # one dot product, and its 0·log 0 guard only when top-k / top-p put -inf in
+    # the logits.
     filtered = not greedy and (bool(top_k) or top_p < 1.0)
     for t in range(R):
-        logits = (policy.lm_head(last) if fast else last_logits).float()
+        logits = (torch.mm(last, head_t) if fast else last_logits).float()
         if greedy:
             logp_all = torch.log_softmax(logits, dim=-1)
             probs = logp_all.exp()
@@ -124,18 +167,21 @@ def sample_responses(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
             tok = _draw(probs, generator)  # (B, 1)
         tokens[:, t] = tok[:, 0]
         logps[:, t] = logp_all.gather(1, tok)[:, 0]
-        plogp = torch.where(probs > 0, probs * logp_all, 0.0) if filtered else probs * logp_all
-        ents[:, t] = -plogp.sum(-1)
+        if filtered:
+            ents[:, t] = -torch.where(probs > 0, probs * logp_all, 0.0).sum(-1)
+        else:
+            ents[:, t] = -torch.linalg.vecdot(probs, logp_all)
         done |= tok[:, 0] == eos_id
         if bool(done.all()) or t == R - 1:
             n = t + 1
             break
-        key_mask[:, P + t] = True
         if fast:
-            last = gpt2_hidden(policy, tok, key_mask[:, :P + t + 1], next_pos, cache)[:, -1]
+            key_bias[:, P + t] = 0.0
+            last = gpt2_step(weights, tok[:, 0], next_pos, cache, key_bias)
         else:
+            key_mask[:, P + t] = True
             out = policy(input_ids=tok, attention_mask=key_mask[:, :P + t + 1].long(),
-                         position_ids=next_pos, past_key_values=past, use_cache=True)
+                         position_ids=next_pos[:, None], past_key_values=past, use_cache=True)
             past, last_logits = out.past_key_values, out.logits[:, -1]
         next_pos = next_pos + 1
     return tokens[:, :n], logps[:, :n], ents[:, :n]

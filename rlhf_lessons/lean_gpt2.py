@@ -50,6 +50,68 @@ class KVCache:
         self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layer)]
         self.length = 0
 
+    def expand_rows(self, rows: torch.Tensor, batch: int) -> KVCache:
+        """A cache of ``batch`` rows whose row b holds this cache's row ``rows[b]`` (the
+        first ``length`` positions): one prefill shared by the rows with the same prompt."""
+        n_layer, (_, H, L, hd) = len(self.k), self.k[0].shape
+        out = KVCache(n_layer, batch, H, L, hd, self.k[0].dtype, self.k[0].device)
+        for i in range(n_layer):
+            out.k[i][:, :, :self.length] = self.k[i][rows, :, :self.length]
+            out.v[i][:, :, :self.length] = self.v[i][rows, :, :self.length]
+        out.length = self.length
+        return out
+
+
+class StepWeights:
+    """A GPT-2 backbone's parameters gathered once for :func:`gpt2_step`: per block
+    (ln_1 w, b, eps, c_attn w, b, c_proj w, b, ln_2 w, b, eps, c_fc w, b, mlp c_proj w, b).
+
+    A sampling step is ~40 tiny ops; reading each parameter through ``nn.Module``
+    attribute look-ups every step costs a noticeable share of it."""
+
+    def __init__(self, backbone):
+        c = backbone.config
+        self.d, self.n_head = c.n_embd, c.n_head
+        self.wte, self.wpe = backbone.wte.weight, backbone.wpe.weight
+        self.ln_f = (backbone.ln_f.weight, backbone.ln_f.bias, backbone.ln_f.eps)
+        self.blocks = [(b.ln_1.weight, b.ln_1.bias, b.ln_1.eps,
+                        b.attn.c_attn.weight, b.attn.c_attn.bias,
+                        b.attn.c_proj.weight, b.attn.c_proj.bias,
+                        b.ln_2.weight, b.ln_2.bias, b.ln_2.eps,
+                        b.mlp.c_fc.weight, b.mlp.c_fc.bias,
+                        b.mlp.c_proj.weight, b.mlp.c_proj.bias) for b in backbone.h]
+
+
+def gpt2_step(w: StepWeights, tokens: torch.Tensor, positions: torch.Tensor,
+              cache: KVCache, key_bias: torch.Tensor) -> torch.Tensor:
+    """One sampling step: the final hidden state (after ``ln_f``) of one new token per
+    row, (B, d). The same maths as :func:`gpt2_hidden` with T = 1, in fewer ops.
+
+    tokens, positions: (B,). The token's keys and values are written into ``cache``
+    at ``cache.length`` (then advanced). key_bias: (B, S) with S = cache.length + 1,
+    0 where a key is a real token and -inf where it is a pad; the new token's own
+    entry must be 0. Inference only (no autograd through the cache).
+    """
+    B, d, H = tokens.size(0), w.d, w.n_head
+    hd = d // H
+    past = cache.length
+    S = past + 1
+    x = w.wte[tokens] + w.wpe[positions]  # (B, d)
+    bias = key_bias[:, None, None, :S]  # (B, 1, 1, S)
+    for i, (l1w, l1b, e1, aw, ab, pw, pb, l2w, l2b, e2, fw, fb, mw, mb) in enumerate(w.blocks):
+        h = F.layer_norm(x, (d,), l1w, l1b, e1)
+        q, k, v = torch.addmm(ab, h, aw).view(B, 3, H, 1, hd).unbind(1)  # each (B, H, 1, hd)
+        cache.k[i][:, :, past:S] = k
+        cache.v[i][:, :, past:S] = v
+        # a single query: two small matmuls beat the fused kernel's set-up cost here
+        s = torch.matmul(q, cache.k[i][:, :, :S].transpose(-1, -2)).mul_(hd ** -0.5).add_(bias)
+        a = torch.matmul(s.softmax(-1), cache.v[i][:, :, :S])  # (B, H, 1, hd)
+        x = x + torch.addmm(pb, a.view(B, d), pw)
+        h = F.layer_norm(x, (d,), l2w, l2b, e2)
+        x = x + torch.addmm(mb, F.gelu(torch.addmm(fb, h, fw), approximate="tanh"), mw)
+    cache.length = S
+    return F.layer_norm(x, (d,), *w.ln_f)
+
 
 def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
                 position_ids: torch.Tensor, cache: KVCache | None = None,
@@ -109,6 +171,94 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
     if cache is not None:
         cache.length = S
     return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
+
+
+def shared_prompts(input_ids: torch.Tensor, key_mask: torch.Tensor, P: int):
+    """Rows whose first ``P`` tokens (and their mask) are the same prompt.
+
+    input_ids, key_mask: (B, T). Returns ``(first (U,), inverse (B,))`` with U < B
+    distinct prompts, ``first[u]`` a row that holds prompt u and ``inverse[b]`` the
+    prompt of row b; or None when every row has its own prompt.
+    """
+    B = input_ids.size(0)
+    rows = torch.cat([input_ids[:, :P], key_mask[:, :P].long()], 1)
+    uniq, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    if uniq.size(0) == B:
+        return None
+    first = torch.full((uniq.size(0),), B, dtype=torch.long, device=input_ids.device)
+    first.scatter_reduce_(0, inverse, torch.arange(B, device=input_ids.device), "amin")
+    return first, inverse
+
+
+def answer_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
+                  position_ids: torch.Tensor, P: int) -> torch.Tensor:
+    """``gpt2_hidden(..., from_pos=P - 1)``, (B, T - P + 1, d): the hidden states that
+    predict (or score) an answer written after a P-token prompt, computing each
+    distinct prompt once.
+
+    G answers to one prompt (GRPO's group, best-of-n) repeat the same prompt tokens
+    at the same positions, and a token's hidden state depends only on the tokens
+    before it: every layer's prompt part is the same in all G rows. It runs on the
+    distinct prompts; each row's answer tokens read their prompt's keys and values.
+    Gradients flow back through the shared part (summed over the rows that read
+    it), so training is unchanged. Falls back to :func:`gpt2_hidden` when every row
+    has its own prompt, for a non-standard GPT-2 and under active dropout.
+
+    input_ids, key_mask, position_ids: (B, T), the prompt (left-padded) in [:P].
+    """
+    bb = backbone_of(model)
+    B, T = input_ids.shape
+    groups = (shared_prompts(input_ids, key_mask, P)
+              if 0 < P < T and fast_ok(bb) and not _dropout_active(bb) else None)
+    if groups is None:
+        return gpt2_hidden(model, input_ids, key_mask, position_ids, from_pos=P - 1)
+    first, inv = groups
+    c = bb.config
+    d, H = c.n_embd, c.n_head
+    R = T - P
+    km = key_mask.bool()
+    dev = input_ids.device
+    xp = bb.wte(input_ids[first, :P]) + bb.wpe(position_ids[first, :P])  # (U, P, d)
+    xr = bb.wte(input_ids[:, P:]) + bb.wpe(position_ids[:, P:])  # (B, R, d)
+    # the masks of gpt2_hidden: causal, real keys only, and every query sees itself
+    i_p, i_r = torch.arange(P, device=dev), torch.arange(R, device=dev)
+    allow_p = ((i_p[None, :] <= i_p[:, None])[None] & km[first, None, :P]) | (
+        i_p[None, :] == i_p[:, None])[None]  # (U, P, P)
+    allow_rr = ((i_r[None, :] <= i_r[:, None])[None] & km[:, None, P:]) | (
+        i_r[None, :] == i_r[:, None])[None]  # (B, R, R)
+    mask_p = allow_p[:, None]
+    mask_r = torch.cat([km[:, None, :P].expand(B, R, P), allow_rr], 2)[:, None]  # (B,1,R,T)
+    n_layer = len(bb.h)
+    for i, blk in enumerate(bb.h):
+        qp, kp, vp = _qkv(blk, xp, H)  # (U, H, P, hd)
+        qr, kr, vr = _qkv(blk, xr, H)  # (B, H, R, hd)
+        if i == n_layer - 1:  # the final block: the prompt's query at its last token only
+            qp, mask_p, xp = qp[:, :, -1:], mask_p[:, :, -1:], xp[:, -1:]
+        xp = _attend_and_mlp(blk, xp, qp, kp, vp, mask_p)
+        # each answer reads its own prompt's keys and values, then its own
+        k, v = torch.cat([kp[inv], kr], 2), torch.cat([vp[inv], vr], 2)  # (B, H, T, hd)
+        xr = _attend_and_mlp(blk, xr, qr, k, v, mask_r)
+    x = torch.cat([xp[inv], xr], 1)  # (B, 1 + R, d): the prompt's last token, the answer
+    return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
+
+
+def _qkv(blk, x: torch.Tensor, H: int):
+    """A block's queries, keys and values of ``x: (N, T, d)``: each (N, H, T, d/H)."""
+    N, T, d = x.shape
+    h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
+    out = torch.addmm(blk.attn.c_attn.bias, h.reshape(-1, d), blk.attn.c_attn.weight)
+    return out.view(N, T, 3, H, d // H).permute(2, 0, 3, 1, 4)
+
+
+def _attend_and_mlp(blk, x, q, k, v, mask) -> torch.Tensor:
+    """The rest of a block after q, k, v: attention, projection, MLP, both residuals.
+
+    x: (N, Tq, d); q: (N, H, Tq, hd); k, v: (N, H, S, hd); mask: (N, 1, Tq, S) bool.
+    """
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    a = a.transpose(1, 2).reshape(-1, x.size(-1))
+    x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
+    return x + _mlp(blk, x)
 
 
 def _mlp(blk, x: torch.Tensor) -> torch.Tensor:

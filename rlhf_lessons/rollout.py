@@ -29,7 +29,7 @@ from torch import nn
 from rlhf_lessons.batching import decode_responses, left_pad, position_ids, truncate_after_eos
 from rlhf_lessons.config import PPOConfig
 from rlhf_lessons.generation import sample_responses
-from rlhf_lessons.lean_gpt2 import backbone_of, gpt2_hidden
+from rlhf_lessons.lean_gpt2 import answer_hidden, backbone_of
 
 
 # ---------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
     ``with_entropy`` also returns the entropy of each tempered distribution, (B, R).
     """
     P, R = batch.P, batch.response_ids.size(1)
-    h = gpt2_hidden(policy, batch.ids, batch.mask, batch.pos, from_pos=P - 1)  # (B, R + 1, d)
+    h = answer_hidden(policy, batch.ids, batch.mask, batch.pos, P)  # (B, R + 1, d)
     logits = policy.lm_head(h[:, :R]).float()
     if temperature != 1.0:  # a (B, R, V) op forward and backward: only when needed
         logits = logits / temperature
@@ -134,7 +134,7 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
 def response_values(value_model, batch: Batch) -> torch.Tensor:
     """V(s_t) before each answer token: (B, R). Same positions as the logprobs."""
     P, R = batch.P, batch.response_ids.size(1)
-    h = gpt2_hidden(value_model, batch.ids, batch.mask, batch.pos, from_pos=P - 1)
+    h = answer_hidden(value_model, batch.ids, batch.mask, batch.pos, P)
     return value_model.score(h[:, :R]).squeeze(-1).float()
 
 
@@ -151,7 +151,7 @@ def judge_scores(reward_model, batch: Batch) -> torch.Tensor:
     """
     with torch.no_grad():
         # score_index >= P - 1 (the last prompt token at the earliest)
-        h = gpt2_hidden(reward_model, batch.ids, batch.mask, batch.pos, from_pos=batch.P - 1)
+        h = answer_hidden(reward_model, batch.ids, batch.mask, batch.pos, batch.P)
         last = h[torch.arange(h.size(0), device=h.device), batch.score_index - (batch.P - 1)]
         return reward_model.score(last).squeeze(-1).float()
 

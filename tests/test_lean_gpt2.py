@@ -86,3 +86,69 @@ def test_causal_attention_matches_sdpa_in_fp32_and_under_cpu_bf16_autocast():
     torch.testing.assert_close(ours.float(), ref, atol=3e-2, rtol=3e-2)
     # and it is causal: the first query sees only the first key
     torch.testing.assert_close(ours[:, :, 0].float(), v[:, :, 0], atol=2e-2, rtol=2e-2)
+
+
+def grouped_batch(P=5, R=4, G=3, seed=2):
+    """Two prompts (one left-padded by 2) with G answers each, rows interleaved so
+    that a group's rows are not neighbours; answers end in padding at random."""
+    g = torch.Generator().manual_seed(seed)
+    prompts = torch.randint(1, 20, (2, P), generator=g)
+    p_mask = torch.ones(2, P, dtype=torch.long)
+    prompts[1, :2], p_mask[1, :2] = 0, 0
+    ids = torch.cat([prompts.repeat(G, 1), torch.randint(1, 20, (2 * G, R), generator=g)], 1)
+    mask = torch.cat([p_mask.repeat(G, 1), torch.ones(2 * G, R, dtype=torch.long)], 1)
+    mask[0, -1] = mask[-1, -2:] = 0  # two answers shorter than R
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids, mask, pos
+
+
+@pytest.mark.parametrize("n_layer", [1, 2])
+def test_answer_hidden_shares_prompts_with_the_same_values_and_gradients(n_layer):
+    """Rows 0, 2, 4 and 1, 3, 5 share a prompt: it runs once per prompt, and the
+    hidden states and every parameter's gradient equal the plain forward's."""
+    bb = gpt2(n_layer)
+    ids, mask, pos = grouped_batch()
+    P = 5
+    first, inverse = L.shared_prompts(ids, mask, P)
+    assert inverse.tolist() == [inverse[0].item(), inverse[1].item()] * 3
+    assert sorted(first.tolist()) == [0, 1]
+    w = torch.randn(ids.size(0), ids.size(1) - P + 1, 32, generator=torch.Generator().manual_seed(3))
+    out, grads = [], []
+    for fn in (lambda: L.answer_hidden(bb, ids, mask, pos, P),
+               lambda: L.gpt2_hidden(bb, ids, mask, pos, from_pos=P - 1)):
+        bb.zero_grad()
+        h = fn()
+        real = torch.cat([torch.ones(ids.size(0), 1), mask[:, P:]], 1).bool()
+        (h * w)[real].sum().backward()  # padded answer positions are never read
+        out.append(h.detach()[real])
+        grads.append([p.grad.clone() for p in bb.parameters()])
+    torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=1e-4)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_answer_hidden_without_shared_prompts_is_the_plain_forward():
+    bb = gpt2(2)
+    ids, mask, pos = grouped_batch(G=1)
+    assert L.shared_prompts(ids, mask, 5) is None
+    torch.testing.assert_close(L.answer_hidden(bb, ids, mask, pos, 5),
+                               L.gpt2_hidden(bb, ids, mask, pos, from_pos=4))
+
+
+def test_a_shared_prefill_fills_the_same_cache_as_one_per_row():
+    """The sampler prefills each distinct prompt once and copies its cache rows out."""
+    from rlhf_lessons.generation import _prefill
+
+    bb = gpt2(2)
+    ids, mask, _ = grouped_batch(R=1)
+    ids, mask = ids[:, :5], mask[:, :5]
+    shared, last_s = _prefill(bb, ids, mask, 8)
+    alone = [_prefill(bb, ids[b:b + 1], mask[b:b + 1], 8) for b in range(ids.size(0))]
+    for b, (cache, last) in enumerate(alone):
+        torch.testing.assert_close(last_s[b], last[0], atol=1e-5, rtol=1e-4)
+        for i in range(2):
+            real = mask[b].bool()
+            torch.testing.assert_close(shared.k[i][b, :, :5][:, real], cache.k[i][0, :, :5][:, real],
+                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(shared.v[i][b, :, :5][:, real], cache.v[i][0, :, :5][:, real],
+                                       atol=1e-5, rtol=1e-4)
