@@ -9,8 +9,10 @@ padding puts all prompts flush against the right edge, and position ids that cou
 only real tokens make a padded prompt behave exactly as it would alone.
 
 Speed: the GPT-2s here are tiny, so Python overhead dominates on a CPU. A short
-functional GPT-2 forward (:func:`rlhf_lessons.lean_gpt2.gpt2_hidden`) with a
-preallocated KV cache replaces ``model.generate``; other architectures take the
+functional GPT-2 forward (:func:`rlhf_lessons.lean_gpt2.gpt2_hidden` for the prompt,
+:func:`rlhf_lessons.lean_gpt2.gpt2_step` for each new token) with a preallocated KV
+cache replaces ``model.generate``, under ``torch.inference_mode``; rows that repeat a
+prompt (G answers to one prompt) share its prefill. Other architectures take the
 transformers forward with its own cache.
 """
 

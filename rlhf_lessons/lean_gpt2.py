@@ -2,9 +2,10 @@
 
 Used by PPO (notebook 04: sampling with a KV cache, logprobs, values) and by the
 judge (notebook 03: the score at the last real token). The GPT-2s of this course
-are tiny, so on a CPU the time goes into framework overhead and into work whose
-result is never read; these functions skip both and compute the same maths from the
-same parameters (``save_pretrained`` is unaffected). Tests check them against the
+are tiny, so on a CPU the time goes into framework overhead, into work whose result
+is never read and into work done twice (G answers to one prompt repeat its tokens:
+:func:`answer_hidden`); these functions skip all three and compute the same maths
+from the same parameters (``save_pretrained`` is unaffected). Tests check them against the
 transformers forward, values and gradients. Anything that is not a standard GPT-2
 (:func:`fast_ok`) goes through the transformers forward instead.
 """
