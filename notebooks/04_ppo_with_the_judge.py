@@ -752,6 +752,44 @@ print(f"held-out judge score: {ref_mean:.3f} -> {final_mean:.3f} "
 print(f"target (>= +1 std at KL <= 10): "
       f"{'met' if gain >= 1 and final_kl <= 10 else 'NOT met'}")
 
+# %% [markdown]
+"""
+### Is this one run typical? A second seed
+
+That interval covers the 64 held-out prompts, not the training run. PPO
+samples its own training data, so a run with another seed draws other answers
+from its first token on and ends as another policy. A second run from the same
+SFT model, with only the seed changed:
+"""
+
+# %%
+policy_b = copy.deepcopy(ref_policy)
+judge_ck_b, t_run = ppo_checkpoint(cfg, "judge-seed2"), time.time()
+run_b = ppo.train_ppo(policy_b, ref_policy, rl.make_value_model(reward_model=judge),
+                      judge_fn, tok, train_prompts, cfg.ppo, seed=cfg.seed + 1000,
+                      score_norm=stats, checkpoint=judge_ck_b)
+loaded_or_trained("the second PPO run against the judge", judge_ck_b,
+                  run_b.resumed_from < len(run_b.metrics), time.time() - t_run)
+eval_b = E.sample_and_score(policy_b, judge_fn, tok, eval_prompts, cfg.ppo,
+                            seed=cfg.seed + 1, ref_policy=ref_policy)
+d_b = E.mean_with_error((eval_b.score - ref_eval.score) / ref_std, seed=cfg.seed)
+gain_b, kl_b = (eval_b.score.mean() - ref_mean) / ref_std, eval_b.kl.mean()
+for name, g_, dd, kl in (("seed A (above)", gain, d, final_kl),
+                         ("seed B", gain_b, d_b, kl_b)):
+    print(f"{name:15s} gain {g_:+.2f} reference std (95% CI {dd['ci_low']:+.2f} to "
+          f"{dd['ci_high']:+.2f}, n = {len(final_eval)}), mean KL {kl:.2f} nats")
+overlap = d["ci_low"] <= d_b["ci_high"] and d_b["ci_low"] <= d["ci_high"]
+print(f"the two gains differ by {gain - gain_b:+.2f} std; their prompt intervals "
+      f"{'overlap' if overlap else 'do NOT overlap: the run itself moves the result more than the prompts do'}")
+
+# %% [markdown]
+"""
+Two runs are not a distribution, but they bound what one run can claim: if
+the lines above differ by more than their intervals, a single run says that
+PPO raises the judge's score, not by how much. Averaging several seeds (and
+reporting their spread) is how papers answer "by how much".
+"""
+
 # %%
 by_subset = final_eval.assign(
     subset=eval_table["subset"].to_numpy(),
@@ -856,6 +894,9 @@ m = update_metrics(
     score_gain_ci95=[round(d["ci_low"], 3), round(d["ci_high"], 3)],
     final_kl=round(float(final_kl), 3),
     final_train_kl=round(float(run.metrics["objective/kl"].iloc[-1]), 3),
+    second_seed_gain=round(float(gain_b), 3),
+    second_seed_gain_ci95=[round(d_b["ci_low"], 3), round(d_b["ci_high"], 3)],
+    second_seed_final_kl=round(float(kl_b), 3),
     rule_reward_initial=round(float(rule_initial), 3),
     rule_reward_final=round(float(rule_final), 3),
     eval_prompt_subsets=eval_subsets, n_eval_prompts=len(eval_prompts),
