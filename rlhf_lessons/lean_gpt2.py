@@ -140,7 +140,6 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
     c = bb.config
     B, T = input_ids.shape
     d, H = c.n_embd, c.n_head
-    hd = d // H
     past = cache.length if cache is not None else 0
     S = past + T
     x = bb.wte(input_ids) + bb.wpe(position_ids)
@@ -156,19 +155,14 @@ def gpt2_hidden(model, input_ids: torch.Tensor, key_mask: torch.Tensor,
     attn_mask = allow[:, None]  # (B, 1, T, S)
     n_layer = len(bb.h)
     for i, blk in enumerate(bb.h):
-        h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
-        qkv = torch.addmm(blk.attn.c_attn.bias, h.reshape(-1, d), blk.attn.c_attn.weight)
-        q, k, v = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = _qkv(blk, x, H)  # each (B, H, T, hd)
         if cache is not None:
             cache.k[i][:, :, past:S] = k
             cache.v[i][:, :, past:S] = v
             k, v = cache.k[i][:, :, :S], cache.v[i][:, :, :S]
         if from_pos and i == n_layer - 1:  # the final block: queries where read only
             q, attn_mask, x = q[:, :, from_pos:], attn_mask[:, :, from_pos:], x[:, from_pos:]
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        a = a.transpose(1, 2).reshape(-1, d)
-        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
-        x = x + _mlp(blk, x)
+        x = _attend_and_mlp(blk, x, q, k, v, attn_mask)
     if cache is not None:
         cache.length = S
     return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
