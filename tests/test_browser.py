@@ -177,6 +177,44 @@ def be_the_rater(page, shot):
     assert re.search(r"\b2 of \d+", tally), f"the results cell does not count 2 labels: {tally[:300]!r}"
 
 
+def _slide(page, cell, out, key: str, pattern: str, what: str) -> tuple[float, float]:
+    """Press ``key`` (ArrowRight / ArrowLeft) on a cell's slider; the number ``pattern``
+    captures in the output must move that way and the plot be redrawn. Returns
+    (before, after)."""
+    img = out.locator("img").first
+    src_before, text_before = img.get_attribute("src"), out.inner_text()
+    found = re.search(pattern, text_before)
+    assert found, f"{what} shows no {pattern!r}: {text_before[:200]!r}"
+    cell.locator(".widget-slider .noUi-handle").first.focus()
+    page.keyboard.press(key)
+    text_after = _wait_text_change(out, text_before, what)
+    after = re.search(pattern, text_after)
+    assert after, f"{what} shows no {pattern!r} after the move: {text_after[:200]!r}"
+    before_v, after_v = float(found.group(1)), float(after.group(1))
+    assert (after_v > before_v) == (key == "ArrowRight"), f"{what}: {before_v} -> {after_v}"
+    src_after = img.get_attribute("src")
+    assert src_after and src_after != src_before, f"{what}: the plot did not change"
+    return before_v, after_v
+
+
+def group_size(page, shot):
+    """07: one step left on G (it starts at the largest group in the fast preset); the
+    share of all-equal groups is recomputed and redrawn."""
+    cell = widget_cell(page, "make_group_size_widget(")
+    out = cell.locator(".widget-output").first
+    g0, g1 = _slide(page, cell, out, "ArrowLeft", r"G = (\d+):", "group-size widget")
+    assert g1 == g0 - 1, (g0, g1)
+    shot("07-group-size")
+
+
+def dpo_beta(page, shot):
+    """07: one step right on β; the loss, gradient weight and plot follow."""
+    cell = widget_cell(page, "make_dpo_beta_widget(")
+    out = cell.locator(".widget-output").first
+    _slide(page, cell, out, "ArrowRight", r"β = ([.\deE+-]+):", "DPO β widget")
+    shot("07-dpo-beta")
+
+
 @dataclass(frozen=True)
 class Case:
     stem: str
@@ -188,6 +226,7 @@ CASES = (
     Case("03_reward_model_the_judge", (judge_duel,)),
     Case("04_ppo_with_the_judge", (kl_explorer,)),
     Case("05_what_raters_and_judges_pay_for", (be_the_rater,)),
+    Case("07_beyond_ppo", (group_size, dpo_beta)),
 )
 
 
