@@ -207,12 +207,13 @@ class GraduateConfig:
     """Budgets of notebook 08 (the course's pairs and judge handed to TRL).
     ``GraduateConfig.for_preset(cfg)`` picks them; lengths come from ``cfg.reward``."""
 
-    # sizes cut (384 / 256 / 128 before) so that the default series fits 15 minutes
-    n_train_pairs: int = 256  # TRAIN pairs for TRL's RewardTrainer (1 epoch)
-    n_eval_pairs: int = 192  # held-out pairs: TRL's RM, our judge and DPO on the same
+    # sizes restored after the series got faster (cut to 256 / 192 / 96 for a while,
+    # where TRL's RM and DPO could not be told from chance)
+    n_train_pairs: int = 384  # TRAIN pairs for TRL's RewardTrainer (1 epoch)
+    n_eval_pairs: int = 256  # held-out pairs: TRL's RM, our judge and DPO on the same
     rm_batch: int = 16
     rm_lr: float = 1e-4
-    dpo_pairs: int = 96  # TRAIN pairs for DPOTrainer (1 epoch)
+    dpo_pairs: int = 128  # TRAIN pairs for DPOTrainer (1 epoch)
     dpo_batch: int = 8
     dpo_lr: float = 1e-4
     dpo_beta: float = 0.1
