@@ -38,6 +38,7 @@ from rlhf_lessons.lean_gpt2 import (
     fast_ok,
     gpt2_hidden,
     gpt2_step,
+    shared_prompts,
 )
 
 
@@ -109,15 +110,14 @@ def _prefill(policy, prompt_ids, prompt_mask, cache_len):
     """
     bb = backbone_of(policy)
     c, (B, P) = bb.config, prompt_ids.shape
-    rows = torch.cat([prompt_ids, prompt_mask.long()], 1)
-    uniq, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    shared = uniq.size(0) < B
-    ids, mask = (uniq[:, :P], uniq[:, P:]) if shared else (prompt_ids, prompt_mask)
+    groups = shared_prompts(prompt_ids, prompt_mask, P)
+    ids, mask = ((prompt_ids[groups[0]], prompt_mask[groups[0]]) if groups
+                 else (prompt_ids, prompt_mask))
     cache = KVCache(c.n_layer, ids.size(0), c.n_head, cache_len, c.n_embd // c.n_head,
                     bb.wte.weight.dtype, ids.device)
     last = gpt2_hidden(policy, ids, mask.bool(), position_ids(mask), cache, from_pos=P - 1)[:, -1]
-    if shared:
-        return cache.expand_rows(inverse, B), last[inverse]
+    if groups:
+        return cache.expand_rows(groups[1], B), last[groups[1]]
     return cache, last
 
 
