@@ -3,7 +3,7 @@
 The work (tokenizer, the policy GPT-2, the 1,024 train and 312 held-out pairs split
 into prompt / chosen / rejected, batch, epochs, beta, lr, clipping, the held-out
 implicit-reward accuracy) comes from ``peer/workload_beyond.py`` (over ``workload.py``);
-only the trainer is ours (:func:`rlhf_lessons.dpo.train_dpo`: the reference's
+only the trainer is ours (:func:`rlhf_lessons.train.dpo.train_dpo`: the reference's
 log-probs computed once, length-bucketed batches, chosen and rejected in one
 forward, the LM head only at answer positions). Our timing includes the reference
 pass.
@@ -45,10 +45,10 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from rlhf_lessons.budgets import DPOConfig
-    from rlhf_lessons.dpo import train_dpo
-    from rlhf_lessons.reward import pairset_from_ids
-    from rlhf_lessons.utils import use_bf16
+    from rlhf_lessons.core.config import DPOConfig
+    from rlhf_lessons.core.utils import use_bf16
+    from rlhf_lessons.train.dpo import train_dpo
+    from rlhf_lessons.train.reward import pairset_from_ids
 
     W.set_seed(W.SEED)
     tok = W.build_tokenizer("right")

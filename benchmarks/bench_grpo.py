@@ -3,7 +3,7 @@
 The work (tokenizer, the PPO workload's 64 prompts, policy and reward model and their
 seeds, group size, prompts per update, new tokens, temperature, updates, lr, epsilon,
 beta) comes from ``peer/workload_beyond.py`` (over ``workload.py``); only the loop is
-ours (:func:`rlhf_lessons.group_pg.train_group_pg`: the package's one rollout with its
+ours (:func:`rlhf_lessons.train.group_pg.train_group_pg`: the package's one rollout with its
 KV-cache sampler, logits only at answer positions). Like TRL: no missing-EOS penalty,
 raw reward-model scores, AdamW with linear decay and grad clip 1.0, and at beta 0 no
 reference model. Three training seeds per side (``GRPO_TRAIN_SEEDS``):
@@ -37,9 +37,8 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from rlhf_lessons.budgets import GroupPGConfig
-    from rlhf_lessons.config import PPOConfig
-    from rlhf_lessons.group_pg import train_group_pg
+    from rlhf_lessons.core.config import GroupPGConfig, PPOConfig
+    from rlhf_lessons.train.group_pg import train_group_pg
 
     tok = W.build_tokenizer("left")
     prompt_ids = W.ppo_prompts(tok)

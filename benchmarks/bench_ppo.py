@@ -4,7 +4,7 @@ Everything that defines the work (tokenizer, the 64 prompts, the four tiny GPT-2
 and their seeds, rollout batch, tokens per answer, temperature, PPO epochs and
 minibatches, updates, lr, KL coefficient and estimator, clip ranges, vf_coef, gamma,
 lambda, missing-EOS penalty) comes from the peer's ``workload.py``; only the loop is
-ours (:func:`rlhf_lessons.ppo.train_ppo`: a lean GPT-2 forward with a preallocated KV
+ours (:func:`rlhf_lessons.train.ppo.train_ppo`: a lean GPT-2 forward with a preallocated KV
 cache, inverse-CDF sampling, logits only at answer positions). The optimiser is the
 peer's: AdamW (eps 1e-8, no weight decay), linear lr decay stepped once per update,
 and no gradient clipping (TRL's PPOTrainer does not clip).
@@ -32,7 +32,7 @@ TRL_VERSION = "1.12.0"
 
 def workload_config(W):
     """Our PPOConfig holding exactly the workload's numbers."""
-    from rlhf_lessons.config import PPOConfig
+    from rlhf_lessons.core.config import PPOConfig
 
     if W.PPO_STOP_TOKEN != "eos":
         raise SystemExit(f"workload stop token {W.PPO_STOP_TOKEN!r}: only 'eos' is supported")
@@ -56,7 +56,7 @@ def run_ours(peer: Path, threads: int = 2) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from rlhf_lessons.ppo import train_ppo
+    from rlhf_lessons.train.ppo import train_ppo
 
     W.set_seed(W.SEED)
     tok = W.build_tokenizer("left")

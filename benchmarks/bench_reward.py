@@ -2,7 +2,7 @@
 
 Everything that defines the work (tokenizer, model, training and held-out pairs,
 batch size, steps, optimiser settings, the accuracy function) comes from the peer's
-``workload.py``; only the trainer is ours (:func:`rlhf_lessons.reward.train_reward_model`:
+``workload.py``; only the trainer is ours (:func:`rlhf_lessons.train.reward.train_reward_model`:
 length-bucketed batches, chosen + rejected in one forward, causal attention without
 a padding mask, no LM head). Prints ONE JSON line in the peer's schema with
 ``"impl": "rlhf_lessons"``.
@@ -30,9 +30,9 @@ def run(peer: Path, threads: int = 2) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from rlhf_lessons import reward as R
-    from rlhf_lessons.config import RewardConfig
-    from rlhf_lessons.utils import use_bf16
+    from rlhf_lessons.core.config import RewardConfig
+    from rlhf_lessons.core.utils import use_bf16
+    from rlhf_lessons.train import reward as R
 
     device = torch.device("cpu")
     W.set_seed(W.SEED)

@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--skip-grpo", action="store_true")
     o = ap.parse_args()
     peer = peers.peer_dir(o.peer_dir)
-    from rlhf_lessons.utils import cpu_has_native_bf16
+    from rlhf_lessons.core.utils import cpu_has_native_bf16
 
     bf16 = cpu_has_native_bf16()
     mode = "bf16" if bf16 else "fp32"

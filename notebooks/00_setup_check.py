@@ -47,8 +47,8 @@ the device, and seeds every random number generator.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 cfg = LessonConfig.from_env()
 device = get_device(cfg)
@@ -100,7 +100,7 @@ than fp32.
 # %%
 import torch
 
-from rlhf_lessons.utils import cpu_has_native_bf16, precision_name
+from rlhf_lessons.core.utils import cpu_has_native_bf16, precision_name
 
 print("device:        ", device)
 print("precision:     ", precision_name(device))
@@ -136,7 +136,7 @@ work offline. The package knows where they are; we only ask it.
 """
 
 # %%
-from rlhf_lessons import data
+from rlhf_lessons.core import data
 
 pd.DataFrame({
     "bundled file present": {s: data.local_hh_path(s).exists()
@@ -153,7 +153,8 @@ print("Hugging Face Hub used:", hub,
 r"""
 ## 0.6 One plot
 
-All plots come from `rlhf_lessons.plots` and share one palette: **chosen** and
+All plots come from `rlhf_lessons.course.plots` and share one palette:
+**chosen** and
 **rejected** answers, **policy** and **reference** model always have the same
 colours. The curve below is the heart of notebook 03: if a judge gives the
 chosen answer a reward higher by a *margin* $m$, it says a human would prefer
@@ -163,7 +164,7 @@ $$P(\text{chosen} \succ \text{rejected}) = \sigma(m) = \frac{1}{1+e^{-m}}.$$
 """
 
 # %%
-from rlhf_lessons import plots
+from rlhf_lessons.course import plots
 
 ax = plots.plot_preference_curve(margin=1.0)
 
@@ -180,7 +181,7 @@ Jupyter lacks the widget extension: see the list in 0.7.
 """
 
 # %%
-from rlhf_lessons import widgets
+from rlhf_lessons.course import widgets
 
 widgets.make_plot_demo(margin=1.0)
 
@@ -222,7 +223,7 @@ environment and run this notebook again. Which rows of the table in 0.4 change?
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 m = update_metrics("00_setup_check", cfg, wall_s=round(time.time() - t0, 2),
                    device=str(device), precision=precision_name(device),

@@ -56,8 +56,8 @@ questions at the end.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 cfg = LessonConfig.from_env()
 device = get_device(cfg)
@@ -111,7 +111,7 @@ each row into the shared `prompt` and the two final answers.
 """
 
 # %%
-from rlhf_lessons import data
+from rlhf_lessons.core import data
 
 ds = data.load_all_hh("all", source=cfg.source,
                       max_rows_per_subset=cfg.max_rows_per_subset)
@@ -145,7 +145,7 @@ def split_pair(chosen, rejected):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 checks.check_split_pair(split_pair)
 prompt, a, b = split_pair(ds[first]["chosen"], ds[first]["rejected"])
@@ -175,7 +175,7 @@ pd.set_option("display.max_colwidth", 60)
 df = data.to_dataframe(ds)
 n_pairs = df.groupby("subset").size()
 print("pairs per subset:", n_pairs.to_dict())
-from rlhf_lessons import widgets
+from rlhf_lessons.course import widgets
 
 shown = widgets.safe_pairs(df, SHOW_ALL)  # helpful-* only unless SHOW_ALL
 first_rows = shown.groupby("subset").head(1)
@@ -226,7 +226,7 @@ answer counts as a turn).
 """
 
 # %%
-from rlhf_lessons import plots
+from rlhf_lessons.course import plots
 
 share_single = (df["n_turns"] == 2).mean()
 print(f"single exchange (2 turns): {share_single:.0%} of pairs; "
@@ -258,7 +258,7 @@ counted.
 """
 
 # %%
-from rlhf_lessons import analysis
+from rlhf_lessons.measure import analysis
 
 longer = analysis.longer_wins_rate(df, unit="chars")
 longer
@@ -561,7 +561,7 @@ print("  rejected:   ", example["rejected"][:70])
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 rates = longer["rate"].drop("overall")
 update_metrics(

@@ -53,8 +53,8 @@ questions at the end.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: re-run the live demos instead of loading outputs/
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -82,7 +82,7 @@ eval split is never used for training anything).
 """
 
 # %%
-from rlhf_lessons.pretrain import corpus_texts
+from rlhf_lessons.train.pretrain import corpus_texts
 
 train_texts = corpus_texts("train", cfg.max_rows_per_subset)
 eval_texts = corpus_texts("eval", cfg.max_rows_per_subset)
@@ -102,7 +102,7 @@ the end measures it.)
 """
 
 # %%
-from rlhf_lessons.artefacts import course_tokenizer
+from rlhf_lessons.course.artefacts import course_tokenizer
 
 course_tok = course_tokenizer()
 print(f"vocab {len(course_tok):,}:",
@@ -124,7 +124,7 @@ Let's compute it by hand for one sentence, with the shipped pretrained model.
 import pandas as pd
 import torch
 
-from rlhf_lessons.artefacts import load_policy
+from rlhf_lessons.course.artefacts import load_policy
 
 pretrained, tok = load_policy(cfg, "pretrained", device)
 text = "\n\nHuman: What is the capital of France?\n\nAssistant: Paris."
@@ -161,7 +161,7 @@ def next_token_loss(logits, ids):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 checks.check_next_token_loss(next_token_loss)
 print("on the sentence above:", round(next_token_loss(logits, ids).item(), 4))
@@ -194,7 +194,8 @@ token is and nothing about context.
 r"""
 ## 2.4 Pretraining, live (a short demo)
 
-`rlhf_lessons.pretrain` samples random 256-token windows from the train text
+`rlhf_lessons.train.pretrain` samples random 256-token windows from the
+train text
 and minimises the loss with AdamW, a warm-up and a cosine schedule. Here is a
 short run from a *random* model, which starts near the loss of a
 uniform guess, $\log 4096 \approx 8.3$. Does the loss fall in a few steps?
@@ -204,8 +205,8 @@ uniform guess, $\log 4096 \approx 8.3$. Does the loss fall in a few steps?
 import dataclasses
 import math
 
-from rlhf_lessons.artefacts import demo_dir, loaded_or_trained
-from rlhf_lessons.pretrain import pretrain
+from rlhf_lessons.course.artefacts import demo_dir, loaded_or_trained
+from rlhf_lessons.train.pretrain import pretrain
 
 steps = cfg.pretrain.demo_steps
 demo_cfg = dataclasses.replace(
@@ -233,8 +234,8 @@ Its logged curve:
 """
 
 # %%
-from rlhf_lessons.artefacts import shipped_training_log
-from rlhf_lessons.plots import plot_metrics
+from rlhf_lessons.course.artefacts import shipped_training_log
+from rlhf_lessons.course.plots import plot_metrics
 
 shipped = shipped_training_log("pretrained")
 card = shipped["figures"]
@@ -252,8 +253,8 @@ Both are scored on the **eval** transcripts, which no model has seen.
 """
 
 # %%
-from rlhf_lessons.pretrain import encode_stream, stream_loss
-from rlhf_lessons.pretrain import unigram_perplexity
+from rlhf_lessons.train.pretrain import encode_stream, stream_loss
+from rlhf_lessons.train.pretrain import unigram_perplexity
 
 train_stream = encode_stream(tok, train_texts)
 eval_stream = encode_stream(tok, eval_texts)
@@ -276,8 +277,8 @@ The line under the table counts both, for these few prompts.
 """
 
 # %%
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.generation import generate
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.generation import generate
 
 eval_ds = load_all_hh("eval", max_rows_per_subset=cfg.max_rows_per_subset)
 helpful = [i for i in range(len(eval_ds))
@@ -308,11 +309,12 @@ only**. The prompt tokens get the label `-100`, which the loss skips:
 - the final **EOS** token teaches it to stop when the answer is done.
 
 Offline our SFT data are the **chosen** answers of the HH-RLHF train split.
-With the Hub, `rlhf_lessons.sft` uses Dolly's human-written answers instead.
+With the Hub, `rlhf_lessons.train.sft` uses Dolly's human-written answers
+instead.
 """
 
 # %%
-from rlhf_lessons.sft import IGNORE, encode_example
+from rlhf_lessons.train.sft import IGNORE, encode_example
 
 train_ds = load_all_hh("train", max_rows_per_subset=cfg.max_rows_per_subset)
 ex = encode_example(tok, train_ds[3]["prompt"], train_ds[3]["chosen_response"],
@@ -369,7 +371,7 @@ or after the prompt's length and before the total length. `&` joins the two.
 """
 
 # %%
-from rlhf_lessons.sft import collate
+from rlhf_lessons.train.sft import collate
 
 exs = [encode_example(tok, train_ds[i]["prompt"],
                       train_ds[i]["chosen_response"], cfg.sft.max_len)
@@ -392,7 +394,7 @@ pretrained model (a fresh copy, so the model above stays as it was).
 # %%
 import copy
 
-from rlhf_lessons.sft import train_sft
+from rlhf_lessons.train.sft import train_sft
 
 sft_dir, t_run = demo_dir(cfg, "sft_demo"), time.time()
 done_before = (sft_dir / "checkpoint.pt").exists()
@@ -445,8 +447,8 @@ pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
               "pretrained": before.texts, "after SFT": after.texts})
 
 # %%
-from rlhf_lessons.evaluate import wilson_ci
-from rlhf_lessons.sft import evaluate_sft
+from rlhf_lessons.measure.evaluate import wilson_ci
+from rlhf_lessons.train.sft import evaluate_sft
 
 ev_pre = evaluate_sft(cfg, pretrained, tok)
 ev_sft = evaluate_sft(cfg, sft_model, tok)
@@ -529,7 +531,7 @@ tokens. Greedy decoding is temperature 0.
 """
 
 # %%
-from rlhf_lessons.widgets import make_generation_widget
+from rlhf_lessons.course.widgets import make_generation_widget
 
 make_generation_widget(sft_model, tok, max_new_tokens=cfg.sft.max_new_tokens)
 
@@ -570,7 +572,7 @@ characters per token (bigger is better) and training tokens per second.
 # %%
 import numpy as np
 
-from rlhf_lessons.models import load_gpt2_tokenizer
+from rlhf_lessons.core.models import load_gpt2_tokenizer
 
 gpt2_tok = load_gpt2_tokenizer()
 pick = np.random.default_rng(cfg.seed).choice(len(eval_texts), 200,
@@ -583,7 +585,7 @@ for name, tok in [("course BPE", course_tok), ("GPT-2 BPE", gpt2_tok)]:
 print(course_tok.tokenize(" Sure, here's a simple recipe for pancakes."))
 
 # %%
-from rlhf_lessons.models import build_gpt2
+from rlhf_lessons.core.models import build_gpt2
 
 
 def train_tokens_per_s(vocab_size, steps=2, batch=4):
@@ -627,7 +629,7 @@ GPT-2 and its tokenizer.)
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 metrics = update_metrics(
     "02_small_gpt2_pretrain_and_sft", cfg,

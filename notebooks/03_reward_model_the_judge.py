@@ -54,8 +54,8 @@ questions at the end.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: train the judge again instead of loading outputs/
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -101,7 +101,7 @@ def bt_loss(r_chosen, r_rejected):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 checks.check_pairwise_loss(bt_loss)
 
@@ -131,7 +131,7 @@ pair 2 has −0.5, so $\log(1+e^{0.5}) = 0.9741$. Their mean is the number above
 """
 
 # %%
-from rlhf_lessons import reward as R
+from rlhf_lessons.train import reward as R
 
 print("package loss :", round(R.pairwise_loss(r_c, r_r).item(), 4))
 print("with margin 1:", round(R.pairwise_loss(r_c, r_r, margin=1.0).item(), 4))
@@ -154,8 +154,8 @@ $$r(\text{prompt}, \text{answer}) = w^\top h_{\text{last}}.$$
 """
 
 # %%
-from rlhf_lessons.artefacts import load_policy
-from rlhf_lessons.models import n_params
+from rlhf_lessons.course.artefacts import load_policy
+from rlhf_lessons.core.models import n_params
 
 backbone, tok = load_policy(cfg, stage=cfg.reward.backbone, device="cpu")
 tok.padding_side = "right"
@@ -247,7 +247,7 @@ the eval split is never trained on. Two policies, both counted:
 """
 
 # %%
-from rlhf_lessons.artefacts import hh_pairs
+from rlhf_lessons.course.artefacts import hh_pairs
 
 train_pairs = hh_pairs(cfg, tok, "train")
 eval_pairs = hh_pairs(cfg, tok, "eval")
@@ -270,12 +270,13 @@ import dataclasses
 
 import pandas as pd
 
-from rlhf_lessons import evaluate as E
+from rlhf_lessons.measure import evaluate as E
+from rlhf_lessons.core.data import stratified_sample
 
 steps = cfg.reward.demo_steps
 demo_cfg = dataclasses.replace(cfg.reward, max_steps=steps, eval_every=steps)
-pick = E.stratified_sample(eval_pairs.subset, 4 * cfg.reward.batch_size,
-                           cfg.seed)
+pick = stratified_sample(eval_pairs.subset, 4 * cfg.reward.batch_size,
+                         cfg.seed)
 demo_eval = eval_pairs.select(pick)
 print("held-out pairs per subset:",
       pd.Series(demo_eval.subset).value_counts().sort_index().to_dict())
@@ -294,7 +295,7 @@ How far did these few steps move the judge?
 """
 
 # %%
-from rlhf_lessons import plots
+from rlhf_lessons.course import plots
 
 axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5)
 axes[0].axhline(0.693, color=plots.REFERENCE_COLOR, ls="--", lw=1)
@@ -320,7 +321,7 @@ changed) and says which, in one line. Here are its own training curves:
 """
 
 # %%
-from rlhf_lessons.artefacts import load_judge, load_training_metrics
+from rlhf_lessons.course.artefacts import load_judge, load_training_metrics
 
 judge, tok, card = load_judge(cfg, device)
 full_metrics = load_training_metrics(cfg)
@@ -432,17 +433,17 @@ the original answer, on the answers a rewrite changes.
 """
 
 # %%
-from rlhf_lessons import rewrites
+from rlhf_lessons.measure import rewrites
 
 example = "Boil the egg for nine minutes. Then cool it in cold water."
 for name, text in rewrites.rewrite_all(example).items():
     print(f"{name:>10}: {text}")
 
 # %%
-from rlhf_lessons.artefacts import judge_reward_fn
+from rlhf_lessons.course.artefacts import judge_reward_fn
 
 judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
-idx = E.stratified_sample(eval_pairs.subset, cfg.reward.n_probe, cfg.seed)
+idx = stratified_sample(eval_pairs.subset, cfg.reward.n_probe, cfg.seed)
 probe_subsets = (pd.Series(eval_pairs.subset).iloc[idx].value_counts()
                  .sort_index().to_dict())
 print("answers per subset:", probe_subsets)
@@ -478,9 +479,9 @@ makes exactly this call, with the same prompts and seed, and uses the result.
 """
 
 # %%
-from rlhf_lessons.prompts import ppo_prompt_table
-from rlhf_lessons.evaluate import subset_counts
-from rlhf_lessons.rollout import normalise
+from rlhf_lessons.train.prompts import ppo_prompt_table
+from rlhf_lessons.measure.evaluate import subset_counts
+from rlhf_lessons.train.rollout import normalise
 
 policy, ptok = load_policy(cfg, stage="sft", device=device)
 ref_table = ppo_prompt_table(cfg, "train", ptok, n=cfg.ppo.n_ref_prompts)
@@ -504,7 +505,7 @@ version of the same answer.
 """
 
 # %%
-from rlhf_lessons.widgets import make_judge_widget
+from rlhf_lessons.course.widgets import make_judge_widget
 
 make_judge_widget(judge, tok, cfg.reward.max_len, device);
 
@@ -547,8 +548,8 @@ and MLP are needed at that one position only. The trainer's forward
 """
 
 # %%
-from rlhf_lessons import lean_gpt2
-from rlhf_lessons.utils import Timer
+from rlhf_lessons.core import lean_gpt2
+from rlhf_lessons.core.utils import Timer
 
 seqs = train_pairs.chosen_ids[: cfg.reward.batch_size]
 L = max(len(s) for s in seqs)
@@ -585,7 +586,7 @@ layers, the bigger the gain; a 12-layer `gpt2` gains little.
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 by = table.drop("overall")
 metrics = update_metrics(

@@ -55,8 +55,8 @@ them from `notebooks/solutions/`, which also answers the questions at the end.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: train the PPO runs again instead of loading outputs/
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -84,18 +84,18 @@ print(f"preset {cfg.preset} | PPO: {c.n_updates} updates x "
 # %%
 import copy
 
-from rlhf_lessons import batching as bt
-from rlhf_lessons import evaluate as E
-from rlhf_lessons import ppo
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.artefacts import (
+from rlhf_lessons.core import batching as bt
+from rlhf_lessons.measure import evaluate as E
+from rlhf_lessons.train import ppo
+from rlhf_lessons.train import rollout as rl
+from rlhf_lessons.course.artefacts import (
     judge_reward_fn,
     load_judge,
     load_policy,
     ppo_checkpoint,
 )
-from rlhf_lessons.generation import sample_responses
-from rlhf_lessons.models import n_params
+from rlhf_lessons.core.generation import sample_responses
+from rlhf_lessons.core.models import n_params
 
 policy, tok = load_policy(cfg, "sft", device)
 ref_policy = copy.deepcopy(policy).requires_grad_(False)
@@ -133,8 +133,8 @@ single-turn prompts short enough for our small model's context.
 """
 
 # %%
-from rlhf_lessons.prompts import ppo_prompt_table, ppo_prompts
-from rlhf_lessons.evaluate import subset_counts
+from rlhf_lessons.train.prompts import ppo_prompt_table, ppo_prompts
+from rlhf_lessons.measure.evaluate import subset_counts
 
 train_prompts = ppo_prompts(cfg, "train", tok)
 eval_table = ppo_prompt_table(cfg, "eval", tok, n=cfg.ppo.n_eval_prompts,
@@ -266,7 +266,7 @@ def kl_k3(logprobs, ref_logprobs):
 
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 checks.check_kl_k3(kl_k3)
 
@@ -626,7 +626,7 @@ print(f"held-out answers before: {rule_before.score.mean():.2f} points")
 # %%
 import dataclasses
 
-from rlhf_lessons.artefacts import loaded_or_trained
+from rlhf_lessons.course.artefacts import loaded_or_trained
 
 rule_policy = copy.deepcopy(policy)
 rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.ppo.sanity_updates)
@@ -653,7 +653,7 @@ print("the loop learns:", "holds" if rule_d["ci_low"] > 0 else
       f"cannot tell with n = {len(rule_after)}")
 
 # %%
-from rlhf_lessons.plots import plot_metrics
+from rlhf_lessons.course.plots import plot_metrics
 
 import matplotlib.pyplot as plt
 
@@ -851,7 +851,7 @@ updates with your β and estimator, and draws it beside the run above (grey).
 # %%
 from functools import partial
 
-from rlhf_lessons.widgets import make_kl_explorer
+from rlhf_lessons.course.widgets import make_kl_explorer
 
 variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
                   train_prompts, cfg.ppo, n_updates=cfg.ppo.explore_updates,
@@ -883,7 +883,7 @@ make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 m = update_metrics(
     "04_ppo_with_the_judge", cfg,

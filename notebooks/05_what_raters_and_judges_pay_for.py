@@ -66,8 +66,8 @@ helpful subsets unless you flip `SHOW_HARMLESS` in 5.5.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: recompute what outputs/ holds (judge scores)
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -87,7 +87,7 @@ import dataclasses
 
 import pandas as pd
 
-from rlhf_lessons.budgets import RatersConfig
+from rlhf_lessons.core.config import RatersConfig
 
 rc = RatersConfig.for_preset(cfg)
 # one row per budget (a table, not the dataclass on one line)
@@ -120,7 +120,7 @@ feature just by being long.
 # %%
 import pandas as pd
 
-from rlhf_lessons.raters import RATER_FEATURES, surface_features
+from rlhf_lessons.measure.raters import RATER_FEATURES, surface_features
 
 examples = ["Great question! You're right: here are 3 steps.",
             "I'm sorry, I'm not sure I can help with that.",
@@ -138,7 +138,7 @@ scored on the **eval** pairs, which neither it nor the judge has seen.
 # %%
 import numpy as np
 
-from rlhf_lessons.artefacts import hh_pairs, load_judge
+from rlhf_lessons.course.artefacts import hh_pairs, load_judge
 
 judge, jtok, card = load_judge(cfg, device)
 train = hh_pairs(cfg, jtok, "train")
@@ -148,8 +148,8 @@ counts = pd.DataFrame({"train": pd.Series(train.subset).value_counts(),
 counts
 
 # %%
-from rlhf_lessons.raters import feature_matrix
-from rlhf_lessons.utils import progress
+from rlhf_lessons.measure.raters import feature_matrix
+from rlhf_lessons.core.utils import progress
 
 feats = {}
 for name, ps in progress([("train", train), ("eval", evalp)],
@@ -188,7 +188,7 @@ def pair_differences(f_chosen, f_rejected, flip):
 
 
 # %%
-from rlhf_lessons import checks_findings as checks
+from rlhf_lessons.course import checks
 
 checks.check_pair_differences(pair_differences)
 
@@ -203,7 +203,7 @@ False.
 """
 
 # %%
-from rlhf_lessons.raters import random_flips
+from rlhf_lessons.measure.raters import random_flips
 
 keep = {"train": np.ones(len(train), bool), "eval": ~evalp.identical}
 design = {}
@@ -258,7 +258,7 @@ and take the 2.5 and 97.5 percentiles of each Δp.
 """
 
 # %%
-from rlhf_lessons.raters import regression_table
+from rlhf_lessons.measure.raters import regression_table
 
 raters_model, raters_tab = regression_table(
     X_tr, y_tr, RATER_FEATURES, rc.l1, rc.n_boot_reg, cfg.seed, rc.n_iter)
@@ -276,13 +276,13 @@ same eval pairs. The judge's scores of every eval pair are kept in
 """
 
 # %%
-from rlhf_lessons.artefacts import judge_pair_scores
-from rlhf_lessons.evaluate import (
+from rlhf_lessons.course.artefacts import judge_pair_scores
+from rlhf_lessons.measure.evaluate import (
     accuracy_table,
     length_judge_directions,
     wilson_ci,
 )
-from rlhf_lessons.raters import accuracy
+from rlhf_lessons.measure.raters import accuracy
 
 r_c, r_r = judge_pair_scores(cfg, judge, jtok, evalp, device)
 dirs = length_judge_directions(train)
@@ -418,7 +418,7 @@ comparison does not hinge on which pairs were used.
 """
 
 # %%
-from rlhf_lessons.evaluate import stratified_sample
+from rlhf_lessons.core.data import stratified_sample
 
 idx = np.flatnonzero(keep["eval"])
 if rc.n_judge_pairs:
@@ -434,7 +434,7 @@ print(f"{len(idx)} eval pairs; the judge sides with the raters on "
       f"{np.mean(y_judge == y_ev[pos]):.3f} of them")
 
 # %%
-from rlhf_lessons.raters import compare_tables
+from rlhf_lessons.measure.raters import compare_tables
 
 _, raters_ev = regression_table(X_j, y_ev[pos], RATER_FEATURES, rc.l1,
                                 rc.n_boot_reg, cfg.seed, rc.n_iter)
@@ -446,7 +446,7 @@ side["verdict (same eval pairs)"] = same["verdict"]
 side.round(3)
 
 # %%
-from rlhf_lessons.plots_findings import plot_paid_for
+from rlhf_lessons.course.plots import plot_paid_for
 
 plot_paid_for(side, title=f"Raters (n = {len(y_tr)} train pairs) and "
                           f"the judge (n = {len(idx)} held-out)");
@@ -484,7 +484,7 @@ include harmless-base (red-team prompts: may be offensive).
 """
 
 # %%
-from rlhf_lessons.raters import rater_items
+from rlhf_lessons.measure.raters import rater_items
 
 SHOW_HARMLESS = False
 ok = [i for i in range(len(evalp))
@@ -503,7 +503,7 @@ items = rater_items(rows, rc.n_widget_real, rc.n_widget_confident,
 print(pd.Series([it["subset"] for it in items]).value_counts().to_dict())
 
 # %%
-from rlhf_lessons.artefacts import judge_reward_fn
+from rlhf_lessons.course.artefacts import judge_reward_fn
 
 gold = judge_reward_fn(judge, jtok, cfg.reward.max_len, device)
 ps = [it["prompt"] for it in items]
@@ -512,7 +512,7 @@ s_b = np.asarray(gold(ps, [it["B"] for it in items]))
 judge_picks = ["A" if a > b else "B" for a, b in zip(s_a, s_b)]
 
 # %%
-from rlhf_lessons.widgets import make_rater_widget
+from rlhf_lessons.course.widgets import make_rater_widget
 
 ui, labels = make_rater_widget(items)
 
@@ -523,7 +523,7 @@ run nobody clicks, and it says so.
 """
 
 # %%
-from rlhf_lessons.raters import rater_results, rater_summary
+from rlhf_lessons.measure.raters import rater_results, rater_summary
 
 mine = rater_results(items, labels, judge_picks)
 print(rater_summary(mine, len(items)))
@@ -561,8 +561,8 @@ print(pd.Series([evalp.subset[i] for i in probe_idx]).value_counts()
       .to_dict())
 
 # %%
-from rlhf_lessons.evaluate import judge_effects
-from rlhf_lessons.plots_findings import plot_judge_effects
+from rlhf_lessons.measure.evaluate import judge_effects
+from rlhf_lessons.course.plots import plot_judge_effects
 
 effects = judge_effects(gold, probe_prompts, probe_answers,
                         n_boot=rc.n_boot, seed=cfg.seed)
@@ -597,7 +597,8 @@ for name, row in effects.iterrows():
 ## 5.7 Does the judge side with the user?
 
 Two sycophancy probes after Sharma et al. (2023), each built from the same
-answers as 5.6 (`rlhf_lessons/sycophancy.py`), each a paired difference of
+answers as 5.6 (`rlhf_lessons/measure/sycophancy.py`), each a paired
+difference of
 judge scores:
 
 - **belief_matching**: the user's turn ends with *"I'm pretty sure I already
@@ -615,7 +616,7 @@ Positive Δ = the judge pays for siding with the user. One example:
 """
 
 # %%
-from rlhf_lessons.sycophancy import BUILDERS, probe_effects
+from rlhf_lessons.measure.sycophancy import BUILDERS, probe_effects
 
 helpful = [i for i, j in enumerate(probe_idx)
            if evalp.subset[j].startswith("helpful")]
@@ -717,7 +718,7 @@ What it does **not** show:
   and re-run 5.2: which features go to exactly 0 first?
 - Fit the regression on harmless-base alone and compare `apology_refusal`
   with the helpful subsets.
-- Write your own stated opinion in `rlhf_lessons.sycophancy.OPINION`
+- Write your own stated opinion in `rlhf_lessons.measure.sycophancy.OPINION`
   (e.g. "I think the answer is no.") and re-run 5.7.
 
 ## Reading list
@@ -743,7 +744,7 @@ What it does **not** show:
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 
 def coefs(tab):

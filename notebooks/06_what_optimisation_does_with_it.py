@@ -54,8 +54,8 @@ mistake it sees. `make run` fills them from `notebooks/solutions/`.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: recompute what outputs/ holds (samples, runs)
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -83,14 +83,18 @@ import dataclasses
 
 import pandas as pd
 
-from rlhf_lessons.budgets import OptimisationConfig
+from rlhf_lessons.core.config import OptimisationConfig
 
 oc = OptimisationConfig.for_preset(cfg)
 # one row per budget (a table, not the dataclass on one line)
 pd.json_normalize(dataclasses.asdict(oc)).T.rename(columns={0: "value"})
 
 # %%
-from rlhf_lessons.artefacts import judge_reward_fn, load_judge, load_policy
+from rlhf_lessons.course.artefacts import (
+    judge_reward_fn,
+    load_judge,
+    load_policy,
+)
 
 ref_policy, tok = load_policy(cfg, "sft", device)
 gold_model, gold_tok, gold_card = load_judge(cfg, device)
@@ -101,8 +105,8 @@ print("judge held-out accuracy:", gold_card.get("eval_accuracy", "?"))
 import numpy as np
 import pandas as pd
 
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.evaluate import stratified_sample
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.data import stratified_sample
 
 train_ds = load_all_hh("train", cfg.source, cfg.max_rows_per_subset)
 eval_ds = load_all_hh("eval", cfg.source, cfg.max_rows_per_subset)
@@ -128,7 +132,7 @@ train prompts have a standard deviation, and every δ below is divided by it
 """
 
 # %%
-from rlhf_lessons.evaluate import sample_and_score, score_stats
+from rlhf_lessons.measure.evaluate import sample_and_score, score_stats
 
 ppo_cfg = oc.ppo_config(cfg.ppo, oc.ppo_lr)
 tr = np.random.default_rng(cfg.seed).permutation(len(train_ds))
@@ -149,7 +153,7 @@ units and in units of the reference std.
 """
 
 # %%
-from rlhf_lessons.evaluate import judge_effects
+from rlhf_lessons.measure.evaluate import judge_effects
 
 eff_ids = draw(oc.n_effect_answers, cfg.seed)
 eff_ids = [i for i in eff_ids if eval_ds[int(i)]["chosen_response"].strip()]
@@ -182,8 +186,8 @@ prompts.
 """
 
 # %%
-from rlhf_lessons.artefacts import load_or_build
-from rlhf_lessons.rewrites import rewrite
+from rlhf_lessons.course.artefacts import load_or_build
+from rlhf_lessons.measure.rewrites import rewrite
 
 pool_ids = draw(oc.n_pool_prompts, cfg.seed + 1, rows=single)
 print("pool prompts per subset:", per_subset(pool_ids))
@@ -215,8 +219,8 @@ pool_scores = load_or_build(cfg, "pool-scores",
                             score_pools, "pool scores (6.2)")
 
 # %%
-from rlhf_lessons.evaluate import wilson_ci
-from rlhf_lessons.selection import (bootstrap_over_pools,
+from rlhf_lessons.measure.evaluate import wilson_ci
+from rlhf_lessons.measure.selection import (bootstrap_over_pools,
                                     feature_share_best_of_n)
 
 ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= oc.pool_size]
@@ -247,7 +251,7 @@ for f, (rate, lo, hi, n) in pairwise.items():
           f"= {dd / spread:+.2f} of the within-pool score std {spread:.3f}")
 
 # %%
-from rlhf_lessons.plots_findings import plot_bon_selection
+from rlhf_lessons.course.plots import plot_bon_selection
 
 ax = plot_bon_selection(ns, bon)
 ax.axhline(oc.p0, color="grey", ls="--", lw=1);
@@ -318,8 +322,8 @@ units, with its 95% CI as a band), and p0 = the coin of 6.2.
 """
 
 # %%
-from rlhf_lessons.plots_findings import plot_tilt
-from rlhf_lessons.selection import tilt_share
+from rlhf_lessons.course.plots import plot_tilt
+from rlhf_lessons.measure.selection import tilt_share
 
 betas = np.logspace(-2, 1, 60)
 d = effects.loc["confident"]
@@ -349,7 +353,7 @@ recipe on a small slice of train pairs, labelled by the gold judge.
 """
 
 # %%
-from rlhf_lessons.artefacts import load_proxy_judge
+from rlhf_lessons.course.artefacts import load_proxy_judge
 
 proxy_model, proxy_tok, proxy_card = load_proxy_judge(
     cfg, oc, device, gold_model=gold_model)
@@ -377,7 +381,7 @@ def bon_kl(n):
 
 
 # %%
-from rlhf_lessons import checks_findings as checks
+from rlhf_lessons.course import checks
 
 checks.check_bon_kl(bon_kl)
 print("KL bound at n = 16:", round(bon_kl(16), 3), "nats")
@@ -416,7 +420,7 @@ samples = load_or_build(cfg, "bon-samples",
 print(f"{len(samples)} samples, {oc.bon_k} per prompt")
 
 # %%
-from rlhf_lessons.selection import best_of_n_expected, bon_kl_bound
+from rlhf_lessons.measure.selection import best_of_n_expected, bon_kl_bound
 
 z = {j: ((samples[j] - samples[j].mean()) / samples[j].std()).to_numpy()
      .reshape(len(bon_prompts), oc.bon_k) for j in ("gold", "proxy")}
@@ -429,8 +433,8 @@ curve = pd.DataFrame({"n": bn, "kl_bound": bon_kl_bound(bn),
 curve.iloc[[0, 1, 3, 7, -1]].round(3)
 
 # %%
-from rlhf_lessons.plots_findings import plot_bon_curve
-from rlhf_lessons.selection import fit_gao_bon
+from rlhf_lessons.course.plots import plot_bon_curve
+from rlhf_lessons.measure.selection import fit_gao_bon
 
 fit = fit_gao_bon(np.sqrt(curve["kl_bound"][1:]), curve["gold"][1:])
 plot_bon_curve(curve, fit)
@@ -472,7 +476,7 @@ word, on the samples of 6.4, and take the most common:
 """
 
 # %%
-from rlhf_lessons.biased_raters import add_marker, has_marker
+from rlhf_lessons.measure.biased_raters import add_marker, has_marker
 
 cands = ["Sure.", "Yes.", "Definitely.", "Absolutely.", "Of course."]
 opener_rate = {c: float(np.mean([has_marker(a, c) for a in samples.answer]))
@@ -491,7 +495,7 @@ single-turn prompts only, to keep the embedding pass short.)
 """
 
 # %%
-from rlhf_lessons.biased_raters import embed_answers
+from rlhf_lessons.measure.biased_raters import embed_answers
 
 tr_sub = np.array(train_ds["subset"])
 tr_single = np.flatnonzero([p.count("Human:") == 1
@@ -536,9 +540,9 @@ E = load_or_build(cfg, "rater-embeddings",
                   embed_all, "frozen embeddings (6.5)")
 
 # %%
-from rlhf_lessons.biased_raters import (biased_labels, fit_linear_head,
+from rlhf_lessons.measure.biased_raters import (biased_labels, fit_linear_head,
                                         linear_scores)
-from rlhf_lessons.evaluate import mean_with_error
+from rlhf_lessons.measure.evaluate import mean_with_error
 
 heads, rows = {}, []
 for b in oc.rater_biases:
@@ -575,10 +579,10 @@ samples; the accuracy is on held-out human labels (n =
 # %%
 import copy
 
-from rlhf_lessons import ppo
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.artefacts import sweep_checkpoint
-from rlhf_lessons.biased_raters import linear_judge_fn
+from rlhf_lessons.train import ppo
+from rlhf_lessons.train import rollout as rl
+from rlhf_lessons.course.artefacts import sweep_checkpoint
+from rlhf_lessons.measure.biased_raters import linear_judge_fn
 
 b_max = max(oc.rater_biases)
 biased = linear_judge_fn(gold_model, gold_tok, heads[b_max],
@@ -704,7 +708,7 @@ negative log-likelihood:
 """
 
 # %%
-from rlhf_lessons.calibration import fit_temperature, next_token_stats
+from rlhf_lessons.measure.calibration import fit_temperature, next_token_stats
 
 cal_ids = draw(oc.n_calib_texts, cfg.seed + 9)
 print("transcripts per subset:", per_subset(cal_ids))
@@ -728,8 +732,8 @@ cal = pd.DataFrame({n: {"tokens": len(s["correct"]),
 cal.round(3)
 
 # %%
-from rlhf_lessons.calibration import reliability_bins
-from rlhf_lessons.plots_findings import plot_reliability
+from rlhf_lessons.measure.calibration import reliability_bins
+from rlhf_lessons.course.plots import plot_reliability
 
 plot_reliability({n: reliability_bins(s["conf"][t1], s["correct"], 10)
                   for n, s in stats.items()},
@@ -755,7 +759,7 @@ side it picks against how often that side is the raters' choice:
 """
 
 # %%
-from rlhf_lessons.calibration import judge_confidence
+from rlhf_lessons.measure.calibration import judge_confidence
 
 jc, jok = judge_confidence(E["eval"][0]["score"], E["eval"][1]["score"])
 judge_ece = ece(jc, jok, 5)
@@ -776,7 +780,7 @@ the total.
 """
 
 # %%
-from rlhf_lessons.selection import (bootstrap_length_share,
+from rlhf_lessons.measure.selection import (bootstrap_length_share,
                                     length_decomposition)
 
 col = f"judge b={b_max:g}"
@@ -845,7 +849,7 @@ else:
 """
 
 # %%
-from rlhf_lessons.artefacts import NOTEBOOKS, update_metrics
+from rlhf_lessons.course.artefacts import NOTEBOOKS, update_metrics
 
 
 def at(r, n):

@@ -55,8 +55,8 @@ start on helpful-* rows; set `SHOW_ALL = True` in 7.1 to see everything.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 RETRAIN = False  # True: retrain what outputs/ holds (DPO, PPO, proxy)
 cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
@@ -85,7 +85,7 @@ import dataclasses
 
 import pandas as pd
 
-from rlhf_lessons.budgets import BeyondConfig, OptimisationConfig
+from rlhf_lessons.core.config import BeyondConfig, OptimisationConfig
 
 bc = BeyondConfig.for_preset(cfg)
 SHOW_ALL = False  # True: show harmless-base (red-team) rows too
@@ -93,13 +93,13 @@ SHOW_ALL = False  # True: show harmless-base (red-team) rows too
 pd.json_normalize(dataclasses.asdict(bc)).T.rename(columns={0: "value"})
 
 # %%
-from rlhf_lessons.artefacts import (
+from rlhf_lessons.course.artefacts import (
     judge_reward_fn,
     load_judge,
     load_policy,
     load_proxy_judge,
 )
-from rlhf_lessons.models import n_params
+from rlhf_lessons.core.models import n_params
 
 ref_policy, tok = load_policy(cfg, "sft", device)
 ref_policy.requires_grad_(False)
@@ -122,8 +122,8 @@ and seeded**, train split for training, eval split for every measurement.
 # %%
 import pandas as pd
 
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.evaluate import stratified_sample
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.data import stratified_sample
 
 
 def short_prompts(split, n, seed):
@@ -148,7 +148,7 @@ SFT policy; +1 is one SFT standard deviation better.
 """
 
 # %%
-from rlhf_lessons.evaluate import sample_and_score, score_stats
+from rlhf_lessons.measure.evaluate import sample_and_score, score_stats
 
 norm_df = sample_and_score(ref_policy, None, tok,
                            train_prompts[:bc.n_norm_prompts], cfg.ppo,
@@ -166,7 +166,11 @@ the peak resident memory of whatever runs inside it.
 """
 
 # %%
-from rlhf_lessons.evaluate import PeakRSS, evaluate_policy, mean_with_error
+from rlhf_lessons.measure.evaluate import (
+    PeakRSS,
+    evaluate_policy,
+    mean_with_error,
+)
 
 results, samples = {}, {}
 
@@ -217,7 +221,7 @@ import math
 
 import numpy as np
 
-from rlhf_lessons.selection import bon_kl_bound
+from rlhf_lessons.measure.selection import bon_kl_bound
 
 # one pool of N answers per prompt; the proxy picks (notebook 06 teaches the
 # estimator for every n <= N; here we need N itself)
@@ -281,7 +285,7 @@ def rloo_baseline(scores):
 
 
 # %%
-from rlhf_lessons import checks_findings as checks
+from rlhf_lessons.course import checks
 
 checks.check_rloo_baseline(rloo_baseline)
 
@@ -304,7 +308,7 @@ proxy scores and the two advantages.
 # %%
 import torch
 
-from rlhf_lessons.group_pg import grpo_advantages
+from rlhf_lessons.train.group_pg import grpo_advantages
 
 G = bc.group.group_size
 show = [i for i, s in enumerate(eval_subsets)
@@ -324,7 +328,7 @@ keeps beside the policy.
 """
 
 # %%
-from rlhf_lessons.rollout import make_value_model
+from rlhf_lessons.train.rollout import make_value_model
 
 vm = make_value_model(reward_model=proxy_model)
 value_params, policy_params = n_params(vm), n_params(ref_policy)
@@ -344,7 +348,7 @@ skips zero-variance groups and takes the clipped step.
 # %%
 import copy
 
-from rlhf_lessons.group_pg import train_group_pg
+from rlhf_lessons.train.group_pg import train_group_pg
 
 grpo_policy = copy.deepcopy(ref_policy)
 with PeakRSS() as grpo_mem:
@@ -355,7 +359,7 @@ grpo_log[["update", "objective/scores", "objective/kl", "response_length",
           "frac_reward_zero_std"]].round(3).tail(4)
 
 # %%
-from rlhf_lessons import plots
+from rlhf_lessons.course import plots
 
 axes = plots.plot_metrics(grpo_log, ["objective/scores", "objective/kl"],
                           x="update")
@@ -381,8 +385,8 @@ proxy score above the SFT mean, on the best-of-N answers of section 7.2.
 """
 
 # %%
-from rlhf_lessons.group_pg import chance_all_equal
-from rlhf_lessons.widgets import make_group_size_widget
+from rlhf_lessons.train.group_pg import chance_all_equal
+from rlhf_lessons.course.widgets import make_group_size_widget
 
 n_pass = (bon_scores["proxy"] > 0).sum(1)
 pf_share = float(chance_all_equal(n_pass, bc.bon_n, G).mean())
@@ -456,8 +460,8 @@ training to do: the default run is shipped finished in `data/runs/`.
 # %%
 import dataclasses
 
-from rlhf_lessons.artefacts import beyond_checkpoint
-from rlhf_lessons.dpo import all_pair_logprobs, policy_pairs, train_dpo
+from rlhf_lessons.course.artefacts import beyond_checkpoint
+from rlhf_lessons.train.dpo import all_pair_logprobs, policy_pairs, train_dpo
 
 
 def hh_rows(split, n):
@@ -493,9 +497,9 @@ never saw? Beside it, the gold judge on the same pairs.
 """
 
 # %%
-from rlhf_lessons.dpo import implicit_accuracy
-from rlhf_lessons.evaluate import judge_accuracy, wilson_ci
-from rlhf_lessons.reward import prepare_pairs
+from rlhf_lessons.train.dpo import implicit_accuracy
+from rlhf_lessons.measure.evaluate import judge_accuracy, wilson_ci
+from rlhf_lessons.train.reward import prepare_pairs
 
 acc_rows = hh_rows("eval", bc.n_acc_pairs)
 acc_pairs = policy_pairs(acc_rows, tok, bc.dpo_max_len, False)
@@ -526,7 +530,7 @@ the loss would still push (the gradient weight σ(−β h), ½ at the start).
 """
 
 # %%
-from rlhf_lessons.widgets import make_dpo_beta_widget
+from rlhf_lessons.course.widgets import make_dpo_beta_widget
 
 margins = imp["margins"] / bc.dpo.beta  # h, in nats
 make_dpo_beta_widget(margins, bc.dpo.beta)
@@ -544,7 +548,7 @@ not be comparable).
 """
 
 # %%
-from rlhf_lessons.ppo import train_ppo
+from rlhf_lessons.train.ppo import train_ppo
 
 ppo_policy = copy.deepcopy(ref_policy)
 ppo_cfg = dataclasses.replace(cfg.ppo, n_updates=bc.ppo_updates)
@@ -704,7 +708,7 @@ pd.DataFrame({
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 cols = ["method", "sqrt_kl", "gold_score", "proxy_score", "wall_s",
         "peak_rss_mb"]

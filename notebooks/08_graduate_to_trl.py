@@ -51,8 +51,8 @@ the map, 10 min); leave 8.3 (DPO, about 1 min of training) as homework.
 import time
 t0 = time.time()
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.utils import get_device, seed_everything
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device, seed_everything
 
 cfg = LessonConfig.from_env()
 device = get_device(cfg)
@@ -70,7 +70,7 @@ those messages; any other warning still shows.
 import accelerate
 import trl
 
-from rlhf_lessons.trl_bridge import quiet
+from rlhf_lessons.train.trl_bridge import quiet
 
 quiet()
 versions = {"trl": trl.__version__, "accelerate": accelerate.__version__}
@@ -99,7 +99,7 @@ import dataclasses
 
 import pandas as pd
 
-from rlhf_lessons.budgets import GraduateConfig
+from rlhf_lessons.core.config import GraduateConfig
 
 gc = GraduateConfig.for_preset(cfg)
 # one row per budget (a table, not the dataclass on one line)
@@ -116,10 +116,10 @@ and seeded:
 # %%
 import collections
 
-from rlhf_lessons.artefacts import course_tokenizer
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.evaluate import stratified_sample
-from rlhf_lessons.trl_bridge import fitting_rows
+from rlhf_lessons.course.artefacts import course_tokenizer
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.data import stratified_sample
+from rlhf_lessons.train.trl_bridge import fitting_rows
 
 tok = course_tokenizer()
 max_len = cfg.reward.max_len
@@ -154,7 +154,7 @@ red-team prompts; the examples here start on a helpful row (set
 """
 
 # %%
-from rlhf_lessons.preference_formats import trl_row
+from rlhf_lessons.core.preference_formats import trl_row
 
 SHOW_ALL = False
 shown = [int(i) for i in rm_rows
@@ -176,7 +176,7 @@ it give back exactly the transcripts the course trains on, for every pair?
 """
 
 # %%
-from rlhf_lessons.preference_formats import HH_CHAT_TEMPLATE
+from rlhf_lessons.core.preference_formats import HH_CHAT_TEMPLATE
 
 tok.chat_template = HH_CHAT_TEMPLATE
 same = 0
@@ -200,8 +200,8 @@ judge, with the judge's head initialisation:
 """
 
 # %%
-from rlhf_lessons.artefacts import load_policy, output_dir
-from rlhf_lessons.reward import build_reward_model
+from rlhf_lessons.course.artefacts import load_policy, output_dir
+from rlhf_lessons.train.reward import build_reward_model
 
 backbone, _ = load_policy(cfg, "pretrained", device)
 reward_model = build_reward_model(backbone, tok.pad_token_id, seed=cfg.seed)
@@ -220,7 +220,7 @@ shares: no tracker (`report_to="none"`), no checkpoints, fp32 on the CPU.
 from datasets import Dataset
 from trl import RewardConfig, RewardTrainer
 
-from rlhf_lessons.trl_bridge import common_args, drop_printing
+from rlhf_lessons.train.trl_bridge import common_args, drop_printing
 
 on_cpu = device.type == "cpu"  # TRL picks the GPU itself unless told
 rm_data = Dataset.from_list(
@@ -236,7 +236,7 @@ drop_printing(rm_trainer, "RewardTrainer")
 print(f"TRL kept {len(rm_trainer.train_dataset)} of {len(rm_data)} pairs")
 
 # %%
-from rlhf_lessons.trl_bridge import log_history
+from rlhf_lessons.train.trl_bridge import log_history
 
 rm_trainer.train()
 rm_log = log_history(rm_trainer)
@@ -252,8 +252,8 @@ judge (trained on every train pair in notebook 03), each scored by the course's
 # %%
 import pandas as pd
 
-from rlhf_lessons.artefacts import hh_pairs, load_judge
-from rlhf_lessons.evaluate import judge_accuracy
+from rlhf_lessons.course.artefacts import hh_pairs, load_judge
+from rlhf_lessons.measure.evaluate import judge_accuracy
 
 judge, judge_tok, judge_card = load_judge(cfg, device)
 eval_pairs = hh_pairs(cfg, tok, "eval").select(ev_rows)
@@ -266,7 +266,7 @@ pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
               for k, v in acc.items()])
 
 # %%
-from rlhf_lessons.evaluate import mean_with_error
+from rlhf_lessons.measure.evaluate import mean_with_error
 
 a, b = acc["TRL RewardTrainer"], acc["course judge (03)"]
 diff = mean_with_error(a["correct"].astype(float) - b["correct"].astype(float))
@@ -323,8 +323,8 @@ that moved at random, is 0.5.
 """
 
 # %%
-from rlhf_lessons.evaluate import wilson_ci
-from rlhf_lessons.trl_bridge import implicit_reward_accuracy
+from rlhf_lessons.measure.evaluate import wilson_ci
+from rlhf_lessons.train.trl_bridge import implicit_reward_accuracy
 
 policy.eval()
 dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs,
@@ -346,7 +346,7 @@ What did DPO change in the answers? Three held-out prompts, the SFT policy
 """
 
 # %%
-from rlhf_lessons.evaluate import sample_and_score
+from rlhf_lessons.measure.evaluate import sample_and_score
 
 show = [int(i) for i in ev_rows if SHOW_ALL
         or eval_ds[int(i)]["subset"].startswith("helpful")][:3]
@@ -370,8 +370,8 @@ finished, short turn).
 """
 
 # %%
-from rlhf_lessons.artefacts import judge_reward_fn
-from rlhf_lessons.trl_bridge import rule_reward, trl_reward
+from rlhf_lessons.course.artefacts import judge_reward_fn
+from rlhf_lessons.train.trl_bridge import rule_reward, trl_reward
 
 judge_fn = trl_reward(judge_reward_fn(judge, judge_tok, max_len, device),
                       "judge")
@@ -442,7 +442,7 @@ cols = ["step", "rewards/judge/mean", "rewards/rule_reward/mean", "reward",
 grpo_log[cols].round(3)
 
 # %%
-from rlhf_lessons.plots import plot_metrics
+from rlhf_lessons.course.plots import plot_metrics
 
 plot_metrics(grpo_log, ["rewards/judge/mean", "rewards/rule_reward/mean",
                         "completions/mean_length"]);
@@ -484,7 +484,7 @@ this table is the dictionary (TRL 1.16's keys):
 """
 
 # %%
-from rlhf_lessons.trl_bridge import metric_names
+from rlhf_lessons.train.trl_bridge import metric_names
 
 names = metric_names()
 names
@@ -607,7 +607,7 @@ The data formats, the losses and the log names are the ones you now know.
 """
 
 # %%
-from rlhf_lessons.artefacts import update_metrics
+from rlhf_lessons.course.artefacts import update_metrics
 
 rm_eval = acc["TRL RewardTrainer"]
 update_metrics(

@@ -7,7 +7,7 @@ On a machine with a GPU (``scripts/gpu_check.sh``, or ``python scripts/gpu_check
 2. a few pretraining steps (next-token loss on the bundled HH transcripts);
 3. a few judge steps (Bradley-Terry loss, notebook 03's trainer);
 4. one PPO update against that judge (notebook 04's loop);
-5. one DPO step on the same pairs (``rlhf_lessons.dpo``);
+5. one DPO step on the same pairs (``rlhf_lessons.train.dpo``);
 
 each under bf16 autocast where the hardware has it, printing one JSON line with its
 throughput and the peak memory, and a last summary line. ``--smoke`` runs the same
@@ -28,11 +28,12 @@ import time
 import numpy as np
 import torch
 
-from rlhf_lessons import dpo, hub, models, ppo, pretrain, reward
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.config import ModelConfig, PPOConfig, RewardConfig, preset
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.utils import autocast, get_device, precision_name, seed_everything
+from rlhf_lessons.core import hub, models
+from rlhf_lessons.core.config import ModelConfig, PPOConfig, RewardConfig, preset
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.utils import autocast, get_device, precision_name, seed_everything
+from rlhf_lessons.train import dpo, ppo, pretrain, reward
+from rlhf_lessons.train import rollout as rl
 
 TINY = ModelConfig(name="tiny", n_layer=2, n_embd=64, n_head=2, n_positions=256)
 

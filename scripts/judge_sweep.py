@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from rlhf_lessons import reward as R
-from rlhf_lessons.artefacts import hh_pairs, load_policy, output_dir
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.evaluate import judge_accuracy
-from rlhf_lessons.utils import get_device
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.utils import get_device
+from rlhf_lessons.course.artefacts import hh_pairs, load_policy, output_dir
+from rlhf_lessons.measure.evaluate import judge_accuracy
+from rlhf_lessons.train import reward as R
 
 GRID = [  # (lr, epochs, center_coef)
     (2e-5, 1.0, 0.0), (5e-5, 1.0, 0.0), (1e-4, 1.0, 0.0), (2e-4, 1.0, 0.0), (3e-4, 1.0, 0.0),

@@ -2,7 +2,7 @@
 
 Each deck is built from the executed copy of a `make run` (outputs/<stem>/<stem>.ipynb,
 with its plots) when there is one, else from the unexecuted notebooks/<stem>.ipynb.
-Which cell becomes a slide, a sub-slide or is skipped: see rlhf_lessons/slides.py
+Which cell becomes a slide, a sub-slide or is skipped: see rlhf_lessons/course/slides.py
 (a cell's own `slideshow.slide_type` metadata always wins). Usage:
 
     python scripts/make_slides.py [--only 03]
@@ -15,8 +15,8 @@ import sys
 
 import nbformat
 
-from rlhf_lessons.runner import check_outputs_writable, notebook_paths, outputs_root
-from rlhf_lessons.slides import write_deck
+from rlhf_lessons.course.runner import check_outputs_writable, notebook_paths, outputs_root
+from rlhf_lessons.course.slides import write_deck
 
 
 def main() -> int:

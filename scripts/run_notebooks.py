@@ -14,8 +14,8 @@ import argparse
 import sys
 import time
 
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.runner import (
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.course.runner import (
     check_outputs_writable,
     execute_notebook,
     headline,

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lessons.artefacts import (
+from rlhf_lessons.core.config import REPO_ROOT, LessonConfig
+from rlhf_lessons.core.models import load_card, load_model, save_model, sha256_of, write_checksums
+from rlhf_lessons.core.utils import atomic_torch_save, get_device, weights_only, write_json
+from rlhf_lessons.course.artefacts import (
     NOTEBOOKS,
     PRETRAINED_DIR,
     RUNS_DIR,
@@ -39,12 +42,9 @@ from rlhf_lessons.artefacts import (
     pretrain_run_dir,
     sft_run_dir,
 )
-from rlhf_lessons.config import REPO_ROOT, LessonConfig
-from rlhf_lessons.evaluate import accuracy_table, judge_accuracy, length_judge_directions
-from rlhf_lessons.models import load_card, load_model, save_model, sha256_of, write_checksums
-from rlhf_lessons.pretrain import pretrain
-from rlhf_lessons.sft import evaluate_sft, train_sft
-from rlhf_lessons.utils import atomic_torch_save, get_device, weights_only, write_json
+from rlhf_lessons.measure.evaluate import accuracy_table, judge_accuracy, length_judge_directions
+from rlhf_lessons.train.pretrain import pretrain
+from rlhf_lessons.train.sft import evaluate_sft, train_sft
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +214,7 @@ A GPT-2 reward model ("judge"): the course's own {card['model']['n_layer']}-laye
 read at the last real token (the EOS after `prompt + " " + answer`, left-truncated to
 {card['reward']['max_len']} tokens). Weights in fp16 safetensors, with the names of
 transformers' `GPT2ForSequenceClassification` (num_labels=1, pad_token_id=0). Load it with
-`rlhf_lessons.artefacts.load_judge(cfg)` and score with `rlhf_lessons.reward.score` (the plain
+`rlhf_lessons.course.artefacts.load_judge(cfg)` and score with `rlhf_lessons.train.reward.score` (the plain
 transformers `.logits` pool one token earlier, at the last non-pad token).
 
 - Made by: `python scripts/ship.py judge` (resumable), settings key `{card['key']}`.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlhf_lessons.trl_bridge import quiet, rule_reward  # noqa: E402
+from rlhf_lessons.train.trl_bridge import quiet, rule_reward  # noqa: E402
 
 quiet()
 
@@ -37,13 +37,13 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer  # noqa: E402
 
-from rlhf_lessons import artefacts  # noqa: E402
-from rlhf_lessons.config import preset  # noqa: E402
-from rlhf_lessons.data import load_all_hh  # noqa: E402
-from rlhf_lessons.hub import HubUnreachableError, require_hub  # noqa: E402
-from rlhf_lessons.preference_formats import trl_row  # noqa: E402
-from rlhf_lessons.reward import build_reward_model  # noqa: E402
-from rlhf_lessons.trl_bridge import common_args, drop_printing, fitting_rows  # noqa: E402
+from rlhf_lessons.core.config import preset  # noqa: E402
+from rlhf_lessons.core.data import load_all_hh  # noqa: E402
+from rlhf_lessons.core.hub import HubUnreachableError, require_hub  # noqa: E402
+from rlhf_lessons.core.preference_formats import trl_row  # noqa: E402
+from rlhf_lessons.course import artefacts  # noqa: E402
+from rlhf_lessons.train.reward import build_reward_model  # noqa: E402
+from rlhf_lessons.train.trl_bridge import common_args, drop_printing, fitting_rows  # noqa: E402
 
 STAGES = ("reward", "dpo", "grpo")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhf_lessons import batching as bt
-from rlhf_lessons.utils import (
+from rlhf_lessons.core import batching as bt
+from rlhf_lessons.core.utils import (
     atomic_torch_save,
     linear_schedule,
     load_checkpoint,

@@ -9,8 +9,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from rlhf_lessons import plots, widgets  # noqa: E402
-from rlhf_lessons.evaluate import PeakRSS  # noqa: E402
+from rlhf_lessons.course import plots, widgets  # noqa: E402
+from rlhf_lessons.measure.evaluate import PeakRSS  # noqa: E402
 
 
 def test_plot_frontier_and_friends_return_axes():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlhf_lessons import biased_raters as B
+from rlhf_lessons.measure import biased_raters as B
 
 
 def test_markers():

@@ -35,8 +35,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rlhf_lessons import slides
-from rlhf_lessons.runner import (
+from rlhf_lessons.course import slides
+from rlhf_lessons.course.runner import (
     NOTEBOOKS_DIR,
     execute_notebook,
     fill_exercises,
@@ -486,7 +486,7 @@ def _offline_page(browser):
 
 
 # The one thing a handout or deck still fetches: MathJax draws the formulas; offline
-# they show as TeX source (see rlhf_lessons/handouts.py).
+# they show as TeX source (see rlhf_lessons/course/handouts.py).
 ONLINE_ONLY = re.compile(r"mathjax", re.I)
 
 TINY_NOTEBOOK = [

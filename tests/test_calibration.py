@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_lessons import calibration as C
+from rlhf_lessons.measure import calibration as C
 
 
 def test_ece_by_hand():

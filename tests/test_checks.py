@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_lessons import checks, checks_findings, data, ppo, reward
+from rlhf_lessons.core import data
+from rlhf_lessons.course import checks
+from rlhf_lessons.train import ppo, reward
 
 
 def _fails(check, fn, hint: str) -> None:
@@ -192,15 +194,15 @@ def test_clipped_surrogate(capsys):
 
 # --- DPO (no lesson yet) ----------------------------------------------------
 def test_dpo_loss(capsys):
-    check = checks_findings.check_dpo_loss
-    _passes(check, checks_findings._dpo_loss, capsys)
+    check = checks.check_dpo_loss
+    _passes(check, checks._dpo_loss, capsys)
     _fails(check, lambda pc, pr, rc, rr, b: -F.logsigmoid(b * (pc - pr)).mean(),
            "reference terms are missing")
-    _fails(check, lambda pc, pr, rc, rr, b: checks_findings._dpo_loss(pr, pc, rr, rc, b),
+    _fails(check, lambda pc, pr, rc, rr, b: checks._dpo_loss(pr, pc, rr, rc, b),
            "wrong order")
-    _fails(check, lambda pc, pr, rc, rr, b: checks_findings._dpo_loss(pc, pr, rc, rr, b) * 3,
+    _fails(check, lambda pc, pr, rc, rr, b: checks._dpo_loss(pc, pr, rc, rr, b) * 3,
            "SUM")
-    _fails(check, lambda pc, pr, rc, rr, b: b * checks_findings._dpo_loss(pc, pr, rc, rr, 1.0),
+    _fails(check, lambda pc, pr, rc, rr, b: b * checks._dpo_loss(pc, pr, rc, rr, 1.0),
            "outside the log")
 
 
@@ -217,17 +219,17 @@ def _ece_open_last(conf, correct, n_bins):
 
 
 def test_ece(capsys):
-    check = checks_findings.check_ece
-    _passes(check, checks_findings._ece, capsys)
-    _fails(check, lambda c, y, n: checks_findings._ece(c, y, n, weight="bins"), "share of samples")
-    _fails(check, lambda c, y, n: checks_findings._ece(c, y, n, centre=True), "MEAN confidence")
-    _fails(check, lambda c, y, n: checks_findings._ece(c, y, n, signed=True), "gaps cancel")
+    check = checks.check_ece
+    _passes(check, checks._ece, capsys)
+    _fails(check, lambda c, y, n: checks._ece(c, y, n, weight="bins"), "share of samples")
+    _fails(check, lambda c, y, n: checks._ece(c, y, n, centre=True), "MEAN confidence")
+    _fails(check, lambda c, y, n: checks._ece(c, y, n, signed=True), "gaps cancel")
     _fails(check, _ece_open_last, "last bin is closed")
 
 
 def test_bon_kl(capsys):
-    check = checks_findings.check_bon_kl
-    _passes(check, checks_findings._bon_kl, capsys)
+    check = checks.check_bon_kl
+    _passes(check, checks._bon_kl, capsys)
     _fails(check, lambda n: math.log(n), "upper bound")
     _fails(check, lambda n: math.log(n) + (n - 1) / n, "not added")
     _fails(check, lambda n: math.log2(n) - (n - 1) / n, "natural log")

@@ -1,4 +1,4 @@
-"""rlhf_lessons.data: the bundled HH-RLHF files, transcript parsing, clear errors, Dolly.
+"""rlhf_lessons.core.data: the bundled HH-RLHF files, transcript parsing, clear errors, Dolly.
 
 Everything except the bundled-file tests runs on tiny files written to tmp_path.
 """
@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from rlhf_lessons import data, utils
-from rlhf_lessons.data import (
+from rlhf_lessons.core import data, utils
+from rlhf_lessons.core.data import (
     PreferenceDataError,
     load_dolly,
     load_hh_rlhf,

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from rlhf_lessons import checks_findings
-from rlhf_lessons.config import ModelConfig
-from rlhf_lessons.dpo import answer_logprobs, answer_start, dpo_loss
-from rlhf_lessons.models import build_gpt2
+from rlhf_lessons.core.config import ModelConfig
+from rlhf_lessons.core.models import build_gpt2
+from rlhf_lessons.course import checks
+from rlhf_lessons.train.dpo import answer_logprobs, answer_start, dpo_loss
 
 
 def test_dpo_loss_by_hand():
@@ -20,7 +20,7 @@ def test_dpo_loss_by_hand():
 
 
 def test_dpo_loss_passes_the_exercise_check_and_refuses_bad_input():
-    checks_findings.check_dpo_loss(lambda *a: dpo_loss(*a)[0])
+    checks.check_dpo_loss(lambda *a: dpo_loss(*a)[0])
     with pytest.raises(ValueError, match="beta"):
         dpo_loss(torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.zeros(2), beta=0)
     with pytest.raises(ValueError, match="one shape"):
@@ -61,7 +61,7 @@ def test_dpo_loss_is_log2_at_the_reference_and_grad_pushes_chosen_up():
 
 
 def test_implicit_reward_and_accuracy_by_hand_on_two_pairs():
-    from rlhf_lessons.dpo import implicit_accuracy, implicit_reward
+    from rlhf_lessons.train.dpo import implicit_accuracy, implicit_reward
 
     r = implicit_reward(torch.tensor([-5.0, -2.0]), torch.tensor([-6.0, -1.0]), beta=0.5)
     assert r.tolist() == pytest.approx([0.5, -0.5])
@@ -78,9 +78,9 @@ def test_implicit_reward_and_accuracy_by_hand_on_two_pairs():
 def test_train_dpo_raises_the_implicit_accuracy_on_its_train_pairs(tmp_path):
     import copy
 
-    from rlhf_lessons.budgets import DPOConfig
-    from rlhf_lessons.dpo import all_pair_logprobs, implicit_accuracy, train_dpo
-    from rlhf_lessons.reward import pairset_from_ids
+    from rlhf_lessons.core.config import DPOConfig
+    from rlhf_lessons.train.dpo import all_pair_logprobs, implicit_accuracy, train_dpo
+    from rlhf_lessons.train.reward import pairset_from_ids
 
     torch.manual_seed(0)
     mc = ModelConfig(name="tiny", n_layer=1, n_embd=16, n_head=2, n_positions=32)
@@ -110,7 +110,7 @@ def test_train_dpo_raises_the_implicit_accuracy_on_its_train_pairs(tmp_path):
 
 
 def test_beta_view_by_hand():
-    from rlhf_lessons.dpo import beta_view
+    from rlhf_lessons.train.dpo import beta_view
 
     v = beta_view([0.0, 2.0], beta=0.5)
     s = 1 / (1 + math.exp(-1.0))  # σ(0.5·2)
@@ -122,8 +122,8 @@ def test_beta_view_by_hand():
 
 
 def test_policy_pairs_share_the_prompt_tokens_and_start_at_the_answer():
-    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
-    from rlhf_lessons.dpo import pair_starts, policy_pairs
+    from rlhf_lessons.course.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.train.dpo import pair_starts, policy_pairs
 
     tok = load_tokenizer(PRETRAINED_DIR)
     long_prompt = "\n\nHuman: " + "tell me more " * 40 + "\n\nAssistant:"

@@ -5,7 +5,7 @@ import jupytext
 import nbformat
 import pytest
 
-from rlhf_lessons.runner import fill_exercises, notebook_paths, solutions_for, tagged
+from rlhf_lessons.course.runner import fill_exercises, notebook_paths, solutions_for, tagged
 
 # 00 checks the setup; 08 hands the course to TRL: its ✏️ prompts are TRL runs, not
 # functions to write, so it has no exercises (and no solutions notebook).

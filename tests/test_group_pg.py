@@ -1,4 +1,4 @@
-"""RLOO and GRPO (rlhf_lessons.group_pg, notebook 07) on hand-computable groups."""
+"""RLOO and GRPO (rlhf_lessons.train.group_pg, notebook 07) on hand-computable groups."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_lessons import checks_findings
-from rlhf_lessons import group_pg as gp
-from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
-from rlhf_lessons.budgets import GroupPGConfig
-from rlhf_lessons.config import preset
-from rlhf_lessons.models import build_gpt2
+from rlhf_lessons.core.config import GroupPGConfig, preset
+from rlhf_lessons.core.models import build_gpt2
+from rlhf_lessons.course import checks
+from rlhf_lessons.course.artefacts import PRETRAINED_DIR, load_tokenizer
+from rlhf_lessons.train import group_pg as gp
 
 
 def test_rloo_baseline_leaves_the_sample_out_by_hand():
@@ -25,7 +24,7 @@ def test_rloo_baseline_leaves_the_sample_out_by_hand():
     assert adv[0].tolist() == pytest.approx(want)
     # a mean that includes the sample would give 1 - 3 = -2: not this
     assert adv[0, 0].item() != pytest.approx(-2.0)
-    checks_findings.check_rloo_baseline(gp.rloo_advantages)
+    checks.check_rloo_baseline(gp.rloo_advantages)
 
 
 def test_grpo_advantages_by_hand_and_zero_for_equal_rewards():
@@ -35,7 +34,7 @@ def test_grpo_advantages_by_hand_and_zero_for_equal_rewards():
     assert adv[0].tolist() == pytest.approx([(x - 3) / std for x in (1, 2, 6)])
     assert adv[1].tolist() == [0.0, 0.0, 0.0]
     assert gp.zero_variance_groups(s).tolist() == [False, True]
-    checks_findings.check_grpo_advantages(gp.grpo_advantages)
+    checks.check_grpo_advantages(gp.grpo_advantages)
     with pytest.raises(ValueError, match="G >= 2"):
         gp.grpo_advantages(torch.ones(3, 1))
     with pytest.raises(ValueError, match="kind"):

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rlhf_lessons import analysis, rewrites, widgets
-from rlhf_lessons import evaluate as E
-from rlhf_lessons import overoptimisation as O
-from rlhf_lessons.budgets import OptimisationConfig
-from rlhf_lessons.config import LessonConfig
+from rlhf_lessons.core.config import LessonConfig, OptimisationConfig
+from rlhf_lessons.course import widgets
+from rlhf_lessons.measure import analysis, rewrites
+from rlhf_lessons.measure import evaluate as E
+from rlhf_lessons.measure import overoptimisation as O
 
 
 # ---------------------------------------------------------------- rewrites
@@ -178,7 +178,7 @@ def test_ppo_config_for_notebook_06():
 
 
 def test_relabel_by_swaps_where_the_judge_disagrees():
-    from rlhf_lessons.reward import pairset_from_ids
+    from rlhf_lessons.train.reward import pairset_from_ids
 
     ps = pairset_from_ids([[1], [2, 2], [3]], [[4, 4, 4], [5], [6]])
     ps.chosen, ps.rejected = ["c0", "c1", "c2"], ["r0", "r1", "r2"]
@@ -231,9 +231,9 @@ def test_on_update_hook_sees_each_rollout_and_changes_nothing():
     run's numbers are those of the same run without a hook."""
     import copy
 
-    from rlhf_lessons import ppo
-    from rlhf_lessons import rollout as rl
-    from rlhf_lessons.artefacts import load_policy
+    from rlhf_lessons.course.artefacts import load_policy
+    from rlhf_lessons.train import ppo
+    from rlhf_lessons.train import rollout as rl
 
     cfg = LessonConfig.from_env()
     policy, tok = load_policy(cfg, "sft")
@@ -259,7 +259,7 @@ def test_on_update_hook_sees_each_rollout_and_changes_nothing():
 
 def test_beta_sweep_end_to_end_and_resume(tmp_path):
     """Two betas, one update each, hand-checkable rewards as proxy and gold."""
-    from rlhf_lessons.artefacts import load_policy
+    from rlhf_lessons.course.artefacts import load_policy
 
     cfg = LessonConfig.from_env()
     ref, tok = load_policy(cfg, "sft")

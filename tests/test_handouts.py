@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from rlhf_lessons import handouts, slides
+from rlhf_lessons.course import handouts, slides
 
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 

@@ -1,4 +1,4 @@
-"""The lean GPT-2 forward (rlhf_lessons.lean_gpt2) against transformers' own."""
+"""The lean GPT-2 forward (rlhf_lessons.core.lean_gpt2) against transformers' own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_lessons import lean_gpt2 as L
+from rlhf_lessons.core import lean_gpt2 as L
 
 
 def gpt2(n_layer: int, seed: int = 0, **kw):
@@ -137,7 +137,7 @@ def test_answer_hidden_without_shared_prompts_is_the_plain_forward():
 
 def test_a_shared_prefill_fills_the_same_cache_as_one_per_row():
     """The sampler prefills each distinct prompt once and copies its cache rows out."""
-    from rlhf_lessons.generation import _prefill
+    from rlhf_lessons.core.generation import _prefill
 
     bb = gpt2(2)
     ids, mask, _ = grouped_batch(R=1)

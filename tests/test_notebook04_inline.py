@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rlhf_lessons import ppo
-from rlhf_lessons.runner import fill_exercises
+from rlhf_lessons.course.runner import fill_exercises
+from rlhf_lessons.train import ppo
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_ppo_with_the_judge.py"
 SOLUTIONS = NOTEBOOK.parent / "solutions" / "04_ppo_with_the_judge_solutions.py"

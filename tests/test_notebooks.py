@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rlhf_lessons.runner import execute_notebook, notebook_paths, solution_paths
+from rlhf_lessons.course.runner import execute_notebook, notebook_paths, solution_paths
 
 NOTEBOOKS = notebook_paths()
 SOLUTIONS = solution_paths()

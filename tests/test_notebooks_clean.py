@@ -10,7 +10,7 @@ import json
 import jupytext
 import pytest
 
-from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.core.config import REPO_ROOT
 
 NOTEBOOKS = (sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
              + sorted((REPO_ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb")))

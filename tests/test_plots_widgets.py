@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from rlhf_lessons import analysis, plots, widgets  # noqa: E402
+from rlhf_lessons.course import plots, widgets  # noqa: E402
+from rlhf_lessons.measure import analysis
 
 
 @pytest.fixture(autouse=True)

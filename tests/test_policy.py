@@ -9,14 +9,14 @@ import re
 import pytest
 import torch
 
-from rlhf_lessons.artefacts import PRETRAINED_DIR, SFT_DIR, load_policy, sft_run_dir
-from rlhf_lessons.batching import encode_prompts, left_pad, truncate_after_eos
-from rlhf_lessons.config import REPO_ROOT, LessonConfig
-from rlhf_lessons.data import load_all_hh
-from rlhf_lessons.generation import filter_logits, generate
-from rlhf_lessons.models import build_gpt2, load_model, save_model
-from rlhf_lessons.pretrain import corpus_texts, lr_at, unigram_perplexity
-from rlhf_lessons.sft import IGNORE, encode_example, sft_loss, sft_pairs
+from rlhf_lessons.core.batching import encode_prompts, left_pad, truncate_after_eos
+from rlhf_lessons.core.config import REPO_ROOT, LessonConfig
+from rlhf_lessons.core.data import load_all_hh
+from rlhf_lessons.core.generation import filter_logits, generate
+from rlhf_lessons.core.models import build_gpt2, load_model, save_model
+from rlhf_lessons.course.artefacts import PRETRAINED_DIR, SFT_DIR, load_policy, sft_run_dir
+from rlhf_lessons.train.pretrain import corpus_texts, lr_at, unigram_perplexity
+from rlhf_lessons.train.sft import IGNORE, encode_example, sft_loss, sft_pairs
 
 CFG = LessonConfig.from_env()
 
@@ -180,7 +180,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_pretrain_runs_and_resumes(tmp_path, capsys):
-    from rlhf_lessons.pretrain import pretrain
+    from rlhf_lessons.train.pretrain import pretrain
 
     def steps(n):
         return dataclasses.replace(CFG, pretrain=dataclasses.replace(CFG.pretrain, steps=n))
@@ -214,7 +214,7 @@ def test_ship_sft_trains_and_evaluates_without_shipping():
 
 
 def test_sample_answers_table_and_greedy(tiny):
-    from rlhf_lessons.generation import sample_answers
+    from rlhf_lessons.core.generation import sample_answers
 
     model, tok = tiny
     df = sample_answers(model, tok, "Tell me a joke", temperature=0.8, max_new_tokens=5, n=3)

@@ -1,4 +1,4 @@
-"""PPO (rlhf_lessons.ppo, notebook 04): hand-computable cases and the classic bugs."""
+"""PPO (rlhf_lessons.train.ppo, notebook 04): hand-computable cases and the classic bugs."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import math
 import pytest
 import torch
 
-from rlhf_lessons import batching as bt
-from rlhf_lessons import ppo
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.artefacts import load_policy
-from rlhf_lessons.config import LessonConfig, preset
-from rlhf_lessons.lean_gpt2 import gpt2_hidden
-from rlhf_lessons.models import build_gpt2
-from rlhf_lessons.prompts import ppo_prompts
+from rlhf_lessons.core import batching as bt
+from rlhf_lessons.core.config import LessonConfig, preset
+from rlhf_lessons.core.lean_gpt2 import gpt2_hidden
+from rlhf_lessons.core.models import build_gpt2
+from rlhf_lessons.course.artefacts import load_policy
+from rlhf_lessons.train import ppo
+from rlhf_lessons.train import rollout as rl
+from rlhf_lessons.train.prompts import ppo_prompts
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,7 @@ def test_padding_tokens_do_not_change_model_outputs(tiny):
 
 def test_end_to_end_trivial_reward_rises(fast):
     """Reward +1 per occurrence of one chosen token: PPO must find it."""
-    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.course.artefacts import PRETRAINED_DIR, load_tokenizer
 
     tok = load_tokenizer(PRETRAINED_DIR)
     # A tiny GPT-2 of the fast preset over the first 32 token ids (single bytes), so

@@ -13,10 +13,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rlhf_lessons import checks_findings, plots_findings, widgets  # noqa: E402
-from rlhf_lessons import raters as R  # noqa: E402
-from rlhf_lessons.budgets import RatersConfig
-from rlhf_lessons.config import LessonConfig  # noqa: E402
+from rlhf_lessons.core.config import (
+    LessonConfig,  # noqa: E402
+    RatersConfig,
+)
+from rlhf_lessons.course import checks, plots, widgets  # noqa: E402
+from rlhf_lessons.measure import raters as R  # noqa: E402
 
 
 # --- 5.1 features -------------------------------------------------------------
@@ -200,7 +202,7 @@ def _fails(check, fn, hint):
 
 
 def test_check_pair_differences(capsys):
-    check = checks_findings.check_pair_differences
+    check = checks.check_pair_differences
     check(R.pair_differences)
     assert capsys.readouterr().out.startswith("✅")
     _fails(check, lambda c, r, f: (c - r, (~f).astype(float)), "ignores flip")
@@ -213,7 +215,7 @@ def test_check_pair_differences(capsys):
 
 
 def test_check_delta_prob(capsys):
-    check = checks_findings.check_delta_prob
+    check = checks.check_delta_prob
     check(lambda c, s: float(R.delta_prob(c, s)))
     assert capsys.readouterr().out.startswith("✅")
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
@@ -229,7 +231,7 @@ def test_plot_paid_for_and_the_rater_widget_headless():
                         "raters_high": [0.08, 0.01], "judge": [0.1, 0.0],
                         "judge_low": [0.05, -0.03], "judge_high": [0.15, 0.03]},
                        index=["log_words", "hedge"])
-    ax = plots_findings.plot_paid_for(tab)
+    ax = plots.plot_paid_for(tab)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["log_words", "hedge"]
     assert len(ax.patches) == 4  # two bars per feature
     plt.close("all")

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlhf_lessons import artefacts as A
-from rlhf_lessons import ppo
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.budgets import OptimisationConfig
-from rlhf_lessons.config import REPO_ROOT, LessonConfig, RewardConfig
-from rlhf_lessons.models import ArtefactError, load_card, load_model, save_model
-from rlhf_lessons.utils import file_mode, load_checkpoint, remove_leftovers
+from rlhf_lessons.core.config import REPO_ROOT, LessonConfig, OptimisationConfig, RewardConfig
+from rlhf_lessons.core.models import ArtefactError, load_card, load_model, save_model
+from rlhf_lessons.core.utils import file_mode, load_checkpoint, remove_leftovers
+from rlhf_lessons.course import artefacts as A
+from rlhf_lessons.train import ppo
+from rlhf_lessons.train import rollout as rl
 
 CFG = LessonConfig.from_env()
 
@@ -173,7 +172,7 @@ def test_leftovers_of_a_killed_save_are_removed_but_fresh_ones_kept(tmp_path):
 
 # ---------------------------------------------------------------- resume settings
 def test_sft_resumes_only_its_own_settings(tmp_path, tiny, capsys):
-    from rlhf_lessons.sft import train_sft
+    from rlhf_lessons.train.sft import train_sft
 
     model, tok = tiny
     first = train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=2,
@@ -195,7 +194,7 @@ def test_sft_resumes_only_its_own_settings(tmp_path, tiny, capsys):
 
 
 def test_pretraining_does_not_resume_another_model(tmp_path, capsys):
-    from rlhf_lessons.pretrain import pretrain
+    from rlhf_lessons.train.pretrain import pretrain
 
     def cfg(steps, n_embd=64):
         return dataclasses.replace(CFG, pretrain=dataclasses.replace(CFG.pretrain, steps=steps),
@@ -290,7 +289,7 @@ def test_ship_judge_without_shipping_keeps_its_metrics(monkeypatch):
 
 # ---------------------------------------------------------------- the Hub, for models
 def test_the_gpu_preset_without_the_hub_fails_at_once_with_what_to_do(monkeypatch):
-    from rlhf_lessons import hub
+    from rlhf_lessons.core import hub
 
     monkeypatch.setattr(hub, "_HUB_CACHE", [(False, "no route to host (test)")])
     gpu = dataclasses.replace(CFG, preset="gpu", model=dataclasses.replace(

@@ -18,8 +18,9 @@ import nbclient
 import nbformat
 import pytest
 
-from rlhf_lessons import data, hub, runner, utils
-from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.core import data, hub, utils
+from rlhf_lessons.core.config import REPO_ROOT
+from rlhf_lessons.course import runner
 
 
 # --------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_require_hub_names_what_needs_it_and_how_to_run_offline(online):
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tok():
-    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.course.artefacts import PRETRAINED_DIR, load_tokenizer
 
     return load_tokenizer(PRETRAINED_DIR, padding_side="right")
 
@@ -241,7 +242,8 @@ LONG_TEXTS = [
 
 @pytest.mark.parametrize("max_len", [8, 32, 128])
 def test_cutting_before_tokenising_gives_the_same_tokens(tok, max_len):
-    from rlhf_lessons import batching, reward
+    from rlhf_lessons.core import batching
+    from rlhf_lessons.train import reward
 
     assert all(len(t) > max_len * batching.CHARS_PER_TOKEN_CAP for t in LONG_TEXTS)
     ids, n_cut = reward.encode(tok, LONG_TEXTS + ["short"], max_len)
@@ -253,7 +255,7 @@ def test_cutting_before_tokenising_gives_the_same_tokens(tok, max_len):
 
 
 def test_a_5_mb_answer_prepares_in_about_a_second(tok):
-    from rlhf_lessons import reward
+    from rlhf_lessons.train import reward
 
     big = "This answer goes on and on. " * (5_000_000 // 28)
     rows = [{"prompt": "\n\nHuman: Tell me a story.\n\nAssistant:", "chosen_response": big,

@@ -10,11 +10,12 @@ import os
 
 import pytest
 
-from rlhf_lessons import artefacts as A
-from rlhf_lessons import plots, prompts
-from rlhf_lessons.config import LessonConfig
-from rlhf_lessons.evaluate import subset_counts
-from rlhf_lessons.runner import output_noise
+from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.course import artefacts as A
+from rlhf_lessons.course import plots
+from rlhf_lessons.course.runner import output_noise
+from rlhf_lessons.measure.evaluate import subset_counts
+from rlhf_lessons.train import prompts
 
 
 @pytest.mark.parametrize("value, expect", [("1", True), ("yes", True), ("0", False),

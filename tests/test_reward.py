@@ -1,4 +1,4 @@
-"""Tests for the judge (rlhf_lessons.reward, rlhf_lessons.rewrites): notebook 03."""
+"""Tests for the judge (rlhf_lessons.train.reward, rlhf_lessons.measure.rewrites): notebook 03."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_lessons import artefacts as A
-from rlhf_lessons import batching as B
-from rlhf_lessons import evaluate as E
-from rlhf_lessons import lean_gpt2, rewrites
-from rlhf_lessons import reward as R
-from rlhf_lessons import rollout as rl
-from rlhf_lessons.models import load_card, load_model, save_model
+from rlhf_lessons.core import batching as B
+from rlhf_lessons.core import data, lean_gpt2
+from rlhf_lessons.core.models import load_card, load_model, save_model
+from rlhf_lessons.course import artefacts as A
+from rlhf_lessons.measure import evaluate as E
+from rlhf_lessons.measure import rewrites
+from rlhf_lessons.train import reward as R
+from rlhf_lessons.train import rollout as rl
 
 
 def tiny_backbone(vocab: int = 16, seed: int = 0):
@@ -33,7 +34,7 @@ def tiny_judge(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def tok():
-    from rlhf_lessons.artefacts import PRETRAINED_DIR, load_tokenizer
+    from rlhf_lessons.course.artefacts import PRETRAINED_DIR, load_tokenizer
 
     return load_tokenizer(PRETRAINED_DIR, padding_side="right")
 
@@ -131,7 +132,7 @@ def test_inference_in_slices_gives_the_same_scores(monkeypatch):
 
 
 def test_scoring_stays_fp32_where_training_uses_bf16(monkeypatch):
-    import rlhf_lessons.utils as U
+    import rlhf_lessons.core.utils as U
 
     monkeypatch.setattr(U, "use_bf16", lambda device: True)  # as on a bf16 machine
     model = tiny_judge()
@@ -168,7 +169,7 @@ def synthetic_pairs(n: int, seed: int):
 
 
 def small_cfg(**kw):
-    from rlhf_lessons.config import RewardConfig
+    from rlhf_lessons.core.config import RewardConfig
 
     base = dict(batch_size=8, lr=3e-3, max_steps=40, eval_every=0, max_len=32)
     base.update(kw)
@@ -295,7 +296,7 @@ def test_left_truncation_keeps_the_end_and_the_eos(tok):
 def test_prepare_pairs_accepts_a_learners_preference_file(tmp_path, tok):
     import json
 
-    from rlhf_lessons.data import load_preference_file
+    from rlhf_lessons.core.data import load_preference_file
 
     p = tmp_path / "mine.jsonl"
     lines = [{"chosen": "\n\nHuman: hi\n\nAssistant: Hello! How can I help?",
@@ -411,7 +412,7 @@ def test_judge_effects_with_the_course_judge_as_score_fn(tok):
 @pytest.mark.slow
 def test_default_judge_beats_the_length_only_judge(request):
     """Default preset: the judge must beat the length-only judge on held-out pairs."""
-    from rlhf_lessons.config import preset
+    from rlhf_lessons.core.config import preset
 
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("default-preset quality check (minutes): run `pytest -m slow`")
@@ -427,10 +428,10 @@ def test_default_judge_beats_the_length_only_judge(request):
 
 def test_stratified_sample_by_hand():
     subsets = ["a"] * 6 + ["b"] * 3 + ["c"] * 1
-    idx = E.stratified_sample(subsets, 5, seed=0)
+    idx = data.stratified_sample(subsets, 5, seed=0)
     picked = [subsets[i] for i in idx]
     assert (picked.count("a"), picked.count("b"), picked.count("c")) == (3, 2, 0)  # 3/1.5/0.5
     assert list(idx) == sorted(set(idx)) and len(idx) == 5
-    assert list(E.stratified_sample(subsets, 5, seed=0)) == list(idx)
-    assert any(list(E.stratified_sample(subsets, 5, seed=s)) != list(idx) for s in range(1, 6))
-    assert len(E.stratified_sample(subsets, 50, seed=0)) == 10  # never more than there are
+    assert list(data.stratified_sample(subsets, 5, seed=0)) == list(idx)
+    assert any(list(data.stratified_sample(subsets, 5, seed=s)) != list(idx) for s in range(1, 6))
+    assert len(data.stratified_sample(subsets, 50, seed=0)) == 10  # never more than there are

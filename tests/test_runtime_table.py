@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from rlhf_lessons.config import REPO_ROOT
+from rlhf_lessons.core.config import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location("runtime_table",
                                                REPO_ROOT / "scripts" / "runtime_table.py")

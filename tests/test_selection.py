@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rlhf_lessons import selection as S
+from rlhf_lessons.measure import selection as S
 
 
 def test_best_of_n_matches_brute_force_over_all_subsets():

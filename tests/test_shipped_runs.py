@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from rlhf_lessons import artefacts as A
-from rlhf_lessons.config import LessonConfig, ModelConfig
-from rlhf_lessons.models import build_gpt2
-from rlhf_lessons.utils import weights_only
+from rlhf_lessons.core.config import LessonConfig, ModelConfig
+from rlhf_lessons.core.models import build_gpt2
+from rlhf_lessons.core.utils import weights_only
+from rlhf_lessons.course import artefacts as A
 
 
 def test_weights_only_drops_optimiser_and_keeps_tied_tensors_tied():
@@ -51,8 +51,8 @@ def test_from_shipped_copies_once_and_never_with_retrain(tmp_path, monkeypatch):
 
 
 def _dpo_case():
-    from rlhf_lessons.budgets import DPOConfig
-    from rlhf_lessons.reward import pairset_from_ids
+    from rlhf_lessons.core.config import DPOConfig
+    from rlhf_lessons.train.reward import pairset_from_ids
 
     torch.manual_seed(0)
     mc = ModelConfig(name="tiny", n_layer=1, n_embd=16, n_head=2, n_positions=32)
@@ -64,7 +64,7 @@ def _dpo_case():
 
 
 def test_a_slim_finished_dpo_run_loads_without_training(tmp_path, capsys):
-    from rlhf_lessons.dpo import train_dpo
+    from rlhf_lessons.train.dpo import train_dpo
 
     policy, pairs, cfg = _dpo_case()
     ref = copy.deepcopy(policy)
@@ -87,11 +87,11 @@ def test_a_slim_finished_dpo_run_loads_without_training(tmp_path, capsys):
 
 
 def test_a_slim_finished_ppo_run_loads_whatever_its_score_norm(tmp_path):
-    from rlhf_lessons import ppo
-    from rlhf_lessons import rollout as rl
-    from rlhf_lessons.artefacts import PRETRAINED_DIR
-    from rlhf_lessons.models import load_tokenizer
-    from rlhf_lessons.config import preset
+    from rlhf_lessons.core.config import preset
+    from rlhf_lessons.core.models import load_tokenizer
+    from rlhf_lessons.course.artefacts import PRETRAINED_DIR
+    from rlhf_lessons.train import ppo
+    from rlhf_lessons.train import rollout as rl
 
     fast = preset("fast")
     tok = load_tokenizer(PRETRAINED_DIR)

@@ -4,7 +4,7 @@ probe_effects with a fake judge whose answer we know."""
 import numpy as np
 import pytest
 
-from rlhf_lessons import sycophancy as S
+from rlhf_lessons.measure import sycophancy as S
 
 P = "\n\nHuman: Is the sky blue?\n\nAssistant:"
 A = "Yes, it is blue. Light scatters."

@@ -12,10 +12,9 @@ import torch
 import trl
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from rlhf_lessons import hub
-from rlhf_lessons.budgets import GraduateConfig
-from rlhf_lessons.config import REPO_ROOT, preset
-from rlhf_lessons.preference_formats import (
+from rlhf_lessons.core import hub
+from rlhf_lessons.core.config import REPO_ROOT, GraduateConfig, preset
+from rlhf_lessons.core.preference_formats import (
     HH_CHAT_TEMPLATE,
     RowFormatError,
     hh_messages,
@@ -23,8 +22,8 @@ from rlhf_lessons.preference_formats import (
     split_pair,
     trl_row,
 )
-from rlhf_lessons.reward import PairSet
-from rlhf_lessons.trl_bridge import (
+from rlhf_lessons.train.reward import PairSet
+from rlhf_lessons.train.trl_bridge import (
     METRIC_NAMES,
     fitting_rows,
     implicit_reward_accuracy,
@@ -75,7 +74,7 @@ def test_an_open_assistant_turn_adds_no_message():
 
 
 def test_the_hh_chat_template_renders_messages_as_the_transcript():
-    from rlhf_lessons.artefacts import course_tokenizer
+    from rlhf_lessons.course.artefacts import course_tokenizer
 
     tok = course_tokenizer()
     tok.chat_template = HH_CHAT_TEMPLATE
@@ -168,7 +167,7 @@ def test_every_trl_name_in_the_map_is_one_trl_logs():
 
 
 def test_our_ppo_names_in_the_map_are_the_course_ppo_keys():
-    ppo = (REPO_ROOT / "rlhf_lessons" / "ppo.py").read_text()
+    ppo = (REPO_ROOT / "rlhf_lessons" / "train" / "ppo.py").read_text()
     ours = [o for t, o, _, _ in METRIC_NAMES if t == "ppo/grpo" and "/" in o]
     assert ours and all(f'"{o}"' in ppo for o in ours), ours
     assert list(metric_names().columns) == ["trainer", "ours", "TRL", "meaning"]

@@ -25,7 +25,7 @@ exercise yourself first: the check's hint is there to help.
 """
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 # %% [markdown]
 r"""

@@ -24,7 +24,7 @@ questions and the "Try it" prompt. The cells tagged `solution` are the ones
 """
 
 # %%
-from rlhf_lessons import checks
+from rlhf_lessons.course import checks
 
 # %% [markdown]
 """

@@ -26,7 +26,7 @@ lesson's stubs (same `ex-...` tag). The answers point at the numbers of
 """
 
 # %%
-from rlhf_lessons import checks_findings as checks
+from rlhf_lessons.course import checks
 
 # %% [markdown]
 """

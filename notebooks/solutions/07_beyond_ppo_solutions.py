@@ -25,7 +25,7 @@ answers point at the numbers of *your* run: they depend on the preset.
 """
 
 # %%
-from rlhf_lessons import checks_findings as checks
+from rlhf_lessons.course import checks
 
 # %% [markdown]
 """
