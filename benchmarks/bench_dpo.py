@@ -64,7 +64,7 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
                     epochs=WB.DPO_EPOCHS, max_grad_norm=WB.DPO_MAX_GRAD_NORM)
     t0 = time.perf_counter()
     log = train_dpo(policy, ref, pairs, cfg, pad_id=tok.pad_token_id, seed=W.SEED,
-                    show_progress=False)
+                    show_progress=False).metrics
     train_s = time.perf_counter() - t0
     acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy.eval(), ref), held,
                               tok.pad_token_id)

@@ -58,7 +58,8 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
         t0 = time.perf_counter()
         # beta 0: no reference model, as TRL (ref_policy=None skips its forward pass)
         m = train_group_pg(policy, None, reward_model, tok, prompts, g, cfg,
-                           seed=W.SEED + seed, prompt_ids=prompt_ids, show_progress=False)
+                           seed=W.SEED + seed, prompt_ids=prompt_ids,
+                           show_progress=False).metrics
         train_s = time.perf_counter() - t0
         after = WB.grpo_heldout_reward(policy, reward_model, tok, prompt_ids)
         runs.append({"seed": seed, "train_s": round(train_s, 3),

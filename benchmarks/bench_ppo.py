@@ -72,7 +72,7 @@ def run_ours(peer: Path, threads: int = 2) -> dict:
     episodes = int(m["episodes"].iloc[-1])
     tokens = int(m["tokens_generated"].sum())
     gen_s = float(m["gen_s"].sum())
-    upd = m["time_s"].diff().fillna(m["time_s"].iloc[0]).tolist()
+    upd = m["elapsed_s"].diff().fillna(m["elapsed_s"].iloc[0]).tolist()
     steady = upd[1:] if len(upd) > 1 else upd
     keys = ["objective/kl", "objective/entropy", "objective/scores", "objective/rlhf_reward",
             "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg",

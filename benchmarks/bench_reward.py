@@ -54,7 +54,7 @@ def run(peer: Path, threads: int = 2) -> dict:
     t0 = time.perf_counter()
     metrics = R.train_reward_model(model, train, rc, device, seed=W.SEED,
                                    pad_id=tok.pad_token_id, show_progress=False,
-                                   log_every=16)
+                                   log_every=16).metrics
     train_s = time.perf_counter() - t0
     model.eval()
 

@@ -208,7 +208,7 @@ import math
 from rlhf_lessons.course.artefacts import demo_dir, loaded_or_trained
 from rlhf_lessons.train.pretrain import pretrain
 
-steps = cfg.pretrain.demo_steps
+steps = cfg.budget.pretrain_demo_steps
 demo_cfg = dataclasses.replace(
     cfg, pretrain=dataclasses.replace(
         cfg.pretrain, steps=steps, batch_size=8, eval_every=steps,
@@ -218,7 +218,7 @@ done_before = (run_dir / "checkpoint.pt").exists()
 demo = pretrain(demo_cfg, run_dir, tokenizer=course_tok, final_eval_windows=16)
 loaded_or_trained("the pretraining demo", run_dir / "checkpoint.pt",
                   not done_before, time.time() - t_run);
-demo_df = pd.DataFrame(demo["metrics"])
+demo_df = demo.metrics
 start, end = demo_df["loss"].iloc[:3].mean(), demo_df["loss"].iloc[-3:].mean()
 print(f"training loss, mean of the first 3 steps {start:.2f} -> last 3 "
       f"{end:.2f} (a uniform guess: {math.log(len(course_tok)):.2f})")
@@ -239,7 +239,7 @@ from rlhf_lessons.course.plots import plot_metrics
 
 shipped = shipped_training_log("pretrained")
 card = shipped["figures"]
-full_df = pd.DataFrame(shipped.get("metrics", demo["metrics"]))
+full_df = pd.DataFrame(shipped.get("metrics", demo.metrics))
 axes = plot_metrics(full_df, ["loss", "eval_loss"], smooth=20)
 print(f"shipped run: {card['steps']} steps, {card['tokens_seen'] / 1e6:.1f}M "
       f"tokens in {card['wall_s']:.0f} s; held-out ppl {card['eval_ppl']:.1f} "
@@ -286,7 +286,7 @@ helpful = [i for i in range(len(eval_ds))
 short = sorted(helpful, key=lambda i: len(eval_ds[i]["prompt"]))
 demo_prompts = [eval_ds[i]["prompt"] for i in short[100:700:150]]
 seed_everything(cfg.seed)
-before = generate(pretrained, tok, demo_prompts, cfg.sft.max_new_tokens,
+before = generate(pretrained, tok, demo_prompts, cfg.budget.sft_new_tokens,
                   temperature=0.7, seed=cfg.seed)
 pd.set_option("display.max_colwidth", 200)
 pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
@@ -296,7 +296,7 @@ pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
 invented = sum("Human:" in t for t in before.texts)
 print(f"{invented} of {len(before.texts)} answers invent a 'Human:' turn;",
       f"{int(before.finished.sum())} stop on their own (EOS) within",
-      f"{cfg.sft.max_new_tokens} tokens")
+      f"{cfg.budget.sft_new_tokens} tokens")
 
 # %% [markdown]
 """
@@ -399,10 +399,10 @@ from rlhf_lessons.train.sft import train_sft
 sft_dir, t_run = demo_dir(cfg, "sft_demo"), time.time()
 done_before = (sft_dir / "checkpoint.pt").exists()
 demo_sft = train_sft(cfg, model=copy.deepcopy(pretrained), tokenizer=tok,
-                     run_dir=sft_dir, max_steps=cfg.sft.demo_steps)
+                     run_dir=sft_dir, max_steps=cfg.budget.sft_demo_steps)
 loaded_or_trained("the SFT demo", sft_dir / "checkpoint.pt", not done_before,
                   time.time() - t_run);
-sft_demo_df = pd.DataFrame(demo_sft["metrics"])
+sft_demo_df = demo_sft.metrics
 print(f"answer-token loss: step 1 {sft_demo_df['loss'].iloc[0]:.2f}, "
       f"step {len(sft_demo_df)} {sft_demo_df['loss'].iloc[-1]:.2f} (one "
       "batch each: noisy; the shipped run's curve is below)")
@@ -422,7 +422,7 @@ when notebooks 04 and 05 watch answer lengths.
 # %%
 sft_model, _ = load_policy(cfg, "sft", device)
 sft_log = shipped_training_log("sft")
-sft_df = pd.DataFrame(sft_log.get("metrics", demo_sft["metrics"]))
+sft_df = pd.DataFrame(sft_log.get("metrics", demo_sft.metrics))
 axes = plot_metrics(sft_df, ["loss"], smooth=20)
 axes[0].set_ylabel("answer-token loss")
 fig_ = sft_log["figures"]
@@ -441,7 +441,7 @@ eval answers that end within the same token budget as the SFT data).
 
 # %%
 seed_everything(cfg.seed)
-after = generate(sft_model, tok, demo_prompts, cfg.sft.max_new_tokens,
+after = generate(sft_model, tok, demo_prompts, cfg.budget.sft_new_tokens,
                  temperature=0.7, seed=cfg.seed)
 pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
               "pretrained": before.texts, "after SFT": after.texts})
@@ -464,7 +464,7 @@ for name, ev in (("pretrained", ev_pre), ("SFT", ev_sft)):
     lo, hi = wilson_ci(round(ev["eos_rate"] * n_eos), n_eos)
     print(f"{name:>10} EOS rate {ev['eos_rate']:.2f} (95% CI {lo:.2f}-"
           f"{hi:.2f}, n = {n_eos} held-out prompts, "
-          f"{cfg.sft.max_new_tokens} tokens)")
+          f"{cfg.budget.sft_new_tokens} tokens)")
 compare
 
 # %%
@@ -533,7 +533,8 @@ tokens. Greedy decoding is temperature 0.
 # %%
 from rlhf_lessons.course.widgets import make_generation_widget
 
-make_generation_widget(sft_model, tok, max_new_tokens=cfg.sft.max_new_tokens)
+make_generation_widget(sft_model, tok,
+                       max_new_tokens=cfg.budget.sft_new_tokens)
 
 # %% [markdown]
 r"""

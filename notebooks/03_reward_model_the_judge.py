@@ -260,9 +260,9 @@ print("eval :", eval_pairs.summary())
 
 The trainer sorts pairs by length into batches (less padding), runs chosen and
 rejected through the model in **one** forward pass, clips the gradient norm at
-`max_grad_norm`, and decays the learning rate linearly to 0. Here it runs for
-only `cfg.reward.demo_steps` steps, then is scored on held-out pairs drawn
-across the four subsets (seeded).
+`max_grad_norm`, and decays the learning rate linearly to 0. Here it runs
+for only `cfg.budget.judge_demo_steps` steps, then is scored on held-out
+pairs drawn across the four subsets (seeded).
 """
 
 # %%
@@ -273,7 +273,7 @@ import pandas as pd
 from rlhf_lessons.measure import evaluate as E
 from rlhf_lessons.core.data import stratified_sample
 
-steps = cfg.reward.demo_steps
+steps = cfg.budget.judge_demo_steps
 demo_cfg = dataclasses.replace(cfg.reward, max_steps=steps, eval_every=steps)
 pick = stratified_sample(eval_pairs.subset, 4 * cfg.reward.batch_size,
                          cfg.seed)
@@ -282,7 +282,7 @@ print("held-out pairs per subset:",
       pd.Series(demo_eval.subset).value_counts().sort_index().to_dict())
 demo_metrics = R.train_reward_model(
     judge, train_pairs, demo_cfg, device, seed=cfg.seed,
-    eval_pairs=demo_eval, pad_id=tok.pad_token_id)
+    eval_pairs=demo_eval, pad_id=tok.pad_token_id).metrics
 train_rows = demo_metrics.dropna(subset=["loss"])  # the eval row has none
 train_rows[["step", "loss", "accuracy", "margin"]].round(3).tail(3)
 
@@ -426,8 +426,8 @@ E.most_wrong(eval_pairs, ev, k=5)
 
 A controlled rewrite changes **one** surface feature of the same answer and
 keeps everything else. If the score moves, the judge pays for that feature.
-We take `cfg.reward.n_probe` chosen eval answers, drawn across the four
-subsets (seeded), and rewrite each one five
+We take `cfg.budget.judge_probe_answers` chosen eval answers, drawn across
+the four subsets (seeded), and rewrite each one five
 ways (`rewrites.REWRITES`); each effect is a paired difference, rewrite minus
 the original answer, on the answers a rewrite changes.
 """
@@ -443,7 +443,8 @@ for name, text in rewrites.rewrite_all(example).items():
 from rlhf_lessons.course.artefacts import judge_reward_fn
 
 judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
-idx = stratified_sample(eval_pairs.subset, cfg.reward.n_probe, cfg.seed)
+idx = stratified_sample(eval_pairs.subset, cfg.budget.judge_probe_answers,
+                        cfg.seed)
 probe_subsets = (pd.Series(eval_pairs.subset).iloc[idx].value_counts()
                  .sort_index().to_dict())
 print("answers per subset:", probe_subsets)
@@ -484,7 +485,7 @@ from rlhf_lessons.measure.evaluate import subset_counts
 from rlhf_lessons.train.rollout import normalise
 
 policy, ptok = load_policy(cfg, stage="sft", device=device)
-ref_table = ppo_prompt_table(cfg, "train", ptok, n=cfg.ppo.n_ref_prompts)
+ref_table = ppo_prompt_table(cfg, "train", ptok, n=cfg.budget.ref_prompts)
 ref_answers = E.sample_and_score(policy, judge_fn, ptok,
                                  ref_table["prompt"].tolist(), cfg.ppo,
                                  seed=cfg.seed)

@@ -137,7 +137,7 @@ from rlhf_lessons.train.prompts import ppo_prompt_table, ppo_prompts
 from rlhf_lessons.measure.evaluate import subset_counts
 
 train_prompts = ppo_prompts(cfg, "train", tok)
-eval_table = ppo_prompt_table(cfg, "eval", tok, n=cfg.ppo.n_eval_prompts,
+eval_table = ppo_prompt_table(cfg, "eval", tok, n=cfg.budget.eval_prompts,
                               exclude=train_prompts)
 eval_prompts = eval_table["prompt"].tolist()
 eval_subsets = subset_counts(eval_table["subset"])
@@ -155,7 +155,7 @@ so the two notebooks print the same two numbers.
 """
 
 # %%
-ref_table = ppo_prompt_table(cfg, "train", tok, n=cfg.ppo.n_ref_prompts)
+ref_table = ppo_prompt_table(cfg, "train", tok, n=cfg.budget.ref_prompts)
 ref_train = E.sample_and_score(ref_policy, judge_fn, tok,
                                ref_table["prompt"].tolist(), cfg.ppo,
                                seed=cfg.seed)
@@ -629,14 +629,14 @@ import dataclasses
 from rlhf_lessons.course.artefacts import loaded_or_trained
 
 rule_policy = copy.deepcopy(policy)
-rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.ppo.sanity_updates)
+rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.budget.ppo_sanity_updates)
 rule_ck, t_run = ppo_checkpoint(cfg, "rule"), time.time()
 rule_run = ppo.train_ppo(
     rule_policy, ref_policy, rl.make_value_model(policy=rule_policy),
     rule_reward, tok, train_prompts, rule_cfg, seed=cfg.seed,
     checkpoint=rule_ck)
 loaded_or_trained("the rule-reward PPO run", rule_ck,
-                  rule_run.resumed_from < len(rule_run.metrics),
+                  rule_run.trained_now,
                   time.time() - t_run);
 
 # %%
@@ -658,7 +658,7 @@ from rlhf_lessons.course.plots import plot_metrics
 import matplotlib.pyplot as plt
 
 axes = plot_metrics(rule_run.metrics, ["objective/raw_scores", "objective/kl"],
-                    x="update")
+                    x="step")
 axes[0].set_title("Rule reward: 'you' per answer")
 plt.close(axes[0].figure)
 axes[0].figure
@@ -686,8 +686,8 @@ run = ppo.train_ppo(policy, ref_policy, value_model, judge_fn, tok,
                     train_prompts, cfg.ppo, seed=cfg.seed, score_norm=stats,
                     checkpoint=judge_ck)
 loaded_or_trained("the PPO run against the judge", judge_ck,
-                  run.resumed_from < len(run.metrics), time.time() - t_run);
-cols = ["update", "objective/scores", "objective/kl", "objective/entropy",
+                  run.trained_now, time.time() - t_run);
+cols = ["step", "objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "val/eos_rate", "response_length"]
 run.metrics[cols].iloc[[0, len(run.metrics) // 2, -1]].round(2)
 
@@ -703,7 +703,7 @@ rate** tell whether the judge is being pleased by length alone.
 # %%
 keys = ["objective/scores", "objective/kl", "objective/entropy",
         "policy/clipfrac_avg", "response_length", "val/eos_rate"]
-axes = plot_metrics(run.metrics, keys, x="update")
+axes = plot_metrics(run.metrics, keys, x="step")
 plt.close(axes[0].figure)
 axes[0].figure
 
@@ -769,7 +769,7 @@ run_b = ppo.train_ppo(policy_b, ref_policy, rl.make_value_model(reward_model=jud
                       judge_fn, tok, train_prompts, cfg.ppo, seed=cfg.seed + 1000,
                       score_norm=stats, checkpoint=judge_ck_b)
 loaded_or_trained("the second PPO run against the judge", judge_ck_b,
-                  run_b.resumed_from < len(run_b.metrics), time.time() - t_run)
+                  run_b.trained_now, time.time() - t_run)
 eval_b = E.sample_and_score(policy_b, judge_fn, tok, eval_prompts, cfg.ppo,
                             seed=cfg.seed + 1, ref_policy=ref_policy)
 d_b = E.mean_with_error((eval_b.score - ref_eval.score) / ref_std, seed=cfg.seed)
@@ -854,7 +854,7 @@ from functools import partial
 from rlhf_lessons.course.widgets import make_kl_explorer
 
 variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
-                  train_prompts, cfg.ppo, n_updates=cfg.ppo.explore_updates,
+                  train_prompts, cfg.ppo, n_updates=cfg.budget.ppo_explore_updates,
                   seed=cfg.seed, value_init=judge, score_norm=stats)
 make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
                  run.metrics, kl_coef=4 * cfg.ppo.kl_coef, kl_estimator="k3")

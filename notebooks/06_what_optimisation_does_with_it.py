@@ -596,7 +596,7 @@ run = ppo.train_ppo(policy, ref_policy, value_model, biased, tok,
                     train_prompts, ppo_cfg, seed=cfg.seed,
                     n_updates=oc.ppo_updates, score_norm=heads[b_max]["stats"],
                     checkpoint=ck, desc=f"PPO vs the b={b_max:g} judge")
-run.metrics[["update", "objective/scores", "objective/kl"]].round(3).tail(3)
+run.metrics[["step", "objective/scores", "objective/kl"]].round(3).tail(3)
 
 # %% [markdown]
 """

@@ -354,15 +354,15 @@ grpo_policy = copy.deepcopy(ref_policy)
 with PeakRSS() as grpo_mem:
     grpo_log = train_group_pg(grpo_policy, ref_policy, judges["proxy"], tok,
                               train_prompts, bc.group, cfg.ppo, seed=cfg.seed,
-                              score_norm=norms["proxy"])
-grpo_log[["update", "objective/scores", "objective/kl", "response_length",
+                              score_norm=norms["proxy"]).metrics
+grpo_log[["step", "objective/scores", "objective/kl", "response_length",
           "frac_reward_zero_std"]].round(3).tail(4)
 
 # %%
 from rlhf_lessons.course import plots
 
 axes = plots.plot_metrics(grpo_log, ["objective/scores", "objective/kl"],
-                          x="update")
+                          x="step")
 
 # %%
 measure("grpo", grpo_policy)
@@ -481,7 +481,7 @@ ck = beyond_checkpoint(cfg, "dpo", {**dataclasses.asdict(bc.dpo),
 with PeakRSS() as dpo_mem:
     dpo_log = train_dpo(dpo_policy, ref_policy, train_pairs, bc.dpo,
                         pad_id=tok.pad_token_id, device=device,
-                        seed=cfg.seed, checkpoint=ck)
+                        seed=cfg.seed, checkpoint=ck).metrics
 dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins",
          "logps/chosen", "logps/rejected"]].round(3).tail(4)
 
@@ -571,9 +571,9 @@ here, so its memory is left blank: `RETRAIN = True` measures it.
 
 # %%
 wall = {"sft": 0.0, "best_of_n": bon_mem.wall_s,
-        "grpo": float(grpo_log["time_s"].iloc[-1]),
+        "grpo": float(grpo_log["elapsed_s"].iloc[-1]),
         "dpo": float(dpo_log["elapsed_s"].iloc[-1]),
-        "ppo": float(ppo_run.metrics["time_s"].iloc[-1])}
+        "ppo": float(ppo_run.metrics["elapsed_s"].iloc[-1])}
 # loaded finished: the block took far less than the run's own training time
 ran_here = {m: blk.wall_s > wall[m] / 2 for m, blk in
             (("grpo", grpo_mem), ("dpo", dpo_mem), ("ppo", ppo_mem))}

@@ -92,7 +92,7 @@ def judge_steps(policy, pairs, tok, device, n_steps, batch):
                       batch_size=batch, lr=1e-5)
     t0 = time.time()
     metrics = reward.train_reward_model(judge, pairs, rc, device, pad_id=tok.pad_token_id,
-                                        show_progress=False, max_steps=n_steps)
+                                        show_progress=False, max_steps=n_steps).metrics
     row = emit("judge", device, t0, steps=n_steps, pairs_per_s=round(
         n_steps * batch / max(time.time() - t0, 1e-9), 1),
         loss=round(float(metrics["loss"].iloc[-1]), 3))

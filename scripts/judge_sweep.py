@@ -64,7 +64,7 @@ def main() -> None:
         model = R.build_reward_model(backbone0, tok.pad_token_id, seed=cfg.seed)
         t0 = time.perf_counter()
         m = R.train_reward_model(model, fit, rc, device, seed=cfg.seed,
-                                 pad_id=tok.pad_token_id)
+                                 pad_id=tok.pad_token_id).metrics
         ev = judge_accuracy(model, val, device, tok.pad_token_id)
         row = {"name": name, "lr": lr, "epochs": epochs, "center_coef": cc,
                "val_accuracy": round(ev["accuracy"], 4),

@@ -27,7 +27,7 @@ import torch
 
 from rlhf_lessons.core.config import REPO_ROOT, LessonConfig
 from rlhf_lessons.core.models import load_card, load_model, save_model, sha256_of, write_checksums
-from rlhf_lessons.core.utils import atomic_torch_save, get_device, weights_only, write_json
+from rlhf_lessons.core.utils import atomic_torch_save, get_device, write_json
 from rlhf_lessons.course.artefacts import (
     NOTEBOOKS,
     PRETRAINED_DIR,
@@ -44,6 +44,7 @@ from rlhf_lessons.course.artefacts import (
 )
 from rlhf_lessons.measure.evaluate import accuracy_table, judge_accuracy, length_judge_directions
 from rlhf_lessons.train.pretrain import pretrain
+from rlhf_lessons.train.run import slim_for_shipping
 from rlhf_lessons.train.sft import evaluate_sft, train_sft
 
 
@@ -98,15 +99,16 @@ def ship_pretrain(args, cfg: LessonConfig) -> None:
                                                                     steps=args.steps))
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
-    out = pretrain(cfg, run_dir=pretrain_run_dir(cfg), max_minutes=args.minutes)
-    f = out["figures"]
+    run = pretrain(cfg, run_dir=pretrain_run_dir(cfg), max_minutes=args.minutes)
+    f = run["figures"]
     print(f"done: held-out ppl {f['eval_ppl']} vs unigram {f['unigram_eval_ppl']} "
           f"({f['unigram_eval_ppl'] / f['eval_ppl']:.1f}x lower), "
           f"{f['tokens_per_s']:.0f} tokens/s, {f['wall_s'] / 60:.1f} min")
     if args.no_ship:
         return
-    save_model(out["model"], out["tokenizer"], PRETRAINED_DIR,
-               card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+    save_model(run["model"], run["tokenizer"], PRETRAINED_DIR,
+               card={"figures": f, "metrics": run.metrics.to_dict("records"),
+                     "config": cfg.to_dict()},
                dtype=torch.float16)
     write_model_card(PRETRAINED_DIR, cfg, f, "pretrained",
                      extra="Made by `python scripts/ship.py pretrain` (resumable).")
@@ -118,21 +120,22 @@ def ship_sft(args, cfg: LessonConfig) -> None:
     """SFT from the shipped pretrained model (resumable) and ship it with its card."""
     device = get_device(cfg)
     model, tok = load_policy(cfg, "pretrained", device)
-    out = train_sft(cfg, model, tok, run_dir=sft_run_dir(cfg), max_steps=args.steps)
-    ev = evaluate_sft(cfg, out["model"], out["tokenizer"])
-    f = dict(out["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
+    run = train_sft(cfg, model, tok, run_dir=sft_run_dir(cfg), max_steps=args.steps)
+    ev = evaluate_sft(cfg, model, tok)
+    f = dict(run["figures"], eval_answer_loss=round(ev["answer_loss"], 4),
              eval_answer_ppl=round(ev["answer_ppl"], 2), eos_rate=round(ev["eos_rate"], 3),
              n_eos_prompts=ev["n_eos_prompts"])
     print(f"done: held-out answer ppl {f['eval_answer_ppl']}, EOS rate {f['eos_rate']:.2f} "
           f"on {f['n_eos_prompts']} held-out prompts, {f['wall_s'] / 60:.1f} min")
     for r in ev["samples"][:5]:
         print(repr(r["prompt"][-120:]), "->", repr(r["answer"]))
-    write_json(out["run_dir"] / "result.json", {"figures": f, "metrics": out["metrics"],
+    log = run.metrics.to_dict("records")
+    write_json(run["run_dir"] / "result.json", {"figures": f, "metrics": log,
                                                 "samples": ev["samples"][:20]})
     if args.no_ship:
         return
-    save_model(out["model"], out["tokenizer"], SFT_DIR,
-               card={"figures": f, "metrics": out["metrics"], "config": cfg.to_dict()},
+    save_model(model, tok, SFT_DIR,
+               card={"figures": f, "metrics": log, "config": cfg.to_dict()},
                dtype=torch.float16)
     table = {k: v for k, v in f.items() if k != "data"}  # "data" gets its own row
     write_model_card(SFT_DIR, cfg, table, "SFT", data=SFT_CARD_DATA.format(
@@ -286,10 +289,10 @@ def ship_runs(args, cfg: LessonConfig) -> None:
                 digest = sha256_of(out / "model.safetensors")
             else:
                 state = torch.load(src, map_location="cpu", weights_only=False)
-                if isinstance(state, dict) and "policy" in state:
-                    atomic_torch_save(weights_only(state), out)
-                    log = state.get("rows") or []
-                    secs = log[-1].get("elapsed_s", log[-1].get("time_s")) if log else None
+                if isinstance(state, dict) and "model" in state and "key" in state:
+                    atomic_torch_save(slim_for_shipping(state), out)
+                    log = state.get("metrics") or []
+                    secs = log[-1].get("elapsed_s") if log else None
                     what = (f"finished run, {len(log)} steps"
                             + (f", trained in {secs:.0f} s" if secs else ""))
                 else:
@@ -308,7 +311,7 @@ def ship_runs(args, cfg: LessonConfig) -> None:
         "settings (`artefacts.from_shipped`; the key in the name is a hash of every",
         "setting) and says so in one line. `RLHF_LESSONS_RETRAIN=1` (or `RETRAIN = True`",
         "in a notebook's first cell) trains them live instead. Trainer states are",
-        "slimmed to fp16 weights and their logs (`utils.weights_only`): they load, they",
+        "slimmed to fp16 weights and their logs (`train.run.slim_for_shipping`): they load, they",
         "cannot resume. Rebuilt, from the code, by",
         "",
         "    python scripts/ship.py runs",

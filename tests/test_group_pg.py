@@ -84,7 +84,7 @@ def test_end_to_end_rule_reward_rises_with_grpo_and_rloo():
         g = GroupPGConfig(advantage=kind, group_size=4, prompts_per_update=4,
                           n_updates=30, lr=3e-3, kl_coef=0.01, inner_epochs=2)
         df = gp.train_group_pg(policy, ref, count_target, tok, prompts, g, cfg,
-                               prompt_ids=prompt_ids, show_progress=False)
+                               prompt_ids=prompt_ids, show_progress=False).metrics
         s = df["objective/raw_scores"]
         first, last = s.iloc[:5].mean(), s.iloc[-5:].mean()
         print(f"{kind}: first 5 updates {first:.2f}, last 5 {last:.2f}")
@@ -103,13 +103,14 @@ def test_zero_variance_groups_are_skipped_and_the_first_ratio_is_one():
     policy = build_gpt2(32, fast.model, tok.eos_token_id, seed=0)
     ref = copy.deepcopy(policy)
     flat = gp.train_group_pg(policy, ref, lambda p, r: [1.0] * len(r), tok, prompts, g,
-                             cfg, prompt_ids=prompt_ids, show_progress=False)
+                             cfg, prompt_ids=prompt_ids, show_progress=False).metrics
     assert flat["frac_reward_zero_std"].tolist() == [1.0, 1.0]
     for a, b in zip(policy.parameters(), ref.parameters()):
         assert torch.equal(a, b)  # every group skipped: no step taken
     # a varying reward, one pass per rollout: the ratio of that pass is 1
     df = gp.train_group_pg(policy, ref, lambda p, r: [float(len(x)) for x in r], tok,
-                           prompts, g, cfg, prompt_ids=prompt_ids, show_progress=False)
+                           prompts, g, cfg, prompt_ids=prompt_ids,
+                           show_progress=False).metrics
     assert df["val/ratio"].tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
     assert df["policy/clipfrac_avg"].tolist() == [0.0, 0.0]
 
@@ -137,5 +138,5 @@ def test_no_reference_model_only_without_a_kl_term():
                           cfg, prompt_ids=prompt_ids, show_progress=False)
     g = GroupPGConfig(group_size=2, prompts_per_update=2, n_updates=2, kl_coef=0.0)
     df = gp.train_group_pg(policy, None, reward, tok, prompts, g, cfg,
-                           prompt_ids=prompt_ids, show_progress=False)
+                           prompt_ids=prompt_ids, show_progress=False).metrics
     assert df["objective/kl"].isna().all() and len(df) == 2

@@ -196,7 +196,7 @@ def test_relabel_by_swaps_where_the_judge_disagrees():
 def _run(name, answers, golds):
     samples = pd.DataFrame({"prompt": ["p1", "p2"], "answer": answers,
                             "gold_score": golds})
-    metrics = pd.DataFrame({"update": [1, 2], "objective/scores": [0.1, 0.2],
+    metrics = pd.DataFrame({"step": [1, 2], "objective/scores": [0.1, 0.2],
                             "objective/kl": [0.0, 0.5]})
     return O.RunRecord(name, 0.0, metrics, pd.DataFrame(), samples)
 
@@ -273,7 +273,7 @@ def test_beta_sweep_end_to_end_and_resume(tmp_path):
     assert sorted(runs) == [0.0, 0.5]
     for beta, rec in runs.items():
         assert rec.beta == beta and rec.name == f"beta={beta:g}"
-        assert rec.points["update"].tolist() == [0, 1]
+        assert rec.points["step"].tolist() == [0, 1]
         first = rec.points.iloc[0]
         # the reference is the origin: no KL, scores 0 in its own units. The sampled
         # logprobs (KV cache, one token at a time) and the reference's (one full

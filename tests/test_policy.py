@@ -190,7 +190,7 @@ def test_pretrain_runs_and_resumes(tmp_path, capsys):
     assert first["figures"]["steps"] == 2
     pretrain(steps(4), tmp_path, show_progress=False)
     out = capsys.readouterr().out
-    assert "resuming from" in out and "at step 2/4" in out
+    assert "resuming pretraining" in out and "after step 2/4" in out
     second = json.loads((tmp_path / "result.json").read_text())
     assert [m["step"] for m in second["metrics"]] == [1, 2, 3, 4]
 

@@ -243,7 +243,7 @@ def test_entropy_nonnegative_with_padding(tiny, fast):
     adv = ppo.compute_advantages(ro, cfg.kl_coef, cfg)
     row = ppo.metrics_row(ro, adv, {k: 0.0 for k in (
         "approxkl", "clipfrac", "entropy", "pg_loss", "vf_loss", "vf_clipfrac", "ratio")},
-        cfg.kl_coef, cfg.lr)
+        cfg.kl_coef)
     assert row["objective/entropy"] >= 0
 
 
@@ -286,8 +286,8 @@ def test_padding_never_leaks_into_rewards_advantages_losses(fast, est):
         torch.testing.assert_close(la[k], lb[k], msg=k)
     z = {k: 0.0 for k in ("approxkl", "clipfrac", "entropy", "pg_loss", "vf_loss",
                           "vf_clipfrac", "ratio")}
-    assert ppo.metrics_row(a, adv_a, z, 0.2, 1.0) == \
-        ppo.metrics_row(b, adv_b, z, 0.2, 1.0)
+    assert ppo.metrics_row(a, adv_a, z, 0.2) == \
+        ppo.metrics_row(b, adv_b, z, 0.2)
 
 
 def test_padding_tokens_do_not_change_model_outputs(tiny):

@@ -184,13 +184,13 @@ def test_sft_resumes_only_its_own_settings(tmp_path, tiny, capsys):
     said = capsys.readouterr().out
     # A finished run of the same settings just loads: no "resuming" line, no new steps.
     assert "other settings" not in said and "resuming" not in said
-    assert again["metrics"] == first["metrics"]
+    assert again.metrics.equals(first.metrics) and not again.trained_now
     assert (tmp_path / "checkpoint.pt").stat().st_mtime_ns == stamp  # not trained again
     out = train_sft(CFG, copy.deepcopy(model), tok, tmp_path, max_steps=3,
                     show_progress=False)
     said = capsys.readouterr().out
     assert "SFT checkpoint with other settings" in said and "resuming" not in said
-    assert [m["step"] for m in out["metrics"]] == [1, 2, 3]
+    assert out.metrics["step"].tolist() == [1, 2, 3]
 
 
 def test_pretraining_does_not_resume_another_model(tmp_path, capsys):

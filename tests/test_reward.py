@@ -179,7 +179,7 @@ def small_cfg(**kw):
 def test_training_solves_a_separable_task():
     model = tiny_judge()
     metrics = R.train_reward_model(model, synthetic_pairs(160, 0), small_cfg(), seed=0,
-                                   show_progress=False)
+                                   show_progress=False).metrics
     ev = E.judge_accuracy(model, synthetic_pairs(64, 1))
     assert ev["accuracy"] >= 0.95
     for key in ("loss", "accuracy", "margin", "rewards/chosen_mean",
@@ -195,7 +195,7 @@ def test_same_seed_same_numbers():
     for _ in range(2):
         model = tiny_judge(seed=3)
         m = R.train_reward_model(model, synthetic_pairs(48, 0), small_cfg(max_steps=5),
-                                 seed=3, show_progress=False)
+                                 seed=3, show_progress=False).metrics
         runs.append(m["loss"].tolist())
     assert runs[0] == runs[1]
 
@@ -203,7 +203,8 @@ def test_same_seed_same_numbers():
 def test_resume_from_checkpoint_gives_the_same_end(tmp_path, monkeypatch):
     pairs = synthetic_pairs(48, 0)
     cfg = small_cfg(max_steps=6, eval_every=3)
-    m_ref = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2, show_progress=False)
+    m_ref = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2,
+                                 show_progress=False).metrics
     ck = tmp_path / "judge.ckpt.pt"
     real = R.batch_tensors
     calls = {"n": 0}
@@ -217,11 +218,13 @@ def test_resume_from_checkpoint_gives_the_same_end(tmp_path, monkeypatch):
     monkeypatch.setattr(R, "batch_tensors", crash_on_5th)
     with pytest.raises(KeyboardInterrupt):
         R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2, show_progress=False,
-                             checkpoint=ck)
+                             checkpoint=ck, save_every=3)
     assert torch.load(ck, weights_only=False)["step"] == 3
     monkeypatch.setattr(R, "batch_tensors", real)
-    m_res = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2,
-                                 show_progress=False, checkpoint=ck)
+    run = R.train_reward_model(tiny_judge(seed=2), pairs, cfg, seed=2,
+                               show_progress=False, checkpoint=ck, save_every=3)
+    assert run.resumed_from == 3 and run.trained_now
+    m_res = run.metrics
     assert m_res["loss"].dropna().tolist() == pytest.approx(
         m_ref["loss"].dropna().tolist(), abs=1e-5)
 

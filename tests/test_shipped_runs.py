@@ -11,21 +11,24 @@ import torch
 
 from rlhf_lessons.core.config import LessonConfig, ModelConfig
 from rlhf_lessons.core.models import build_gpt2
-from rlhf_lessons.core.utils import weights_only
 from rlhf_lessons.course import artefacts as A
+from rlhf_lessons.train.run import slim_for_shipping
 
 
-def test_weights_only_drops_optimiser_and_keeps_tied_tensors_tied():
+def test_slim_for_shipping_drops_optimiser_and_keeps_tied_tensors_tied():
     w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    state = {"settings": {"a": 1}, "step": 3, "rows": [{"loss": 1.0}],
-             "policy": {"wte": w, "lm_head": w, "steps": torch.tensor(5)},
-             "opt": {"m": 1}, "value_model": {"v": w}}
-    slim = weights_only(state)
-    assert set(slim) == {"settings", "step", "rows", "policy", "weights_only"}
-    assert slim["policy"]["wte"].dtype == torch.float16
-    assert slim["policy"]["wte"] is slim["policy"]["lm_head"]  # stored once
-    assert slim["policy"]["steps"].dtype == torch.int64  # integers untouched
-    assert state["policy"]["wte"].dtype == torch.float32  # the input is not changed
+    state = {"key": {"a": 1}, "step": 3, "total": 3, "metrics": [{"loss": 1.0}],
+             "model": {"wte": w, "lm_head": w, "steps": torch.tensor(5)},
+             "optimizer": {"m": 1}, "extra": {"beta": 0.1},
+             "resume": {"value_model": {"v": w}}}
+    slim = slim_for_shipping(state)
+    assert set(slim) == {"key", "step", "total", "metrics", "model", "extra", "weights_only"}
+    assert slim["model"]["wte"].dtype == torch.float16
+    assert slim["model"]["wte"] is slim["model"]["lm_head"]  # stored once
+    assert slim["model"]["steps"].dtype == torch.int64  # integers untouched
+    assert state["model"]["wte"].dtype == torch.float32  # the input is not changed
+    with pytest.raises(ValueError, match="only a finished run ships"):
+        slim_for_shipping(dict(state, step=2))
 
 
 def test_from_shipped_copies_once_and_never_with_retrain(tmp_path, monkeypatch):
@@ -69,11 +72,13 @@ def test_a_slim_finished_dpo_run_loads_without_training(tmp_path, capsys):
     policy, pairs, cfg = _dpo_case()
     ref = copy.deepcopy(policy)
     ck = tmp_path / "dpo.pt"
-    log = train_dpo(policy, ref, pairs, cfg, pad_id=0, checkpoint=ck, show_progress=False)
-    torch.save(weights_only(torch.load(ck, weights_only=False)), ck)
+    log = train_dpo(policy, ref, pairs, cfg, pad_id=0, checkpoint=ck,
+                    show_progress=False).metrics
+    torch.save(slim_for_shipping(torch.load(ck, weights_only=False)), ck)
     fresh = copy.deepcopy(ref)
     again = train_dpo(fresh, ref, pairs, cfg, pad_id=0, checkpoint=ck, show_progress=False)
-    assert again.equals(log) and "resuming" not in capsys.readouterr().out
+    assert not again.trained_now and again.metrics.equals(log)
+    assert "resuming" not in capsys.readouterr().out
     for a, b in zip(fresh.parameters(), policy.parameters()):
         assert a.dtype == torch.float32
         assert torch.equal(a, b.half().float())  # the fp16 copy of the trained weights
@@ -106,14 +111,15 @@ def test_a_slim_finished_ppo_run_loads_whatever_its_score_norm(tmp_path):
                         cfg, score_norm=(0.123456789, 2.0), checkpoint=ck,
                         show_progress=False)
     state = torch.load(ck, weights_only=False)
-    assert state["settings"]["normalised"] is True and "score_norm" not in state["settings"]
-    torch.save(weights_only(state), ck)
+    assert state["key"]["normalised"] is True and "score_norm" not in state["key"]
+    torch.save(slim_for_shipping(state), ck)
     fresh = copy.deepcopy(ref)
     # norms from answers sampled on another CPU differ a little: the run still loads
     again = ppo.train_ppo(fresh, ref, rl.make_value_model(policy=ref), reward, tok,
                           prompts, cfg, score_norm=(0.13, 2.01), checkpoint=ck,
                           show_progress=False)
     assert again.resumed_from == 2 and len(again.metrics) == len(run.metrics)
+    assert again["beta"] == run["beta"]
     assert all(torch.equal(a, b.half().float())
                for a, b in zip(fresh.parameters(), policy.parameters()))
     assert not math.isnan(again.metrics["objective/kl"].iloc[-1])

@@ -108,18 +108,20 @@ class PretrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 50
     weight_decay: float = 0.1
+    adam_beta2: float = 0.95  # nanoGPT's; TRL's default 0.999 is slower to adapt
+    max_grad_norm: float = 1.0
     eval_every: int = 100
     eval_windows: int = 200  # held-out windows scored during training and in notebook 02
-    demo_steps: int = 15  # the live pretraining demo in notebook 02
     max_minutes: float = 0.0  # 0 = no time limit; >0 stops early (and says so)
 
     def __post_init__(self):
         _whole(self, "vocab_size", least=2)
         _whole(self, "seq_len", least=2)
-        _whole(self, "batch_size", "steps", "eval_every", "eval_windows", "demo_steps")
+        _whole(self, "batch_size", "steps", "eval_every", "eval_windows")
         _whole(self, "warmup_steps", least=0)
         _positive(self, "lr")
-        _non_negative(self, "weight_decay", "max_minutes")
+        _non_negative(self, "weight_decay", "max_minutes", "max_grad_norm")
+        _rule(self, "adam_beta2", 0 < self.adam_beta2 < 1, "in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,16 @@ class SFTConfig:
     lr: float = 3e-4
     warmup_steps: int = 20
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
-    max_new_tokens: int = 64
-    n_eval_prompts: int = 120  # held-out prompts for notebook 02's EOS rate
-    demo_steps: int = 10  # the live SFT demo in notebook 02
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
 
     def __post_init__(self):
         _whole(self, "max_len", least=18)  # 16 tokens are kept for the answer's cut
         _whole(self, "max_answer_tokens", "max_steps", least=0)
-        _whole(self, "batch_size", "max_new_tokens", "n_eval_prompts", "demo_steps")
+        _whole(self, "batch_size")
         _whole(self, "warmup_steps", least=0)
         _positive(self, "epochs", "lr")
+        _non_negative(self, "weight_decay", "max_grad_norm")
 
 
 @dataclass(frozen=True)
@@ -154,22 +156,40 @@ class RewardConfig:
     batch_size: int = 16  # pairs per step (2x sequences per forward)
     epochs: float = 1.0  # lr decays linearly to 0 over these epochs
     lr: float = 1e-4
+    weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     margin: float = 0.0
     center_coef: float = 0.0  # TRL's center_rewards_coefficient (0.01 in arXiv 2312.09244)
     eval_every: int = 100
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
-    demo_steps: int = 12  # notebook 03's short live training demo
-    n_probe: int = 200  # eval answers rewritten in "what the judge rewards"
 
     def __post_init__(self):
         _rule(self, "backbone", self.backbone in ("pretrained", "sft"), "'pretrained' or 'sft'")
         _whole(self, "max_len", least=2)
-        _whole(self, "batch_size", "demo_steps", "n_probe")
+        _whole(self, "batch_size")
         _whole(self, "eval_every", "max_steps", least=0)
         _positive(self, "epochs", "lr")
-        _non_negative(self, "max_grad_norm", "center_coef")
+        _non_negative(self, "max_grad_norm", "center_coef", "weight_decay")
         _rule(self, "margin", isinstance(self.margin, (int, float)), "a number")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How a trainer samples answers: what PPO (04) and RLOO/GRPO (07) share.
+
+    ``PPOConfig.sampling`` gives these settings of a PPO config; GRPO's run key
+    holds only them, not the rest of the PPO config it is passed."""
+
+    max_new_tokens: int = 32
+    temperature: float = 0.7
+    max_prompt_tokens: int = 64  # keep the END of longer prompts
+    missing_eos_penalty: float = 1.0  # subtracted from the score of an answer with no EOS
+
+    def __post_init__(self):
+        _whole(self, "max_new_tokens")
+        _whole(self, "max_prompt_tokens", least=0)
+        _positive(self, "temperature")
+        _non_negative(self, "missing_eos_penalty")
 
 
 @dataclass(frozen=True)
@@ -200,15 +220,10 @@ class PPOConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     max_prompt_tokens: int = 64  # keep the END of longer prompts
-    sanity_updates: int = 8  # notebook 04: the rule-reward sanity run
-    explore_updates: int = 3  # notebook 04: each run of the KL explorer
-    n_eval_prompts: int = 64  # held-out (eval split) prompts for before/after
-    n_ref_prompts: int = 64  # train prompts whose reference samples normalise the judge
 
     def __post_init__(self):
         _whole(self, "n_updates", "rollout_batch", "mini_batches", "ppo_epochs",
-               "max_new_tokens", "sanity_updates", "explore_updates", "n_eval_prompts",
-               "n_ref_prompts")
+               "max_new_tokens")
         _rule(self, "mini_batches", self.rollout_batch % self.mini_batches == 0,
               f"a divisor of rollout_batch={self.rollout_batch}")
         _whole(self, "max_prompt_tokens", least=0)
@@ -222,6 +237,37 @@ class PPOConfig:
         _rule(self, "kl_estimator", self.kl_estimator in KL_ESTIMATORS,
               f"one of {KL_ESTIMATORS}")
         _rule(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}")
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The sampling settings of this config (what GRPO shares with PPO)."""
+        return SamplingConfig(self.max_new_tokens, self.temperature, self.max_prompt_tokens,
+                              self.missing_eos_penalty)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How much of each demo and measurement notebooks 02-04 run (not trainer settings).
+
+    Kept out of every trainer's config, so resizing a demo never renames or
+    retrains a finished run. The budgets of notebooks 05-08 are
+    ``RatersConfig``, ``OptimisationConfig``, ``BeyondConfig`` and ``GraduateConfig``.
+    """
+
+    pretrain_demo_steps: int = 15  # notebook 02: the live pretraining demo
+    sft_demo_steps: int = 10  # notebook 02: the live SFT demo
+    sft_eval_prompts: int = 120  # notebook 02: held-out prompts for the EOS rate
+    sft_new_tokens: int = 64  # notebook 02: tokens sampled per answer (demos, EOS rate)
+    judge_demo_steps: int = 12  # notebook 03: the judge's short live training demo
+    judge_probe_answers: int = 200  # notebook 03: eval answers rewritten in 3.8
+    ppo_sanity_updates: int = 8  # notebook 04: the rule-reward sanity run
+    ppo_explore_updates: int = 3  # notebook 04: each run of the KL explorer
+    eval_prompts: int = 64  # notebook 04: held-out (eval split) prompts for before/after
+    ref_prompts: int = 64  # notebooks 03-04: train prompts whose reference samples
+    # normalise the judge
+
+    def __post_init__(self):
+        _whole(self, *(f.name for f in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True)
@@ -238,6 +284,7 @@ class LessonConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     # Rows per subset that a fast run reads at most (0 = all).
     max_rows_per_subset: int = 0
     # True: every checkpointed step trains again instead of loading what an earlier
@@ -335,16 +382,16 @@ def preset(name: str) -> LessonConfig:
             model=ModelConfig(name="tiny", n_layer=2, n_embd=64, n_head=2, n_positions=128),
             pretrain=PretrainConfig(
                 vocab_size=512, seq_len=64, batch_size=8, steps=20, eval_every=10,
-                warmup_steps=2, eval_windows=8, demo_steps=3,
+                warmup_steps=2, eval_windows=8,
             ),
-            sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2,
-                          max_new_tokens=16, n_eval_prompts=8, demo_steps=3),
-            reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6,
-                                demo_steps=4, n_probe=16),
+            sft=SFTConfig(max_len=96, batch_size=8, max_steps=12, warmup_steps=2),
+            reward=RewardConfig(max_len=96, batch_size=8, max_steps=12, eval_every=6),
             ppo=PPOConfig(n_updates=4, rollout_batch=8, mini_batches=2, ppo_epochs=2,
-                          max_new_tokens=12, lr=1e-4, max_prompt_tokens=32,
-                          sanity_updates=3, explore_updates=2, n_eval_prompts=8,
-                          n_ref_prompts=8),
+                          max_new_tokens=12, lr=1e-4, max_prompt_tokens=32),
+            budget=BudgetConfig(pretrain_demo_steps=3, sft_demo_steps=3, sft_eval_prompts=8,
+                                sft_new_tokens=16, judge_demo_steps=4,
+                                judge_probe_answers=16, ppo_sanity_updates=3,
+                                ppo_explore_updates=2, eval_prompts=8, ref_prompts=8),
             max_rows_per_subset=200,
         )
     if name == "gpu":
@@ -469,15 +516,14 @@ class DPOConfig:
     batch_size: int = 16  # pairs per step (chosen and rejected in one forward)
     epochs: float = 1.0
     max_steps: int = 0  # 0 = as many as ``epochs`` needs
+    weight_decay: float = 0.0
     max_grad_norm: float = 1.0
 
     def __post_init__(self):
         _whole(self, "batch_size")
         _whole(self, "max_steps", least=0)
         _positive(self, "beta", "lr", "epochs")
-        _non_negative(self, "max_grad_norm")
-
-
+        _non_negative(self, "max_grad_norm", "weight_decay")
 
 
 @dataclass(frozen=True)
@@ -495,6 +541,7 @@ class GroupPGConfig:
     lr: float = 5e-5
     kl_coef: float = 0.05  # GRPO's beta on the k3 KL term; 0 = no KL term
     cliprange: float = 0.2
+    weight_decay: float = 0.0
     max_grad_norm: float = 1.0
 
     def __post_init__(self):
@@ -502,7 +549,7 @@ class GroupPGConfig:
         _whole(self, "group_size", least=2)
         _whole(self, "prompts_per_update", "n_updates", "inner_epochs")
         _positive(self, "lr", "cliprange")
-        _non_negative(self, "kl_coef", "max_grad_norm")
+        _non_negative(self, "kl_coef", "max_grad_norm", "weight_decay")
 
 
 @dataclass(frozen=True)

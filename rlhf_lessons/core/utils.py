@@ -240,26 +240,6 @@ def load_checkpoint(path, settings=None, what: str = "training", device="cpu") -
     return state
 
 
-def weights_only(state: dict, drop: tuple[str, ...] = ("opt", "optimizer", "value_model"),
-                 ) -> dict:
-    """A FINISHED trainer state slimmed to ship: ``drop`` removed (optimizer moments,
-    PPO's value model) and every float tensor of ``state["policy"]`` in fp16 (tied
-    tensors stay tied, so a shared embedding is stored once). The trainers load it
-    like their own checkpoint; it cannot resume an unfinished run.
-    """
-    half: dict[int, torch.Tensor] = {}
-
-    def to16(t):
-        if not t.is_floating_point():
-            return t
-        return half.setdefault(t.data_ptr(), t.detach().to(torch.float16))
-
-    out = {k: v for k, v in state.items() if k not in drop}
-    out["policy"] = {k: to16(v) for k, v in state["policy"].items()}
-    out["weights_only"] = True
-    return out
-
-
 def linear_schedule(step: int, total: int, warmup: int = 0, constant: bool = False) -> float:
     """The lr multiplier at ``step`` (0-based) of ``total``: a linear warm-up over
     ``warmup`` steps, then linear decay to 0 at ``total`` (or flat if ``constant``).

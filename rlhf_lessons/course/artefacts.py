@@ -83,10 +83,6 @@ NOTEBOOKS = {
     "optimisation": "06_what_optimisation_does_with_it",
     "beyond": "07_beyond_ppo",
 }
-# Settings of notebook 03 that change its demos, not the judge: left out of its key.
-# (n_ref_samples, once here, is gone: notebook 03 now normalises with cfg.ppo's
-# n_ref_prompts, as notebook 04 does.)
-JUDGE_DEMO_FIELDS = ("demo_steps", "n_probe")
 
 
 # ---------------------------------------------------------------------------
@@ -253,9 +249,9 @@ def sft_run_dir(cfg: LessonConfig) -> Path:
 # The judge (notebook 03)
 # ---------------------------------------------------------------------------
 def judge_key(cfg: LessonConfig) -> str:
-    """The judge's settings key: preset, seed, model and reward settings, without
-    the notebook-only demo sizes (they do not change the judge)."""
-    return cfg.short_hash("model", "reward", drop=JUDGE_DEMO_FIELDS)
+    """The judge's settings key: preset, seed, model and reward settings (the
+    notebooks' demo sizes live in ``cfg.budget`` and do not change the judge)."""
+    return cfg.short_hash("model", "reward")
 
 
 def judge_dir(cfg: LessonConfig) -> Path:
@@ -289,7 +285,7 @@ def build_judge(cfg: LessonConfig, device="cpu", show_progress: bool = True,
     t0 = time.perf_counter()
     metrics = train_reward_model(model, train, cfg.reward, device, seed=cfg.seed,
                                  checkpoint=ck, pad_id=tok.pad_token_id,
-                                 show_progress=show_progress, checkpoint_every=20)
+                                 show_progress=show_progress, save_every=20).metrics
     card = {"key": key, "preset": cfg.preset, "backbone": cfg.reward.backbone,
             "reward": dataclasses.asdict(cfg.reward), "model": dataclasses.asdict(cfg.model),
             "train_pairs": len(train), "train_summary": train.summary(),
@@ -375,7 +371,7 @@ def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
 # The proxy judge, cached results and runs (notebook 06)
 # ---------------------------------------------------------------------------
 def proxy_key(cfg: LessonConfig, oc: OptimisationConfig) -> str:
-    return cfg.short_hash("model", "reward", drop=JUDGE_DEMO_FIELDS,
+    return cfg.short_hash("model", "reward",
                           extra={"proxy_pairs": oc.proxy_pairs, "labels": oc.proxy_labels})
 
 
@@ -422,7 +418,7 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     t0 = time.perf_counter()
     metrics = train_reward_model(model, pairs, rcfg, device, seed=cfg.seed,
                                  pad_id=tok.pad_token_id, show_progress=show_progress,
-                                 max_steps=steps)
+                                 max_steps=steps).metrics
     card = {"key": key, "role": "proxy", "train_pairs": len(pairs), "steps": steps,
             "labels": oc.proxy_labels, "n_flipped_by_gold": n_flipped,
             "train_wall_s": round(time.perf_counter() - t0, 1),
@@ -459,7 +455,7 @@ def keyed_path(cfg: LessonConfig, notebook: str, name: str, settings: dict) -> P
     and PPO settings (a changed setting never reuses a stale run); cleared first with
     ``cfg.retrain``, else copied from ``data/runs/`` when shipped (:func:`from_shipped`).
     Notebook 06's runs and sweeps, notebook 07's runs."""
-    key = cfg.short_hash("model", "reward", "ppo", drop=JUDGE_DEMO_FIELDS, extra=settings)
+    key = cfg.short_hash("model", "reward", "ppo", extra=settings)
     path = retrain_path(cfg, output_dir(NOTEBOOKS[notebook], cfg) / f"{name}-{key}.pt")
     return from_shipped(cfg, path)
 

@@ -359,12 +359,12 @@ def plot_kl_comparison(baseline, variant, keys=("objective/scores", "objective/k
             label = f"beta={d['beta'].iloc[0]:.3g}"
             if "kl_estimator" in d:
                 label += f", {d['kl_estimator'].iloc[0]}"
-            ax.plot(d["update"], d[key], color=col, lw=2, marker="o", ms=3, label=label)
+            ax.plot(d["step"], d[key], color=col, lw=2, marker="o", ms=3, label=label)
         title, ylabel = metric_label(key)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(X_LABELS["update"])
-        _integer_x(ax, "update")
+        _integer_x(ax, "step")
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
     return axes
@@ -497,7 +497,7 @@ def plot_feature_drift(metrics, features: Sequence[str] = ("words", "confident",
     ``feature_columns`` hook).
     """
     keys = [prefix + f for f in features]
-    return plot_metrics(metrics, keys, axes=axes, x="update", smooth=3)
+    return plot_metrics(metrics, keys, axes=axes, x="step", smooth=3)
 
 
 def plot_overoptimisation(runs: Mapping[float, RunRecord], ax=None):
@@ -511,7 +511,7 @@ def plot_overoptimisation(runs: Mapping[float, RunRecord], ax=None):
     cmap = plt.get_cmap("viridis")
     betas = sorted(runs)
     for i, beta in enumerate(betas):
-        pts = runs[beta].points.sort_values("update")
+        pts = runs[beta].points.sort_values("step")
         col = cmap(i / max(1, len(betas) - 1))
         ax.plot(pts["sqrt_kl"], pts["proxy_score"], ls="--", marker="o", ms=3,
                 color=col, alpha=0.8)
@@ -539,9 +539,9 @@ def plot_run_curves(runs: Mapping[str, RunRecord], names: Sequence[str], axes=No
         for name in names:
             m = runs[name].metrics
             if key in m:
-                ax.plot(m["update"], m[key], marker="o", ms=3, label=name)
+                ax.plot(m["step"], m[key], marker="o", ms=3, label=name)
         ax.set_title(key, fontsize=10)
-        ax.set_xlabel("update")
+        ax.set_xlabel(X_LABELS["update"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return axes

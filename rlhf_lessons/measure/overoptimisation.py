@@ -134,7 +134,7 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
         vm = (make_value_model(reward_model=proxy_model) if proxy_model is not None
               else make_value_model(policy=policy))
         cfg_b = dataclasses.replace(ppo_cfg, kl_coef=beta, adaptive_kl_target=0.0)
-        state = {"points": [{"beta": beta, "update": 0, **ref_summary}],
+        state = {"points": [{"beta": beta, "step": 0, **ref_summary}],
                  "samples": ref_samples}
 
         def hook(u, ro, row, policy=policy, cfg_b=cfg_b, beta=beta, state=state):
@@ -142,7 +142,7 @@ def beta_sweep(ref_policy, tokenizer, proxy: Callable, gold: Callable,
                 summ, samples = evaluate_policy(policy, ref_policy, tokenizer,
                                                 eval_prompts, cfg_b, judges, norms,
                                                 seed=seed + 1)
-                state["points"].append({"beta": beta, "update": u + 1, **summ})
+                state["points"].append({"beta": beta, "step": u + 1, **summ})
                 state["samples"] = samples
             return feature_columns(ro.responses)
 

@@ -14,12 +14,9 @@ Notebook 07 teaches it, in its order:
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -27,14 +24,23 @@ from rlhf_lessons.core.batching import length_buckets, position_ids, right_pad, 
 from rlhf_lessons.core.config import DPOConfig
 from rlhf_lessons.core.utils import (
     adamw,
-    atomic_torch_save,
     autocast,
     linear_schedule,
-    load_checkpoint,
     optimizer_step,
     progress,
 )
 from rlhf_lessons.train.reward import PairSet
+from rlhf_lessons.train.run import (
+    SAVE_EVERY,
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -203,17 +209,19 @@ def implicit_accuracy(policy_logps, ref_logps, beta: float, identical=None) -> d
 
 def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device="cpu",
               seed: int = 0, ref_logps=None, checkpoint: str | Path | None = None,
-              show_progress: bool = True, desc: str = "DPO") -> pd.DataFrame:
+              save_every: int = SAVE_EVERY, show_progress: bool = True,
+              desc: str = "DPO") -> TrainRun:
     """Train ``policy`` in place with the DPO loss on ``pairs`` (a ``reward.PairSet``).
 
     Length-bucketed batches of ``cfg.batch_size`` pairs (chosen and rejected in one
-    forward), AdamW, gradient clipping, linear lr decay to 0. ``ref_logps``: the
-    frozen reference's ``(chosen, rejected)`` arrays from :func:`all_pair_logprobs`
-    (computed here if None). ``checkpoint``: written atomically after every 10
-    steps and at the end; resumed from when its settings match. Returns one row per
-    step with TRL's names: loss, rewards/chosen, rewards/rejected,
-    rewards/accuracies, rewards/margins, logps/chosen, logps/rejected,
-    learning_rate, grad_norm, elapsed_s.
+    forward), AdamW (``cfg.lr``, ``cfg.weight_decay``), gradient clipping, linear lr
+    decay to 0. ``ref_logps``: the frozen reference's ``(chosen, rejected)`` arrays
+    from :func:`all_pair_logprobs` (computed here if None and there is training to
+    do). ``checkpoint``: the run's file (:mod:`rlhf_lessons.train.run`), resumed
+    from when its key matches. Returns a :class:`~rlhf_lessons.train.run.TrainRun`
+    whose rows carry step, learning_rate, elapsed_s, then TRL's names: loss,
+    rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
+    logps/chosen, logps/rejected, grad_norm.
     """
     if len(pairs) == 0:
         raise ValueError("pairs: no preference pairs to train on")
@@ -223,31 +231,22 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
     n_batches = math.ceil(len(pairs) / cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(n_batches * cfg.epochs))
     policy.train(False).requires_grad_(True)  # dropout off: log-probs reproducible
-    opt = adamw(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    settings = {"cfg": asdict(cfg), "seed": seed, "n_pairs": len(pairs), "total": total}
-    state = load_checkpoint(checkpoint, settings, what="DPO") if checkpoint else None
-    rows, step = [], 0
-    if state is not None:
-        if state.get("weights_only") and state["step"] < total:
-            raise RuntimeError(f"{checkpoint}: a shipped run holds weights only and cannot "
-                               "resume an unfinished run; delete it to train afresh")
-        policy.load_state_dict(state["policy"])  # fp16 weights (shipped) load as fp32
-        if not state.get("weights_only"):
-            opt.load_state_dict(state["opt"])
-        rows, step = state["rows"], state["step"]
-        if step < total:
-            print(f"resuming DPO from its checkpoint after step {step}/{total}")
-    if step >= total:  # a finished run: nothing to train, no reference pass needed
+    opt = adamw(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    key = run_key(cfg, seed=seed, n_pairs=len(pairs), total=total)
+    back = resume_checkpoint(checkpoint, key, total, model=policy, optimizer=opt,
+                             what="DPO", device=device)
+    rows, start = (back.metrics, back.step) if back else ([], 0)
+    if start >= total:  # a finished run: nothing to train, no reference pass needed
         policy.requires_grad_(False)
-        return pd.DataFrame(rows)
+        return finished(rows, total, start)
     if ref_logps is None:
         ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device)
     ref_c, ref_r = (torch.as_tensor(x, dtype=torch.float32) for x in ref_logps)
     longest = [max(len(a), len(b)) for a, b in zip(pairs.chosen_ids, pairs.rejected_ids)]
     epochs: list[list[list[int]]] = []
-    bar = progress(range(step, total), desc=desc, total=total, initial=step,
+    bar = progress(range(start, total), desc=desc, total=total, initial=start,
                    disable=not show_progress)
-    t0 = time.perf_counter() - (rows[-1]["elapsed_s"] if rows else 0.0)
+    clock = Clock(rows)
     for step in bar:
         ep, k = divmod(step, n_batches)
         while len(epochs) <= ep:
@@ -262,21 +261,19 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
         loss, rc, rr = dpo_loss(pc, pr, ref_c[idx].to(device), ref_r[idx].to(device),
                                 cfg.beta)
         gn = optimizer_step(loss, opt, policy.parameters(), cfg.max_grad_norm)
-        rows.append({"step": step + 1, "loss": loss.item(),
-                     "rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()),
-                     "rewards/accuracies": float((rc > rr).float().mean()),
-                     "rewards/margins": float((rc - rr).mean()),
-                     "logps/chosen": float(pc.detach().mean()),
-                     "logps/rejected": float(pr.detach().mean()),
-                     "learning_rate": lr, "grad_norm": gn,
-                     "elapsed_s": time.perf_counter() - t0})
+        rows.append(metric_row(
+            step + 1, lr, clock(), loss=loss.item(),
+            **{"rewards/chosen": float(rc.mean()), "rewards/rejected": float(rr.mean()),
+               "rewards/accuracies": float((rc > rr).float().mean()),
+               "rewards/margins": float((rc - rr).mean()),
+               "logps/chosen": float(pc.detach().mean()),
+               "logps/rejected": float(pr.detach().mean())}, grad_norm=gn))
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        if checkpoint is not None and ((step + 1) % 10 == 0 or step + 1 == total):
-            atomic_torch_save({"settings": settings, "step": step + 1, "rows": rows,
-                               "policy": policy.state_dict(), "opt": opt.state_dict()},
-                              Path(checkpoint))
+        if should_save(step + 1, total, save_every):
+            save_checkpoint(checkpoint, key=key, step=step + 1, total=total, model=policy,
+                            optimizer=opt, metrics=rows)
     policy.requires_grad_(False)
-    return pd.DataFrame(rows)
+    return finished(rows, total, start)
 
 
 def beta_view(log_ratio_margins, beta: float) -> dict:

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from rlhf_lessons.core.batching import encode_prompts, masked_mean
@@ -30,6 +29,17 @@ from rlhf_lessons.core.config import ADVANTAGES, GroupPGConfig, PPOConfig
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.ppo import kl_per_token
 from rlhf_lessons.train.rollout import response_logprobs, rollout
+from rlhf_lessons.train.run import (
+    SAVE_EVERY,
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -136,7 +146,9 @@ def group_rollout(policy, ref_policy, reward, tokenizer, prompt_ids, prompts,
 def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPGConfig,
                    cfg: PPOConfig, *, seed: int = 0, score_norm=None,
                    show_progress: bool = True, desc: str | None = None,
-                   prompt_ids: list[list[int]] | None = None) -> pd.DataFrame:
+                   prompt_ids: list[list[int]] | None = None,
+                   checkpoint: str | Path | None = None, save_every: int = SAVE_EVERY,
+                   ) -> TrainRun:
     """RLOO or GRPO (``gcfg.advantage``) for ``gcfg.n_updates`` updates, in place.
 
     Each update: ``gcfg.prompts_per_update`` TRAIN prompts × G answers sampled at
@@ -148,6 +160,11 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
 
     ``ref_policy=None`` is allowed when ``gcfg.kl_coef == 0``: no reference pass
     (TRL does not load one at beta 0 either) and ``objective/kl`` is NaN.
+    ``checkpoint``: the run's file (:mod:`rlhf_lessons.train.run`), resumed from
+    when its key matches. Returns a :class:`~rlhf_lessons.train.run.TrainRun`
+    (rows start with step, learning_rate, elapsed_s). The loss and clip statistics
+    of an update are means over its inner epochs; an update whose groups all tie
+    trains nothing and logs NaN for them.
     """
     if isinstance(prompts, str) or len(prompts) < gcfg.prompts_per_update:
         raise ValueError(f"prompts: need a list of at least {gcfg.prompts_per_update}")
@@ -163,12 +180,22 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
         ref_policy.train(False).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in policy.parameters() if p.requires_grad]
-    opt = adamw(params, lr=gcfg.lr, weight_decay=0.0)
+    opt = adamw(params, lr=gcfg.lr, weight_decay=gcfg.weight_decay)
     scfg = dataclasses.replace(cfg, rollout_batch=gcfg.prompts_per_update * gcfg.group_size,
                                mini_batches=1)
-    rows, order, t0 = [], [], time.perf_counter()
-    for u in progress(range(gcfg.n_updates), desc=desc or gcfg.advantage.upper(),
-                      disable=not show_progress):
+    key = run_key(gcfg, sampling=dataclasses.asdict(cfg.sampling), seed=seed, total=gcfg.n_updates,
+                  n_prompts=len(prompts), normalised=score_norm is not None)
+    back = resume_checkpoint(checkpoint, key, gcfg.n_updates, model=policy, optimizer=opt,
+                             what=gcfg.advantage.upper())
+    rows, start, order = [], 0, []
+    if back is not None:
+        rows, start = back.metrics, back.step
+        if back.resume:
+            gen.set_state(back.resume["generator"])
+            order = back.resume["order"]
+    clock = Clock(rows)
+    for u in progress(range(start, gcfg.n_updates), desc=desc or gcfg.advantage.upper(),
+                      total=gcfg.n_updates, initial=start, disable=not show_progress):
         lr = gcfg.lr * linear_schedule(u, gcfg.n_updates)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -183,7 +210,7 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
         flat = zero_variance_groups(scores)
         adv = group_advantages(scores, gcfg.advantage).reshape(-1)
         keep = (~flat).repeat_interleave(gcfg.group_size).nonzero().flatten()
-        stats = {"loss": 0.0, "clipfrac": 0.0, "ratio": 1.0}
+        per_epoch = []
         if keep.numel():
             b = ro.batch.index(keep)
             # 3. the clipped ratio (1 on the first pass) and the KL term
@@ -194,22 +221,27 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
                                     adv[keep], b.response_mask, gcfg.cliprange,
                                     gcfg.kl_coef)
                 optimizer_step(out["loss"], opt, params, gcfg.max_grad_norm)
-                stats = {k: float(v.detach()) for k, v in out.items() if k != "kl"}
+                per_epoch.append({k: float(v.detach()) for k, v in out.items() if k != "kl"})
+        stats = {k: (sum(d[k] for d in per_epoch) / len(per_epoch) if per_epoch
+                     else float("nan")) for k in ("loss", "clipfrac", "ratio")}
         mask = ro.batch.response_mask
         kl_seq = (kl_per_token(ro.logprobs, ro.ref_logprobs, "k1").mul(mask).sum(-1)
                   if ro.ref_logprobs is not None else torch.tensor([float("nan")]))
-        rows.append({
-            "update": u + 1, "episodes": (u + 1) * scfg.rollout_batch,
-            "objective/scores": float(ro.scores.mean()),
-            "objective/raw_scores": float(ro.raw_scores.mean()),
-            "objective/kl": float(kl_seq.mean()),
-            "objective/entropy": float(ro.entropy.sum(-1).mean()),
-            "loss/policy_avg": stats["loss"], "policy/clipfrac_avg": stats["clipfrac"],
-            "val/ratio": stats["ratio"], "val/eos_rate": float(ro.has_eos.float().mean()),
-            "response_length": float(mask.sum(-1).mean()),
-            "reward_std": float(scores.std(1).mean()),
-            "frac_reward_zero_std": float(flat.float().mean()),
-            "lr": lr, "beta": gcfg.kl_coef, "gen_s": ro.gen_s,
-            "time_s": time.perf_counter() - t0})
+        rows.append(metric_row(
+            u + 1, lr, clock(), episodes=(u + 1) * scfg.rollout_batch,
+            **{"objective/scores": float(ro.scores.mean()),
+               "objective/raw_scores": float(ro.raw_scores.mean()),
+               "objective/kl": float(kl_seq.mean()),
+               "objective/entropy": float(ro.entropy.sum(-1).mean()),
+               "loss/policy_avg": stats["loss"], "policy/clipfrac_avg": stats["clipfrac"],
+               "val/ratio": stats["ratio"], "val/eos_rate": float(ro.has_eos.float().mean())},
+            response_length=float(mask.sum(-1).mean()),
+            reward_std=float(scores.std(1).mean()),
+            frac_reward_zero_std=float(flat.float().mean()),
+            beta=gcfg.kl_coef, gen_s=ro.gen_s))
+        if should_save(u + 1, gcfg.n_updates, save_every):
+            save_checkpoint(checkpoint, key=key, step=u + 1, total=gcfg.n_updates,
+                            model=policy, optimizer=opt, metrics=rows,
+                            resume={"generator": gen.get_state(), "order": order})
     policy.requires_grad_(False)
-    return pd.DataFrame(rows)
+    return finished(rows, gcfg.n_updates, start)

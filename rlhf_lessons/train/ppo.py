@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -32,9 +29,7 @@ from rlhf_lessons.core.batching import encode_prompts, masked_mean, masked_white
 from rlhf_lessons.core.config import KL_ESTIMATORS, PPOConfig
 from rlhf_lessons.core.utils import (
     adamw,
-    atomic_torch_save,
     linear_schedule,
-    load_checkpoint,
     optimizer_step,
     progress,
 )
@@ -44,6 +39,16 @@ from rlhf_lessons.train.rollout import (
     response_logprobs,
     response_values,
     rollout,
+)
+from rlhf_lessons.train.run import (
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
 )
 
 # on_update(update_index, rollout, metrics_row) -> optional dict of extra columns
@@ -215,7 +220,7 @@ def ppo_update(policy, value_model, optimizer, ro: Rollout, adv: dict, cfg: PPOC
     return avg
 
 
-def metrics_row(ro: Rollout, adv: dict, upd: dict, beta: float, lr: float) -> dict:
+def metrics_row(ro: Rollout, adv: dict, upd: dict, beta: float) -> dict:
     """One row of the metrics table, with TRL's names (sums over tokens, means over
     episodes, as TRL logs them)."""
     mask = ro.batch.response_mask
@@ -238,68 +243,33 @@ def metrics_row(ro: Rollout, adv: dict, upd: dict, beta: float, lr: float) -> di
         "val/num_eos_tokens": int(ro.has_eos.sum()),
         "val/eos_rate": float(ro.has_eos.float().mean()),
         "response_length": float(mask.sum(-1).mean()),
-        "lr": lr,
         "beta": beta,
     }
-
-
 
 
 # ---------------------------------------------------------------------------
 # 4.5 PPO with the judge
 # ---------------------------------------------------------------------------
-@dataclass
-class PPORun:
-    """What :func:`train_ppo` returns: the metrics table and the final beta."""
-
-    metrics: pd.DataFrame  # one row per update
-    beta: float
-    resumed_from: int = 0
-
-
-def _resume(checkpoint, settings, policy, value_model, optimizer, gen):
-    """(beta, rows, start, order) from ``checkpoint`` if it holds these settings."""
-    state = load_checkpoint(checkpoint, settings, what="PPO") if checkpoint else None
-    if state is None:
-        return None
-    if state.get("weights_only") and state["update"] < settings["n_updates"]:
-        raise RuntimeError(f"{checkpoint}: a shipped run holds weights only and cannot "
-                           "resume an unfinished run; delete it to train afresh")
-    policy.load_state_dict(state["policy"])  # fp16 weights (shipped) load as fp32
-    if not state.get("weights_only"):
-        value_model.load_state_dict(state["value_model"])
-        optimizer.load_state_dict(state["optimizer"])
-    gen.set_state(state["generator"])
-    if state["update"] < settings["n_updates"]:  # a finished run just loads
-        print(f"resuming PPO from its checkpoint after update {state['update']}/"
-              f"{settings['n_updates']}")
-    return state["beta"], state["rows"], state["update"], state["order"]
-
-
-def _save(checkpoint, settings, update, policy, value_model, optimizer, gen, beta, rows,
-          order) -> None:
-    atomic_torch_save({
-        "settings": settings, "update": update, "policy": policy.state_dict(),
-        "value_model": value_model.state_dict(), "optimizer": optimizer.state_dict(),
-        "generator": gen.get_state(), "beta": beta, "rows": rows, "order": order,
-    }, Path(checkpoint))
-
-
 def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
               cfg: PPOConfig, *, seed: int = 0, n_updates: int | None = None,
               score_norm: tuple[float, float] | None = None,
               checkpoint: str | Path | None = None, on_update: OnUpdate | None = None,
               show_progress: bool = True, desc: str = "PPO",
-              prompt_ids: list[list[int]] | None = None) -> PPORun:
+              prompt_ids: list[list[int]] | None = None,
+              save_every: int = 1) -> TrainRun:
     """Run PPO for ``n_updates`` (default ``cfg.n_updates``) rollout+update rounds.
 
     prompts: texts from the TRAIN split (or ``prompt_ids`` token lists as well).
     reward: a judge model or ``reward_fn(prompts, responses) -> list[float]``.
     ``score_norm``: (mean, std) of the reward on reference answers (see
     :func:`normalise`). ``on_update(u, rollout, row)`` runs after each update; a
-    dict it returns is merged into that update's metrics row. ``checkpoint``: a
-    path, written atomically after every update and, if it exists with the same
-    settings, resumed from. The policy and value model are trained in place.
+    dict it returns is merged into that update's metrics row. ``checkpoint``: the
+    run's file (:mod:`rlhf_lessons.train.run`), written after every ``save_every``
+    updates (default every one: an update is the costliest step of the course)
+    and resumed from when its key matches. The policy and value model are trained
+    in place. Returns a :class:`~rlhf_lessons.train.run.TrainRun`: one row per
+    update (step, learning_rate, elapsed_s, episodes, then N-details / TRL names)
+    and ``run["beta"]``, the final β.
     """
     n_updates = cfg.n_updates if n_updates is None else n_updates
     if isinstance(n_updates, bool) or not isinstance(n_updates, int) or n_updates < 1:
@@ -327,13 +297,20 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
     # Whether scores are normalised, not the (mean, std) itself: those come from
     # sampled answers, and one token drawn differently on another CPU moves them.
     # What they are computed from is in the caller's checkpoint key.
-    settings = {"cfg": asdict(cfg), "seed": seed, "n_updates": n_updates,
-                "n_prompts": len(prompts), "normalised": score_norm is not None}
-    state = _resume(checkpoint, settings, policy, value_model, optimizer, gen)
-    beta, rows, start, order = state or (cfg.kl_coef, [], 0, [])
+    key = run_key(cfg, seed=seed, total=n_updates, n_prompts=len(prompts),
+                  normalised=score_norm is not None)
+    back = resume_checkpoint(checkpoint, key, n_updates, model=policy,
+                             optimizer=optimizer, what="PPO")
+    rows, start, beta, order = [], 0, cfg.kl_coef, []
+    if back is not None:
+        rows, start, beta = back.metrics, back.step, back.extra["beta"]
+        if back.resume:  # an unfinished run goes on exactly where it stopped
+            value_model.load_state_dict(back.resume["value_model"])
+            gen.set_state(back.resume["generator"])
+            order = back.resume["order"]
     bar = progress(range(start, n_updates), desc=desc, total=n_updates, initial=start,
                    disable=not show_progress)
-    t_start = time.perf_counter()
+    clock = Clock(rows)
     for u in bar:
         lr = cfg.lr * linear_schedule(u, n_updates, constant=cfg.lr_schedule == "constant")
         for g in optimizer.param_groups:
@@ -350,10 +327,9 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
         # 4.3.5 the clipped update
         upd = ppo_update(policy, value_model, optimizer, ro, adv, cfg, gen)
         # 4.5 log, adapt beta, checkpoint
-        row = {"update": u + 1, "episodes": (u + 1) * cfg.rollout_batch,
-               **metrics_row(ro, adv, upd, beta, lr),
-               "tokens_generated": ro.batch.response_ids.numel(),
-               "gen_s": ro.gen_s, "time_s": time.perf_counter() - t_start}
+        row = metric_row(u + 1, lr, clock(), episodes=(u + 1) * cfg.rollout_batch,
+                         **metrics_row(ro, adv, upd, beta),
+                         tokens_generated=ro.batch.response_ids.numel(), gen_s=ro.gen_s)
         if on_update is not None:
             row.update(on_update(u, ro, row) or {})
         rows.append(row)
@@ -361,10 +337,12 @@ def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
                               cfg.rollout_batch, cfg.kl_horizon)
         bar.set_postfix(score=f"{row['objective/scores']:.2f}",
                         kl=f"{row['objective/kl']:.2f}")
-        if checkpoint is not None:
-            _save(checkpoint, settings, u + 1, policy, value_model, optimizer, gen, beta,
-                  rows, order)
-    return PPORun(pd.DataFrame(rows), beta, start)
+        if should_save(u + 1, n_updates, save_every):
+            save_checkpoint(checkpoint, key=key, step=u + 1, total=n_updates, model=policy,
+                            optimizer=optimizer, metrics=rows, extra={"beta": beta},
+                            resume={"value_model": value_model.state_dict(),
+                                    "generator": gen.get_state(), "order": order})
+    return finished(rows, n_updates, start, beta=beta)
 
 
 def run_kl_variant(policy, ref_policy, reward, tokenizer, prompts, cfg: PPOConfig,

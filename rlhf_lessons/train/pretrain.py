@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,21 @@ from rlhf_lessons.core.models import (
 )
 from rlhf_lessons.core.utils import (
     adamw,
-    atomic_torch_save,
     autocast,
     get_device,
-    load_checkpoint,
     optimizer_step,
     precision_name,
     progress,
     seed_everything,
     write_json,
+)
+from rlhf_lessons.train.run import (
+    Clock,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
 )
 
 
@@ -145,7 +150,9 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
     The final held-out loss scores every eval window, or ``final_eval_windows`` of
     them spread evenly (a quick demo does not need the whole stream).
 
-    Returns a dict with the model, tokenizer, metrics (list of dicts) and figures.
+    Returns a :class:`~rlhf_lessons.train.run.TrainRun` (rows: step, learning_rate,
+    elapsed_s, loss, grad_norm, tokens, and eval_loss where evaluated; ``extra``:
+    ``model``, ``tokenizer``, ``figures``, ``run_dir``).
     """
     seed_everything(cfg.seed)
     device = get_device(cfg)
@@ -159,25 +166,22 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
     tok, train_stream, eval_stream = prepare(cfg, tokenizer)
     save_tokenizer(tok, run_dir / "tokenizer")
     model = build_gpt2(len(tok), cfg.model, tok.eos_token_id, seed=cfg.seed).to(device)
-    opt = adamw(model.parameters(), lr=pc.lr, betas=(0.9, 0.95),
+    opt = adamw(model.parameters(), lr=pc.lr, betas=(0.9, pc.adam_beta2),
                 weight_decay=pc.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, metrics, elapsed = 0, [], 0.0
     # Resumed only when made by these settings. The step budget may grow: a longer
-    # run continues a shorter one (its cosine schedule stretches from there on).
-    settings = {"model": dataclasses.asdict(cfg.model), "seed": cfg.seed,
-                "pretrain": {k: v for k, v in dataclasses.asdict(pc).items()
-                             if k not in ("steps", "max_minutes", "eval_every",
-                                          "eval_windows", "demo_steps")},
-                "vocab": len(tok), "train_tokens": int(len(train_stream))}
-    state = load_checkpoint(ckpt_path, settings, what="pretraining", device=device)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
-        if step < pc.steps:  # a finished run just loads (the notebook says so)
-            print(f"resuming from {ckpt_path} at step {step}/{pc.steps}")
+    # run continues a shorter one (its cosine schedule stretches from there on), so
+    # the key leaves out ``steps`` and what only decides when to evaluate or stop.
+    key = run_key({k: v for k, v in dataclasses.asdict(pc).items()
+                   if k not in ("steps", "max_minutes", "eval_every", "eval_windows")},
+                  model=dataclasses.asdict(cfg.model), seed=cfg.seed, vocab=len(tok),
+                  train_tokens=int(len(train_stream)))
+    back = resume_checkpoint(ckpt_path, key, pc.steps, model=model, optimizer=opt,
+                             what="pretraining", device=device)
+    metrics, start = (back.metrics, back.step) if back else ([], 0)
+    if back and back.resume.get("generator") is not None:
+        gen.set_state(back.resume["generator"])
+    step = start
 
     unigram = unigram_perplexity(train_stream, eval_stream, len(tok))
     limit = pc.max_minutes if max_minutes is None else max_minutes
@@ -185,7 +189,7 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
           f"tokens ({precision_name(device)}); unigram held-out ppl {unigram:.0f}")
     tokens_per_step = pc.batch_size * pc.seq_len
     bar = progress(total=pc.steps, initial=step, desc="pretrain", disable=not show_progress)
-    t0 = time.perf_counter() - elapsed
+    clock = Clock(metrics)
     model.train()
     stopped_early = False
     while step < pc.steps:
@@ -194,12 +198,12 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
         x = batch_from_stream(train_stream, pc.batch_size, pc.seq_len, gen).to(device)
         with autocast(device):
             loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss
-        optimizer_step(loss, opt, model.parameters(), max_grad_norm=1.0)
+        gn = optimizer_step(loss, opt, model.parameters(), pc.max_grad_norm)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        row = {"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
-               "tokens": step * tokens_per_step, "elapsed_s": time.perf_counter() - t0}
+        row = metric_row(step, opt.param_groups[0]["lr"], clock(), loss=loss.item(),
+                         grad_norm=gn, tokens=step * tokens_per_step)
         out_of_time = limit and row["elapsed_s"] > limit * 60
         if step % pc.eval_every == 0 or step == pc.steps or out_of_time:
             row["eval_loss"] = stream_loss(model, eval_stream, pc.seq_len, device,
@@ -209,18 +213,16 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
                       f"held-out loss {row['eval_loss']:.3f} "
                       f"(ppl {math.exp(row['eval_loss']):.1f})")
         metrics.append(row)
-        if "eval_loss" in row:
-            atomic_torch_save({"settings": settings, "model": model.state_dict(),
-                               "optimizer": opt.state_dict(),
-                               "generator": gen.get_state(), "step": step,
-                               "metrics": metrics, "elapsed_s": row["elapsed_s"],
-                               "config": cfg.to_dict()}, ckpt_path)
+        if "eval_loss" in row:  # saved where it is evaluated
+            save_checkpoint(ckpt_path, key=key, step=step, total=pc.steps, model=model,
+                            optimizer=opt, metrics=metrics,
+                            resume={"generator": gen.get_state()})
         if out_of_time:
             stopped_early = True
             bar.write(f"stopping at step {step}: the {limit}-minute budget is spent")
             break
     bar.close()
-    wall = time.perf_counter() - t0
+    wall = clock()
     model.eval()
     eval_loss = stream_loss(model, eval_stream, pc.seq_len, device,
                             max_windows=final_eval_windows)
@@ -242,5 +244,5 @@ def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
     }
     write_json(run_dir / "result.json", {"figures": figures, "metrics": metrics,
                                          "config": cfg.to_dict()})
-    return {"model": model, "tokenizer": tok, "metrics": metrics, "figures": figures,
-            "run_dir": run_dir}
+    return finished(metrics, pc.steps, start, figures=figures, run_dir=run_dir,
+                    model=model, tokenizer=tok)

@@ -53,12 +53,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2ForSequenceClassification
@@ -74,14 +72,22 @@ from rlhf_lessons.core.config import RewardConfig
 from rlhf_lessons.core.lean_gpt2 import fuse_gelu, last_token_hidden
 from rlhf_lessons.core.utils import (
     adamw,
-    atomic_torch_save,
     autocast,
     linear_schedule,
-    load_checkpoint,
     optimizer_step,
     progress,
-    say_once,
     seed_everything,
+)
+from rlhf_lessons.train.run import (
+    SAVE_EVERY,
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
 )
 
 
@@ -400,21 +406,23 @@ def _batch_stats(rc: torch.Tensor, rr: torch.Tensor) -> dict:
 def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="cpu", seed: int = 0,
                        eval_pairs: PairSet | None = None, checkpoint: Path | None = None,
                        pad_id: int = 0, show_progress: bool = True, max_steps: int | None = None,
-                       log_every: int = 1, checkpoint_every: int = 0):
-    """Train the judge with the Bradley–Terry loss; returns metrics as a DataFrame.
+                       log_every: int = 1, save_every: int = SAVE_EVERY) -> TrainRun:
+    """Train the judge with the Bradley–Terry loss, in place.
 
     - length-bucketed batches of ``reward_cfg.batch_size`` pairs, chosen and rejected in ONE
       forward of ``2·batch`` sequences;
-    - AdamW (lr ``reward_cfg.lr``, no weight decay), grad-norm clip ``reward_cfg.max_grad_norm``, linear
-      lr decay to 0 over ``reward_cfg.epochs`` epochs (or ``reward_cfg.max_steps``);
+    - AdamW (``reward_cfg.lr``, ``reward_cfg.weight_decay``), grad-norm clip
+      ``reward_cfg.max_grad_norm``, linear lr decay to 0 over ``reward_cfg.epochs`` epochs
+      (or ``reward_cfg.max_steps``);
     - bf16 autocast only where the hardware runs it natively;
     - every ``reward_cfg.eval_every`` steps: eval accuracy on ``eval_pairs``;
-    - every ``checkpoint_every`` steps (default: ``reward_cfg.eval_every``), if ``checkpoint``
-      is set, an atomic checkpoint there; a rerun resumes from it.
+    - ``checkpoint``: the run's file (:mod:`rlhf_lessons.train.run`), saved every
+      ``save_every`` steps and at the end, resumed from when its key matches.
 
-    Metric keys follow TRL: loss, accuracy, margin, rewards/chosen_mean,
-    rewards/rejected_mean, mean_reward, min_reward, max_reward, learning_rate,
-    grad_norm; eval rows add eval_accuracy and eval_loss.
+    Returns a :class:`~rlhf_lessons.train.run.TrainRun`. Rows: step, learning_rate,
+    elapsed_s, then TRL's names: loss, accuracy, margin, rewards/chosen_mean,
+    rewards/rejected_mean, mean_reward, min_reward, max_reward, grad_norm, epoch;
+    eval rows add eval_accuracy and eval_loss.
     """
     device = torch.device(device)
     if len(train) == 0:
@@ -426,29 +434,24 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
     model.to(device).train()
     fuse_gelu(model)  # for models that take the transformers forward
     n_pos = getattr(model.config, "n_positions", None)
-    opt = adamw(model.parameters(), lr=reward_cfg.lr, weight_decay=0.0)
-    metrics: list[dict] = []
-    step = 0
-    state = load_checkpoint(checkpoint, what="judge", device=device) if checkpoint else None
-    if state is not None:
-        if state.get("total") == total and state.get("n_train") == len(train):
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            metrics, step = state["metrics"], state["step"]
-            say_once(f"↻ resuming the judge's training at step {step}/{total} from "
-                     f"{Path(checkpoint).name}")
+    opt = adamw(model.parameters(), lr=reward_cfg.lr, weight_decay=reward_cfg.weight_decay)
+    key = run_key(reward_cfg, seed=seed, n_train=len(train), total=total)
+    back = resume_checkpoint(checkpoint, key, total, model=model, optimizer=opt,
+                             what="judge", device=device)
+    metrics, start = (back.metrics, back.step) if back else ([], 0)
+    step = start
     epochs_of_batches: list[list[list[int]]] = []
 
     def batch_at(s: int) -> list[int]:
         ep, k = divmod(s, n_batches)
         while len(epochs_of_batches) <= ep:
             epochs_of_batches.append(pair_buckets(train, reward_cfg.batch_size,
-                                                             seed + len(epochs_of_batches)))
+                                                  seed + len(epochs_of_batches)))
         return epochs_of_batches[ep][k]
 
     bar = progress(total=total, initial=step, desc="training the judge",
                    disable=not show_progress)
-    t0 = time.perf_counter() - (metrics[-1]["elapsed_s"] if metrics else 0.0)
+    clock = Clock(metrics)
     while step < total:
         idx = batch_at(step)
         ids, mask = batch_tensors(train, idx, pad_id, device, n_pos)
@@ -462,29 +465,23 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
         gn = optimizer_step(loss, opt, model.parameters(), reward_cfg.max_grad_norm)
         step += 1
         if step % log_every == 0 or step == total:
-            row = {"step": step, "epoch": step / n_batches, "loss": loss.item(),
-                   **_batch_stats(r_c.detach(), r_r.detach()), "learning_rate": lr,
-                   "grad_norm": float(gn), "elapsed_s": time.perf_counter() - t0}
-            metrics.append(row)
+            metrics.append(metric_row(step, lr, clock(), loss=loss.item(),
+                                      **_batch_stats(r_c.detach(), r_r.detach()),
+                                      grad_norm=float(gn), epoch=step / n_batches))
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if reward_cfg.eval_every and (step % reward_cfg.eval_every == 0 or step == total):
             if eval_pairs is not None and len(eval_pairs):
                 ev = held_out_accuracy(model, eval_pairs, device, pad_id=pad_id)
-                metrics.append({"step": step, "epoch": step / n_batches,
-                                "eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"],
-                                "elapsed_s": time.perf_counter() - t0})
+                metrics.append(metric_row(step, lr, clock(), eval_accuracy=ev["accuracy"],
+                                          eval_loss=ev["loss"], epoch=step / n_batches))
                 model.train()
-        ck_every = checkpoint_every or reward_cfg.eval_every
-        if ck_every and (step % ck_every == 0 or step == total):
-            if checkpoint is not None:
-                atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
-                                   "step": step,
-                                   "metrics": metrics, "total": total, "n_train": len(train)},
-                                  Path(checkpoint))
+        if should_save(step, total, save_every):
+            save_checkpoint(checkpoint, key=key, step=step, total=total, model=model,
+                            optimizer=opt, metrics=metrics)
     bar.close()
     model.eval()
-    return pd.DataFrame(metrics)
+    return finished(metrics, total, start)
 
 
 def held_out_accuracy(model, pairs: PairSet, device="cpu", pad_id: int = 0,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -31,15 +30,23 @@ from rlhf_lessons.core.generation import generate
 from rlhf_lessons.core.models import n_params
 from rlhf_lessons.core.utils import (
     adamw,
-    atomic_torch_save,
     autocast,
     get_device,
     linear_schedule,
-    load_checkpoint,
     optimizer_step,
     precision_name,
     progress,
     seed_everything,
+)
+from rlhf_lessons.train.run import (
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
 )
 
 IGNORE = -100  # label value that cross_entropy skips
@@ -138,12 +145,14 @@ def example_buckets(examples: list[dict], batch_size: int, seed: int) -> list[li
 
 
 def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
-              max_steps: int | None = None, show_progress: bool = True) -> dict:
-    """Fine-tune ``model`` (the pretrained policy) on SFT pairs.
+              max_steps: int | None = None, show_progress: bool = True,
+              save_every: int = 50) -> TrainRun:
+    """Fine-tune ``model`` (the pretrained policy) on SFT pairs, in place.
 
-    Resumes from ``run_dir/checkpoint.pt`` when one exists (see
-    :func:`rlhf_lessons.course.artefacts.sft_run_dir`). Returns model, tokenizer, metrics
-    (list of dicts: step, loss, lr, elapsed_s) and figures.
+    Resumes from ``run_dir/checkpoint.pt`` when it holds a run of the same key
+    (see :func:`rlhf_lessons.course.artefacts.sft_run_dir`). Returns a
+    :class:`~rlhf_lessons.train.run.TrainRun` (rows: step, learning_rate,
+    elapsed_s, loss; ``extra``: ``figures`` and ``run_dir``).
     """
     seed_everything(cfg.seed)
     device = get_device(cfg)
@@ -156,25 +165,18 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
     total = max_steps or sc.max_steps or max(1, int(sc.epochs * steps_per_epoch))
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
-    opt = adamw(model.parameters(), lr=sc.lr, weight_decay=0.0)
-    step, metrics, elapsed = 0, [], 0.0
-    # A checkpoint is resumed only when it was made by these settings (the lr
-    # schedule depends on the total, the batches on the data and the seed).
-    settings = {"sft": dataclasses.asdict(sc), "model": dataclasses.asdict(cfg.model),
-                "seed": cfg.seed, "total": total, "examples": len(examples), "data": origin}
-    for k in ("demo_steps", "n_eval_prompts", "max_new_tokens"):
-        settings["sft"].pop(k)
-    state = load_checkpoint(ckpt, settings, what="SFT", device=device)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, metrics, elapsed = state["step"], state["metrics"], state["elapsed_s"]
-        if step < total:  # a finished run just loads (the notebook says so)
-            print(f"resuming SFT from {ckpt} at step {step}/{total}")
+    opt = adamw(model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
+    # The lr schedule depends on the total, the batches on the data and the seed.
+    key = run_key(sc, model=dataclasses.asdict(cfg.model), seed=cfg.seed, total=total,
+                  examples=len(examples), data=origin)
+    back = resume_checkpoint(ckpt, key, total, model=model, optimizer=opt, what="SFT",
+                             device=device)
+    metrics, start = (back.metrics, back.step) if back else ([], 0)
+    step = start
     print(f"SFT on {len(examples):,} examples from {origin}; {total} steps of "
           f"{sc.batch_size}; {precision_name(device)}")
     bar = progress(total=total, initial=step, desc="SFT", disable=not show_progress)
-    t0 = time.perf_counter() - elapsed
+    clock = Clock(metrics)
     epoch = step // steps_per_epoch
     batches = example_buckets(examples, sc.batch_size, cfg.seed + epoch)
     while step < total:
@@ -190,24 +192,20 @@ def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
             logits = model(input_ids=batch["input_ids"],
                            attention_mask=batch["attention_mask"]).logits
         loss = sft_loss(logits, batch["labels"])
-        optimizer_step(loss, opt, model.parameters(), max_grad_norm=1.0)
+        gn = optimizer_step(loss, opt, model.parameters(), sc.max_grad_norm)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        metrics.append({"step": step, "loss": loss.item(), "lr": lr,
-                        "elapsed_s": time.perf_counter() - t0})
-        if step % 50 == 0 or step == total:
-            atomic_torch_save({"settings": settings, "model": model.state_dict(),
-                               "optimizer": opt.state_dict(), "step": step,
-                               "metrics": metrics, "elapsed_s": metrics[-1]["elapsed_s"]},
-                              ckpt)
+        metrics.append(metric_row(step, lr, clock(), loss=loss.item(), grad_norm=gn))
+        if should_save(step, total, save_every):
+            save_checkpoint(ckpt, key=key, step=step, total=total, model=model,
+                            optimizer=opt, metrics=metrics)
     bar.close()
     model.eval()
     figures = {"steps": step, "examples": len(examples), "data": origin,
-               "wall_s": round(time.perf_counter() - t0, 1), "n_params": n_params(model),
+               "wall_s": round(clock(), 1), "n_params": n_params(model),
                "precision": precision_name(device)}
-    return {"model": model, "tokenizer": tokenizer, "metrics": metrics, "figures": figures,
-            "run_dir": run_dir}
+    return finished(metrics, total, start, figures=figures, run_dir=run_dir)
 
 
 # --------------------------------------------------------------------------
@@ -249,8 +247,8 @@ def evaluate_sft(cfg: LessonConfig, model, tokenizer, n_prompts: int | None = No
         [encode_example(tokenizer, p, a, cfg.sft.max_len) for p, a in pairs],
         cfg.sft.max_answer_tokens, verbose=False)
     loss = answer_loss(model, examples, tokenizer.pad_token_id, device)
-    n = n_prompts or cfg.sft.n_eval_prompts
+    n = n_prompts or cfg.budget.sft_eval_prompts
     prompts = [p for p, _ in pairs[:: max(1, len(pairs) // n)]][:n]
-    rate, rows = eos_rate(model, tokenizer, prompts, cfg.sft.max_new_tokens, seed=cfg.seed)
+    rate, rows = eos_rate(model, tokenizer, prompts, cfg.budget.sft_new_tokens, seed=cfg.seed)
     return {"answer_loss": loss, "answer_ppl": math.exp(loss), "eos_rate": rate,
             "n_eos_prompts": len(prompts), "samples": rows}
