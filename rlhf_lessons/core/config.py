@@ -553,6 +553,41 @@ class GroupPGConfig:
 
 
 @dataclass(frozen=True)
+class LoRAGRPOConfig:
+    """GRPO on a chat model through LoRA adapters (the writer notebook;
+    :func:`rlhf_lessons.train.lora_grpo.train_lora_grpo`).
+
+    Algorithm settings only: the writer notebook's budgets (how many answers it
+    measures) are not here. The reference policy is the same model with its
+    adapters switched off, so no second copy of the weights is held.
+    """
+
+    group_size: int = 4  # G answers per prompt
+    prompts_per_update: int = 4
+    n_updates: int = 24
+    lr: float = 3e-4  # LoRA trains few weights: a larger lr than full fine-tuning
+    kl_coef: float = 0.05  # beta on the k3 KL to the adapter-free model
+    cliprange: float = 0.2
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    max_new_tokens: int = 48
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+    def __post_init__(self):
+        _whole(self, "group_size", least=2)
+        _whole(self, "prompts_per_update", "n_updates", "lora_r", "max_new_tokens")
+        _positive(self, "lr", "cliprange", "lora_alpha", "temperature")
+        _non_negative(self, "kl_coef", "weight_decay", "max_grad_norm")
+        _rule(self, "top_p", isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1,
+              "in (0, 1]")
+        _rule(self, "lora_targets", len(self.lora_targets) > 0, "at least one module name")
+
+
+@dataclass(frozen=True)
 class BeyondConfig:
     """Budgets of notebook 07 (beyond PPO). ``BeyondConfig.for_preset(cfg)``."""
 

@@ -85,13 +85,17 @@ def should_save(step: int, total: int, save_every: int = SAVE_EVERY) -> bool:
 
 
 def save_checkpoint(path: str | Path | None, *, key: dict, step: int, total: int,
-                    model: torch.nn.Module, optimizer, metrics: list[dict],
+                    model: torch.nn.Module | dict, optimizer, metrics: list[dict],
                     extra: dict | None = None, resume: dict | None = None) -> None:
-    """Write the run's state atomically (nothing half-written is ever left)."""
+    """Write the run's state atomically (nothing half-written is ever left).
+
+    ``model``: the module, or the state dict to keep when only part of it trains
+    (LoRA adapters: :mod:`rlhf_lessons.train.lora_grpo`)."""
     if path is None:
         return
+    state = model if isinstance(model, dict) else model.state_dict()
     atomic_torch_save({"key": key, "step": step, "total": total,
-                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "model": state, "optimizer": optimizer.state_dict(),
                        "metrics": list(metrics), "extra": dict(extra or {}),
                        "resume": dict(resume or {})}, Path(path))
 
@@ -109,13 +113,14 @@ class Resumed:
 
 def resume_checkpoint(path: str | Path | None, key: dict, total: int, *,
                       model: torch.nn.Module, optimizer=None, what: str = "training",
-                      device="cpu") -> Resumed | None:
+                      device="cpu", load_model=None) -> Resumed | None:
     """Load ``path`` into ``model`` (and ``optimizer``) if it holds a run of ``key``.
 
     Returns None when there is no checkpoint or it was made with other settings
     (one line says so). A weights-only state (shipped, see
     :func:`slim_for_shipping`) loads only when finished: it cannot resume. An
     unfinished run says "resuming {what} after step s/total" in one line.
+    ``load_model(state_dict)`` replaces ``model.load_state_dict`` (LoRA adapters).
     """
     if path is None:
         return None
@@ -130,7 +135,7 @@ def resume_checkpoint(path: str | Path | None, key: dict, total: int, *,
     if weights_only and state["step"] < total:
         raise RuntimeError(f"{path}: a shipped run holds weights only and cannot resume "
                            "an unfinished run; delete it to train afresh")
-    model.load_state_dict(state["model"])  # fp16 weights (shipped) load as fp32
+    (load_model or model.load_state_dict)(state["model"])  # fp16 (shipped) -> fp32
     if optimizer is not None and not weights_only:
         optimizer.load_state_dict(state["optimizer"])
     if state["step"] < total:

@@ -1,0 +1,222 @@
+"""GRPO on a chat model through LoRA adapters: the writer notebook's optimiser.
+
+Notebook 07 taught RLOO/GRPO on the course's small GPT-2; here the same loss
+(:func:`rlhf_lessons.train.group_pg.group_pg_loss`) and the same group advantages
+train a real instruct model (SmolLM2-135M-Instruct) on a CPU, through LoRA
+adapters (Hu et al. 2021, the ``peft`` library): the base weights stay frozen,
+small low-rank matrices beside the attention projections learn, and the
+reference policy is the same model with its adapters switched off. One update:
+
+1. G answers to each of a few prompts, sampled with the chat template
+   (temperature and top-p, as the writer is read everywhere in the notebook);
+2. the judge scores each (prompt, answer); group advantages (r − mean)/std;
+3. the answers' log-probs under the adapters (with gradients) and without them
+   (the reference), then the clipped loss with a k3 KL term, one AdamW step.
+
+It keeps the trainer contract of :mod:`rlhf_lessons.train.run`; its checkpoint
+holds the adapters only (a few MB), not the 135M frozen weights.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+from rlhf_lessons.core.config import LoRAGRPOConfig
+from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
+from rlhf_lessons.train.group_pg import group_advantages, group_pg_loss, zero_variance_groups
+from rlhf_lessons.train.ppo import kl_per_token
+from rlhf_lessons.train.run import (
+    SAVE_EVERY,
+    Clock,
+    TrainRun,
+    finished,
+    metric_row,
+    resume_checkpoint,
+    run_key,
+    save_checkpoint,
+    should_save,
+)
+
+RewardFn = Callable[[list[str], list[str]], Sequence[float]]
+# transformers 5 warns about a renamed attribute each time peft wraps a model
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def add_lora(model, cfg: LoRAGRPOConfig, seed: int = 0):
+    """``model`` wrapped with fresh LoRA adapters on ``cfg.lora_targets``; only the
+    adapters train. B starts at zero, so the wrapped model answers exactly as
+    ``model`` did until the first step."""
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                      target_modules=list(cfg.lora_targets), bias="none")
+    return get_peft_model(model, lora)
+
+
+def chat_prompt_ids(tokenizer, questions: Sequence[str]) -> list[list[int]]:
+    """Each question as one user turn of the chat template, ready for the answer."""
+    out = []
+    for q in questions:
+        enc = tokenizer.apply_chat_template([{"role": "user", "content": q}],
+                                            add_generation_prompt=True, tokenize=True,
+                                            return_dict=True)
+        out.append(list(enc["input_ids"]))
+    return out
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, mask)``, both (B, P): sequences padded on the LEFT (so every answer
+    starts at column P, where generation appends)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def answer_mask(answer_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """1 up to and including each row's first ``eos_id``, 0 after: (B, R) -> (B, R)."""
+    is_eos = answer_ids == eos_id
+    before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()  # EOSes strictly before
+    return (before == 0).long()
+
+
+@torch.no_grad()
+def sample_answers(model, tokenizer, prompt_ids: Sequence[Sequence[int]], n_per_prompt: int,
+                   cfg: LoRAGRPOConfig, seed: int) -> dict:
+    """``n_per_prompt`` sampled answers to each prompt, rows grouped by prompt.
+
+    Returns ``{"ids": (B·n, P + R), "mask": (B·n, P + R), "P": P, "answer_mask":
+    (B·n, R), "texts": [str] * (B·n)}``. Seeded: the same seed draws the same
+    answers (``generate`` reads the global generator).
+    """
+    ids, mask = left_pad(prompt_ids, tokenizer.pad_token_id)
+    ids, mask = ids.repeat_interleave(n_per_prompt, 0), mask.repeat_interleave(n_per_prompt, 0)
+    torch.manual_seed(seed)
+    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
+                         temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
+                         max_new_tokens=cfg.max_new_tokens,
+                         pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    P = ids.size(1)
+    answers = out[:, P:]
+    a_mask = answer_mask(answers, tokenizer.eos_token_id)
+    texts = [tokenizer.decode(a[m.bool()], skip_special_tokens=True).strip()
+             for a, m in zip(answers, a_mask)]
+    return {"ids": out, "mask": torch.cat([mask, a_mask], 1), "P": P,
+            "answer_mask": a_mask, "texts": texts}
+
+
+def answer_logprobs(model, batch: dict, temperature: float) -> torch.Tensor:
+    """log π(a_t | prompt, a_<t) of every answer token at ``temperature``: (B, R).
+
+    Positions after an answer's EOS hold numbers that its mask drops.
+    """
+    P = batch["P"]
+    logits = model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits
+    logits = logits[:, P - 1:-1].float() / temperature  # (B, R, V): predicts each answer token
+    B, R, V = logits.shape
+    return -F.cross_entropy(logits.reshape(-1, V), batch["ids"][:, P:].reshape(-1),
+                            reduction="none").view(B, R)
+
+
+def train_lora_grpo(model, tokenizer, reward: RewardFn, questions: Sequence[str],
+                    cfg: LoRAGRPOConfig, *, seed: int = 0,
+                    checkpoint: str | Path | None = None, save_every: int = SAVE_EVERY,
+                    on_update: Callable[[int, list[str], list[str], list[float]], dict]
+                    | None = None, show_progress: bool = True,
+                    desc: str = "GRPO (LoRA)") -> TrainRun:
+    """GRPO for ``cfg.n_updates`` updates on ``model``, a peft model from :func:`add_lora`.
+
+    ``questions``: the TRAIN prompts (plain user messages; the chat template is
+    applied here). ``reward(prompts, answers) -> scores`` is the judge.
+    ``on_update(u, prompts, answers, scores)`` may return extra metric columns
+    (the notebook counts hedges per update). Returns a
+    :class:`~rlhf_lessons.train.run.TrainRun`: one row per update with step,
+    learning_rate, elapsed_s, episodes, objective/scores, objective/kl (k1, summed
+    over the answer), loss/policy_avg, reward_std, frac_reward_zero_std,
+    response_length, val/eos_rate, gen_s.
+    """
+    if not hasattr(model, "disable_adapter"):
+        raise TypeError("model: wrap it with add_lora(model, cfg) first (a peft model)")
+    questions = list(questions)
+    if isinstance(questions, str) or len(questions) < cfg.prompts_per_update:
+        raise ValueError(f"questions: need a list of at least {cfg.prompts_per_update}")
+    prompt_ids = chat_prompt_ids(tokenizer, questions)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    key = run_key(cfg, seed=seed, n_questions=len(questions))
+    back = resume_checkpoint(checkpoint, key, cfg.n_updates, model=model, optimizer=opt,
+                             what="LoRA GRPO",
+                             load_model=lambda sd: set_peft_model_state_dict(model, sd))
+    rows, start, order = [], 0, []
+    gen = torch.Generator().manual_seed(seed)
+    if back is not None:
+        rows, start = back.metrics, back.step
+        if back.resume:
+            gen.set_state(back.resume["generator"])
+            order = back.resume["order"]
+    model.train(False)  # no dropout: the log-probs must be reproducible
+    clock = Clock(rows)
+    G = cfg.group_size
+    for u in progress(range(start, cfg.n_updates), desc=desc, total=cfg.n_updates,
+                      initial=start, disable=not show_progress):
+        lr = cfg.lr * linear_schedule(u, cfg.n_updates)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if len(order) < cfg.prompts_per_update:
+            order += torch.randperm(len(questions), generator=gen).tolist()
+        idx, order = order[:cfg.prompts_per_update], order[cfg.prompts_per_update:]
+        # 1. G answers per prompt
+        t0 = time.perf_counter()
+        batch = sample_answers(model, tokenizer, [prompt_ids[i] for i in idx], G, cfg,
+                               seed=seed * 100_003 + u)
+        gen_s = time.perf_counter() - t0
+        prompts = [questions[i] for i in idx for _ in range(G)]
+        # 2. scores and group advantages; groups whose answers all tie teach nothing
+        scores = torch.tensor([float(s) for s in reward(prompts, batch["texts"])])
+        if not torch.isfinite(scores).all():
+            raise ValueError(f"update {u + 1}: the reward returned {scores.tolist()}")
+        grouped = scores.view(-1, G)
+        flat = zero_variance_groups(grouped)
+        adv = group_advantages(grouped, "grpo").reshape(-1)
+        a_mask = batch["answer_mask"]
+        # 3. reference log-probs (adapters off), then the loss with gradients
+        with torch.no_grad(), model.disable_adapter():
+            ref = answer_logprobs(model, batch, cfg.temperature)
+        new = answer_logprobs(model, batch, cfg.temperature)
+        out = group_pg_loss(new, new.detach(), ref, adv, a_mask, cfg.cliprange, cfg.kl_coef)
+        if (~flat).any():
+            optimizer_step(out["loss"], opt, params, cfg.max_grad_norm)
+        else:
+            opt.zero_grad(set_to_none=True)
+        kl_seq = kl_per_token(new.detach(), ref, "k1").mul(a_mask).sum(-1)
+        row = metric_row(
+            u + 1, lr, clock(), episodes=(u + 1) * len(prompts),
+            **{"objective/scores": float(scores.mean()),
+               "objective/kl": float(kl_seq.mean()),
+               "loss/policy_avg": float(out["loss"].detach()) if (~flat).any()
+               else float("nan")},
+            reward_std=float(grouped.std(1).mean()),
+            frac_reward_zero_std=float(flat.float().mean()),
+            response_length=float(a_mask.sum(-1).float().mean()),
+            **{"val/eos_rate": float((batch["ids"][:, batch["P"]:] == tokenizer.eos_token_id)
+                                     .any(-1).float().mean())},
+            gen_s=gen_s)
+        if on_update is not None:
+            row.update(on_update(u, prompts, batch["texts"], scores.tolist()) or {})
+        rows.append(row)
+        if should_save(u + 1, cfg.n_updates, save_every):
+            save_checkpoint(checkpoint, key=key, step=u + 1, total=cfg.n_updates,
+                            model=get_peft_model_state_dict(model), optimizer=opt,
+                            metrics=rows,
+                            resume={"generator": gen.get_state(), "order": order})
+    return finished(rows, cfg.n_updates, start)
