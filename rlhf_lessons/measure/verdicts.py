@@ -1,0 +1,138 @@
+"""The course's one verdict vocabulary, each word with its rule, and power before running.
+
+Every section that measures something ends with a verdict computed here, never
+typed by hand:
+
+- **holds**: the 95% interval excludes the null on the side the claim names,
+  and, when the claim rests on a training run, that run's curve moved the way
+  the claim needs (``curve_moved``).
+- **does not hold**: the interval excludes the null on the other side (the
+  opposite holds), or the training run the claim rests on did not move.
+- **cannot tell with n = …, would need n ≈ …**: the interval covers the null.
+
+For two effects on one feature (the raters' and the judge's, the judge's and the
+policy's): **exaggerates** (the second is larger, beyond the first's interval),
+**follows** (within it), **reverses** (the opposite sign, beyond noise).
+
+Power before running: :func:`n_per_arm` and :func:`min_detectable_rate` say,
+before an experiment runs, the smallest effect its n can detect (two-sided
+α = 0.05, power 0.8), so an experiment that cannot decide is resized, not run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+CANNOT_TELL = "cannot tell"
+Z_ALPHA = 1.959963984540054  # two-sided 95%
+Z_POWER = 0.8416212335729143  # power 0.8
+
+
+def n_per_arm(p0: float, p1: float, alpha_z: float = Z_ALPHA,
+              power_z: float = Z_POWER) -> int:
+    """Answers per policy needed to tell rate ``p0`` from ``p1`` (two-proportion z
+    test, pooled variance under the null): ``n = (z_a·√(2p̄q̄) + z_b·√(p0q0 + p1q1))² / (p1 − p0)²``.
+
+    >>> n_per_arm(0.5, 0.6)
+    388
+    """
+    for name, p in (("p0", p0), ("p1", p1)):
+        if not 0 <= p <= 1:
+            raise ValueError(f"{name}={p}: a rate in [0, 1]")
+    if p0 == p1:
+        raise ValueError(f"p0 = p1 = {p0}: no difference to detect")
+    pbar = (p0 + p1) / 2
+    num = (alpha_z * math.sqrt(2 * pbar * (1 - pbar))
+           + power_z * math.sqrt(p0 * (1 - p0) + p1 * (1 - p1))) ** 2
+    return math.ceil(num / (p1 - p0) ** 2)
+
+
+def min_detectable_rate(p0: float, n: int, upward: bool = True) -> float:
+    """The smallest rate ``p1`` (above ``p0``, or below it with ``upward=False``)
+    that ``n`` answers per policy detect: the first p1 on a 0.001 grid with
+    :func:`n_per_arm` ≤ n (1.0 or 0.0 when none does)."""
+    if n < 1:
+        raise ValueError(f"n={n}: need at least one answer per policy")
+    step = 0.001 if upward else -0.001
+    p1 = p0 + step
+    while 0 <= p1 <= 1:
+        if p1 != p0 and n_per_arm(p0, p1) <= n:
+            return round(p1, 3)
+        p1 += step
+    return 1.0 if upward else 0.0
+
+
+def min_detectable_mean(sd: float, n: int, paired: bool = True) -> float:
+    """The smallest mean difference ``n`` observations detect: (z_a + z_b)·sd/√n
+    for a paired difference of spread ``sd`` (√2 times that for two groups)."""
+    if n < 1 or sd < 0:
+        raise ValueError(f"n={n}, sd={sd}: need n >= 1 and sd >= 0")
+    base = (Z_ALPHA + Z_POWER) * sd / math.sqrt(n)
+    return base if paired else base * math.sqrt(2)
+
+
+def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
+            larger: bool = True, curve_moved: bool | None = None,
+            n_needed: int | None = None) -> str:
+    """The verdict of a claim "the effect is above ``null``" (``larger=False``:
+    below it), from its 95% interval ``[ci_low, ci_high]`` over ``n``.
+
+    ``curve_moved``: for a claim that rests on a training run, did its curve move
+    the right way (a loss that fell, a score that rose)? False makes the claim
+    "does not hold (training did not move)" whatever the interval says.
+    ``n_needed``: the n the effect would need (said when it cannot tell).
+    """
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return f"{CANNOT_TELL}: no interval (n = {n})"
+    if ci_low > ci_high:
+        raise ValueError(f"ci_low={ci_low} > ci_high={ci_high}")
+    if curve_moved is False:
+        return f"{DOES_NOT_HOLD} (the training run it rests on did not move)"
+    above, below = ci_low > null, ci_high < null
+    if (above and larger) or (below and not larger):
+        return HOLDS
+    if above or below:
+        return f"{DOES_NOT_HOLD} (the opposite holds)"
+    need = f", would need n ≈ {n_needed:,}" if n_needed else ""
+    return f"{CANNOT_TELL} with n = {n:,}{need}"
+
+
+def compare_effects(first: float, first_ci: Sequence[float], second: float,
+                    second_ci: Sequence[float]) -> str:
+    """Two effects of one feature, the second after the first in the chain:
+    "exaggerates" (the second is larger in size and beyond the first's
+    interval), "reverses" (opposite signs, both intervals excluding 0),
+    "follows" (otherwise: the second within the first's interval, or either
+    cannot be told from 0)."""
+    lo1, hi1 = first_ci
+    lo2, hi2 = second_ci
+    if (lo1 > 0 and hi2 < 0) or (hi1 < 0 and lo2 > 0):
+        return "reverses"
+    same_side = (lo2 > 0 and second > 0) or (hi2 < 0 and second < 0)
+    if same_side and abs(second) > abs(first) and not lo1 <= second <= hi1:
+        return "exaggerates"
+    return "follows"
+
+
+def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
+    """A notebook's closing table: one row per claim, ``claim``, ``number``,
+    ``interval``, ``n``, ``verdict``; numbers rounded for reading."""
+    out = []
+    for r in rows:
+        missing = {"claim", "number", "ci", "n", "verdict"} - set(r)
+        if missing:
+            raise ValueError(f"claim {r.get('claim', '?')!r}: missing {sorted(missing)}")
+        lo, hi = r["ci"]
+        out.append({"claim": r["claim"], "number": _fmt(r["number"]),
+                    "interval": f"[{_fmt(lo)}, {_fmt(hi)}]", "n": int(r["n"]),
+                    "verdict": r["verdict"]})
+    return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "verdict"])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.3f}" if abs(x) < 10 else f"{x:+.1f}"

@@ -1,0 +1,63 @@
+"""The one verdict vocabulary and power before running, on hand-computed cases."""
+
+import math
+
+import pytest
+
+from rlhf_lessons.measure import verdicts as V
+
+
+def test_n_per_arm_by_hand():
+    # p̄ = 0.55: (1.96·√0.495 + 0.8416·√0.49)² / 0.01 = 387.3 -> 388
+    assert V.n_per_arm(0.5, 0.6) == 388
+    assert V.n_per_arm(0.6, 0.5) == 388  # symmetric
+    # the review's case: 1.6% before, 4.1% predicted: about 700 answers per policy
+    assert 650 < V.n_per_arm(0.016, 0.041) < 800
+    with pytest.raises(ValueError, match="no difference"):
+        V.n_per_arm(0.2, 0.2)
+    with pytest.raises(ValueError, match="p1=1.5"):
+        V.n_per_arm(0.2, 1.5)
+
+
+def test_min_detectable_rate_is_the_inverse_of_n_per_arm():
+    p1 = V.min_detectable_rate(0.5, 388)
+    assert p1 == pytest.approx(0.6, abs=0.001)
+    assert V.n_per_arm(0.5, p1) <= 388 < V.n_per_arm(0.5, p1 - 0.001)
+    assert V.min_detectable_rate(0.5, 388, upward=False) == pytest.approx(0.4, abs=0.001)
+    assert V.min_detectable_rate(0.016, 256) > 0.041  # 06's old experiment could not decide
+
+
+def test_min_detectable_mean_by_hand():
+    assert V.min_detectable_mean(1.0, 100) == pytest.approx(0.2802, abs=1e-4)
+    assert V.min_detectable_mean(1.0, 100, paired=False) == pytest.approx(
+        0.2802 * math.sqrt(2), abs=1e-4)
+
+
+def test_verdict_rules():
+    assert V.verdict(0.1, 0.3, n=50) == "holds"
+    assert V.verdict(-0.3, -0.1, n=50) == "does not hold (the opposite holds)"
+    assert V.verdict(-0.3, -0.1, n=50, larger=False) == "holds"
+    assert V.verdict(-0.1, 0.3, n=50, n_needed=400) == \
+        "cannot tell with n = 50, would need n ≈ 400"
+    assert V.verdict(0.51, 0.6, n=300, null=0.5) == "holds"
+    # the classic mistake: an interval above chance while the training loss never moved
+    assert V.verdict(0.51, 0.62, n=300, null=0.5, curve_moved=False).startswith(
+        "does not hold")
+    assert V.verdict(float("nan"), 1.0, n=3).startswith("cannot tell")
+    with pytest.raises(ValueError):
+        V.verdict(0.5, 0.1, n=3)
+
+
+def test_compare_effects():
+    assert V.compare_effects(0.03, (0.01, 0.05), 0.19, (0.15, 0.23)) == "exaggerates"
+    assert V.compare_effects(0.03, (0.01, 0.05), 0.04, (0.0, 0.08)) == "follows"
+    assert V.compare_effects(0.03, (0.01, 0.05), -0.1, (-0.2, -0.05)) == "reverses"
+    assert V.compare_effects(-0.01, (-0.03, 0.01), 0.2, (0.1, 0.3)) == "exaggerates"
+
+
+def test_claims_table_rounds_and_names_missing_fields():
+    t = V.claims_table([{"claim": "x", "number": 0.123456, "ci": (0.1, 0.15), "n": 10,
+                         "verdict": "holds"}])
+    assert t.loc[0, "number"] == "+0.123" and t.loc[0, "interval"] == "[+0.100, +0.150]"
+    with pytest.raises(ValueError, match="missing"):
+        V.claims_table([{"claim": "x"}])
