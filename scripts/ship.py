@@ -256,7 +256,8 @@ SHIPPED_RUNS = {
 def ship_runs(args, cfg: LessonConfig) -> None:
     """Retrain notebooks 05-07 headless (RLHF_LESSONS_RETRAIN=1), then copy their
     finished runs to data/runs/: trainer states slimmed to fp16 weights and their
-    logs, the proxy judge in fp16, cached results as they are; a README lists them."""
+    logs, the proxy judge in fp16, cached results as they are; a README lists them
+    and SHA256SUMS records every file (:func:`write_runs_index`)."""
     if cfg.preset != "default":
         raise SystemExit("ship.py runs ships the default preset's runs only "
                          f"(RLHF_LESSONS_PRESET is {cfg.preset!r})")
@@ -267,7 +268,6 @@ def ship_runs(args, cfg: LessonConfig) -> None:
                             "--only", nb], check=True,
                            env={**os.environ, "RLHF_LESSONS_RETRAIN": "1",
                                 "RLHF_LESSONS_OUTPUTS": str(root)})
-    rows = []
     for nb, prefixes in SHIPPED_RUNS.items():
         found = sorted(p for p in (root / nb).glob("*") if p.name.startswith(prefixes)
                        and not p.name.startswith("."))
@@ -281,29 +281,50 @@ def ship_runs(args, cfg: LessonConfig) -> None:
             out = dest / src.name
             if src.is_dir():  # the proxy judge: a saved model folder, shipped in fp16
                 model, tok = load_model(src, "cpu", kind="judge")
-                card = load_card(src)
-                save_model(model, tok, out, card, dtype=torch.float16)
-                what = (f"proxy judge, {card.get('train_pairs')} pairs, trained in "
-                        f"{card.get('train_wall_s', 0):.0f} s")
-                size = sum(f.stat().st_size for f in out.iterdir())
-                digest = sha256_of(out / "model.safetensors")
+                save_model(model, tok, out, load_card(src), dtype=torch.float16)
             else:
                 state = torch.load(src, map_location="cpu", weights_only=False)
                 if isinstance(state, dict) and "model" in state and "key" in state:
                     atomic_torch_save(slim_for_shipping(state), out)
-                    log = state.get("metrics") or []
-                    secs = log[-1].get("elapsed_s") if log else None
-                    what = (f"finished run, {len(log)} steps"
-                            + (f", trained in {secs:.0f} s" if secs else ""))
                 else:
                     shutil.copyfile(src, out)
-                    what = "cached result"
-                size, digest = out.stat().st_size, sha256_of(out)
+            print(f"shipped {out.relative_to(REPO_ROOT)}")
+    write_runs_index()
+
+
+def _describe_run(out: Path) -> tuple[str, int, str]:
+    """(what, size in bytes, sha256) of one shipped run, for the README's table (a
+    model folder: the sha256 of its model.safetensors)."""
+    if out.is_dir():  # the proxy judge
+        card = load_card(out)
+        what = (f"proxy judge, {card.get('train_pairs')} pairs, trained in "
+                f"{card.get('train_wall_s', 0):.0f} s")
+        return (what, sum(f.stat().st_size for f in out.iterdir()),
+                sha256_of(out / "model.safetensors"))
+    state = torch.load(out, map_location="cpu", weights_only=False)
+    what = "cached result"
+    if isinstance(state, dict) and "model" in state and "key" in state:  # a TrainRun's state
+        log = state.get("metrics") or []
+        secs = log[-1].get("elapsed_s") if log else None
+        what = f"finished run, {len(log)} steps" + (f", trained in {secs:.0f} s" if secs else "")
+    return what, out.stat().st_size, sha256_of(out)
+
+
+def write_runs_index(runs_dir: Path = RUNS_DIR) -> None:
+    """data/runs/README.md (a table: file, what, size, the first 16 hex of its sha256)
+    and data/runs/SHA256SUMS (every file, in the format of data/models/*/SHA256SUMS),
+    both from what ``runs_dir`` holds now. The course checks every file against
+    SHA256SUMS before it copies it into outputs/ (``artefacts.check_shipped``)."""
+    rows = []
+    for nb in SHIPPED_RUNS:
+        for out in sorted((runs_dir / nb).glob("*")):
+            if out.name.startswith("."):
+                continue
+            what, size, digest = _describe_run(out)
             shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
-            rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | "
-                        f"`{digest[:16]}` |")
-            print(f"shipped {out.relative_to(REPO_ROOT)} ({size / 1e6:.1f} MB)")
-    (RUNS_DIR / "README.md").write_text("\n".join([
+            rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | `{digest[:16]}` |")
+    write_checksums(runs_dir, ("**/*",), skip=("README.md",))
+    (runs_dir / "README.md").write_text("\n".join([
         "# data/runs/: finished runs of notebooks 05-07",
         "",
         "The default series must fit 15 minutes on 2 CPU cores, so these runs travel",
@@ -318,6 +339,14 @@ def ship_runs(args, cfg: LessonConfig) -> None:
         "",
         f"(default preset, on {os.cpu_count()} CPU cores). Licence: MIT, derived from",
         "HH-RLHF (MIT) like `data/models/`.",
+        "",
+        "Checked before use: `SHA256SUMS` here lists the sha256 of every file (those",
+        "inside a folder too), and a file is checked against it before it is copied",
+        "into `outputs/`. A truncated, changed or missing part stops the notebook with",
+        "an error that names it (`artefacts.ShippedRunError`); nothing damaged is",
+        "copied. Restore it with `git checkout -- data/runs/<file>`, or train it live",
+        "as above. A run deleted from here whole is trained live, with one line that",
+        "says so and how long it took when it was shipped.",
         "",
         "| file | what | size | sha256 (first 16) |",
         "|---|---|---|---|",

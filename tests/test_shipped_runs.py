@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlhf_lessons.core.config import LessonConfig, ModelConfig
-from rlhf_lessons.core.models import build_gpt2
+from rlhf_lessons.core.models import build_gpt2, write_checksums
 from rlhf_lessons.course import artefacts as A
 from rlhf_lessons.train.run import slim_for_shipping
 
@@ -36,6 +36,7 @@ def test_from_shipped_copies_once_and_never_with_retrain(tmp_path, monkeypatch):
     shipped = tmp_path / "runs" / "07_beyond_ppo" / "dpo-abc.pt"
     shipped.parent.mkdir(parents=True)
     shipped.write_bytes(b"finished")
+    write_checksums(tmp_path / "runs", ("**/*",))
     cfg = LessonConfig.from_env()
     target = tmp_path / "outputs" / "07_beyond_ppo" / "dpo-abc.pt"
     target.parent.mkdir(parents=True)
@@ -50,6 +51,7 @@ def test_from_shipped_copies_once_and_never_with_retrain(tmp_path, monkeypatch):
     folder = tmp_path / "runs" / "07_beyond_ppo" / "proxy-k"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
+    write_checksums(tmp_path / "runs", ("**/*",))  # what ship.py runs writes
     assert (A.from_shipped(cfg, target.with_name("proxy-k")) / "config.json").exists()
 
 
@@ -139,3 +141,22 @@ def test_every_shipped_run_is_listed_with_its_sha256():
             f = item / "model.safetensors" if item.is_dir() else item
             found[f"{nb.name}/{item.name}"] = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
     assert found and found == listed
+
+
+def test_every_shipped_file_is_in_the_manifest_and_passes_its_check():
+    """data/runs/SHA256SUMS lists every file (a folder's too) with its full sha256,
+    agreeing with the README's table; each shipped item passes the check that runs
+    before it is copied."""
+    from rlhf_lessons.core.models import read_checksums, sha256_of
+
+    sums = read_checksums(A.RUNS_DIR)
+    files = {p.relative_to(A.RUNS_DIR).as_posix() for p in A.RUNS_DIR.rglob("*")
+             if p.is_file()} - {"README.md", "SHA256SUMS"}
+    assert files and set(sums) == files
+    readme = (A.RUNS_DIR / "README.md").read_text()
+    for name, digest in sums.items():
+        assert sha256_of(A.RUNS_DIR / name) == digest, name
+        if name.endswith((".pt", "/model.safetensors")):
+            assert f"`{digest[:16]}`" in readme, name
+    for item in {n.split("/")[0] + "/" + n.split("/")[1] for n in sums}:
+        assert A.check_shipped(A.RUNS_DIR / item)

@@ -171,11 +171,32 @@ def save_tokenizer(tokenizer, path: str | Path) -> Path:
     return path
 
 
-def write_checksums(folder: str | Path) -> None:
-    """Write ``SHA256SUMS`` for the weights files of ``folder``."""
+def write_checksums(folder: str | Path, patterns: tuple[str, ...] = WEIGHTS,
+                    skip: tuple[str, ...] = ()) -> None:
+    """Write ``SHA256SUMS`` for the files of ``folder`` that match ``patterns`` (the
+    weights files; ``("**/*",)``: every file, named by its path inside ``folder``),
+    except ``SHA256SUMS`` itself, hidden files and the names in ``skip``."""
     folder = Path(folder)
-    lines = [f"{sha256_of(p)}  {p.name}" for pat in WEIGHTS for p in sorted(folder.glob(pat))]
+    lines = [f"{sha256_of(p)}  {p.relative_to(folder).as_posix()}" for pat in patterns
+             for p in sorted(folder.glob(pat)) if p.is_file() and p != folder / CHECKSUMS
+             and p.name not in skip and not p.name.startswith(".")]
     (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
+
+
+def read_checksums(folder: str | Path) -> dict[str, str]:
+    """``{file: sha256}`` as listed in ``folder/SHA256SUMS`` ({} when there is none)."""
+    sums = Path(folder) / CHECKSUMS
+    if not sums.exists():
+        return {}
+    listed = {}
+    for line in sums.read_text(errors="replace").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if line.strip() and not (len(digest) == 64 and name):
+            raise ArtefactError(f"{sums}: {line[:40]!r} is not '<sha256>  <file>'. "
+                                f"{_REBUILD.format(sums)}")
+        if name:
+            listed[name.strip()] = digest
+    return listed
 
 
 def sha256_of(path: Path) -> str:
@@ -191,13 +212,8 @@ def verify_checksums(folder: str | Path) -> None:
     that is missing or differs. A folder without the file is not checked."""
     folder = Path(folder)
     sums = folder / CHECKSUMS
-    if not sums.exists():
-        return
-    for line in sums.read_text().splitlines():
-        if not line.strip():
-            continue
-        digest, name = line.split(maxsplit=1)
-        f = folder / name.strip()
+    for name, digest in read_checksums(folder).items():
+        f = folder / name
         if not f.exists():
             raise ArtefactError(f"{f}: missing (listed in {sums}). {_REBUILD.format(folder)}")
         if sha256_of(f) != digest:

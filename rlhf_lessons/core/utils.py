@@ -218,6 +218,11 @@ def optimizer_step(loss: torch.Tensor, optimizer, params, max_grad_norm: float =
     return norm
 
 
+# What to do about a checkpoint that cannot be read, by path (course.artefacts says
+# whether it came from data/runs/); otherwise: delete it.
+CHECKPOINT_FIXES: dict[Path, str] = {}
+
+
 def load_checkpoint(path, settings=None, what: str = "training", device="cpu") -> dict | None:
     """The state a trainer saved at ``path``, or None when there is none to resume.
 
@@ -231,8 +236,9 @@ def load_checkpoint(path, settings=None, what: str = "training", device="cpu") -
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds; name the file
+        fix = CHECKPOINT_FIXES.get(path, "Delete it to start afresh")
         raise RuntimeError(f"{path}: cannot read this {what} checkpoint ({type(err).__name__}:"
-                           f" {err}). Delete it to start afresh.") from err
+                           f" {err}). {fix}.") from err
     if settings is not None and (not isinstance(state, dict)
                                  or state.get("settings") != settings):
         print(f"a {what} checkpoint with other settings exists ({path.name}); starting afresh")

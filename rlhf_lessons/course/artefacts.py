@@ -25,6 +25,8 @@ so (:func:`loaded_or_trained`). ``RLHF_LESSONS_RETRAIN=1`` (``cfg.retrain``) mak
 every such step train again: each checkpoint path goes through
 :func:`retrain_path`, which clears it once per process. The models shipped in
 ``data/models/`` are not retrained by it: ``scripts/ship.py`` rebuilds them.
+The finished runs shipped in ``data/runs/`` are checked against its
+``SHA256SUMS`` before they are copied (:func:`from_shipped`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import shutil
 import time
 from datetime import datetime
@@ -45,14 +48,19 @@ import torch
 from rlhf_lessons.core.config import REPO_ROOT, LessonConfig, OptimisationConfig
 from rlhf_lessons.core.data import DATA_DIR, load_all_hh
 from rlhf_lessons.core.models import (
+    CHECKSUMS,
+    ArtefactError,
     build_gpt2,
     load_card,
     load_hub_gpt2,
     load_model,
     load_tokenizer,
+    read_checksums,
     save_model,
+    sha256_of,
 )
 from rlhf_lessons.core.utils import (
+    CHECKPOINT_FIXES,
     atomic_torch_save,
     file_lock,
     remove_leftovers,
@@ -398,7 +406,10 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
         cfg, output_dir(NOTEBOOKS["optimisation"], cfg) / f"proxy-{key}"))
     if (here / "config.json").exists():
         loaded_or_trained(f"the proxy judge (key {key})", here, False)
-        return (*load_model(here, device, kind="judge"), load_card(here))
+        try:
+            return (*load_model(here, device, kind="judge"), load_card(here))
+        except ArtefactError as err:
+            raise ArtefactError(f"{err}. {CHECKPOINT_FIXES[here]}") from err
     say_once(f"⚖️ proxy judge: training it on {oc.proxy_pairs} train pairs (key {key})")
     ds = load_all_hh("train", source=cfg.source, max_rows_per_subset=cfg.max_rows_per_subset)
     pick = np.random.default_rng(cfg.seed).permutation(len(ds))[:oc.proxy_pairs]
@@ -428,26 +439,107 @@ def load_proxy_judge(cfg: LessonConfig, oc: OptimisationConfig, device="cpu",
     return model.to(device).eval(), tok, card
 
 
+class ShippedRunError(ArtefactError):
+    """A file of ``data/runs/`` that is damaged (its sha256 differs from
+    ``data/runs/SHA256SUMS``), listed but missing, or not listed: the message names the
+    shipped file, how to restore it and how to train it live instead. Nothing of it
+    is copied into ``outputs/``."""
+
+
+def _live_instead(src: Path) -> str:
+    return (f"Restore it with `git checkout -- {_shown(src)}`, or train it live instead: "
+            "RLHF_LESSONS_RETRAIN=1, or `RETRAIN = True` in the notebook's first cell.")
+
+
+def check_shipped(src: Path) -> dict[str, str]:
+    """Check ``src`` (a file or folder of ``data/runs/``) against ``data/runs/SHA256SUMS``
+    (written by ``scripts/ship.py runs``) before anything of it is copied or loaded.
+
+    Returns the files it covers, ``{path inside data/runs: sha256}``; raises
+    :class:`ShippedRunError` when one is truncated or garbled, listed but missing, or
+    when ``src`` is not listed at all (it cannot be checked).
+    """
+    rel = src.relative_to(RUNS_DIR).as_posix()
+    manifest = RUNS_DIR / CHECKSUMS
+    try:
+        sums = read_checksums(RUNS_DIR)
+    except ArtefactError as err:
+        raise ShippedRunError(f"{err}; {_live_instead(manifest)}") from err
+    listed = {n: d for n, d in sums.items() if n == rel or n.startswith(f"{rel}/")}
+    if not listed:
+        raise ShippedRunError(f"{_shown(src)}: not listed in {_shown(manifest)}, so it "
+                              f"cannot be checked and is not copied. {_live_instead(manifest)}")
+    for name, digest in listed.items():
+        f = RUNS_DIR / name
+        if not f.is_file():
+            raise ShippedRunError(f"{_shown(f)}: missing, though {_shown(manifest)} lists "
+                                  f"it as part of the shipped {rel}. {_live_instead(src)}")
+        if sha256_of(f) != digest:
+            raise ShippedRunError(f"{_shown(f)}: this shipped file is damaged (truncated or "
+                                  f"changed: its sha256 differs from {_shown(manifest)}), so "
+                                  f"it is not copied. {_live_instead(src)}")
+    return listed
+
+
+def _shipped_took(rel: str) -> str:
+    """How long the shipped run took, as data/runs/README.md says ("trained in 59 s")."""
+    readme = RUNS_DIR / "README.md"
+    m = re.search(rf"\| `{re.escape(rel)}` \|[^|\n]*trained in (\d+ s)",
+                  readme.read_text() if readme.exists() else "")
+    return f"it took {m.group(1)} when it was shipped; " if m else ""
+
+
 def from_shipped(cfg: LessonConfig, path: str | Path) -> Path:
     """``path`` under ``outputs/``, first copied from ``data/runs/`` when a finished run
     of the same name and key travels with the repository and ``outputs/`` has none.
 
-    Never with ``cfg.retrain``; a copy whose settings no longer match is retrained
-    over by its trainer, so ``data/`` is only ever read. Why: the default series
-    must fit 15 minutes on 2 cores, and these runs would take minutes.
+    The shipped file is checked against ``data/runs/SHA256SUMS`` first
+    (:func:`check_shipped`): a damaged one raises :class:`ShippedRunError` and never
+    reaches ``outputs/``. One listed there but gone from ``data/runs/`` is trained
+    live, and one line says so. Never with ``cfg.retrain``; a copy whose settings
+    no longer match is retrained over by its trainer, so ``data/`` is only ever
+    read. Why: the default series must fit 15 minutes on 2 cores, and these runs
+    would take minutes. A file of ``outputs/`` that later cannot be read is named
+    with its origin and fix (``CHECKPOINT_FIXES``).
     """
     path = Path(path)
     src = RUNS_DIR / path.parent.name / path.name
-    if cfg.retrain or path.exists() or not src.exists():
+    rel = f"{path.parent.name}/{path.name}"
+    shipped = any(n == rel or n.startswith(f"{rel}/") for n in _manifest_names())
+    CHECKPOINT_FIXES[path] = (
+        f"It is {path.name} as shipped in {_shown(src)}, unless RLHF_LESSONS_RETRAIN=1 "
+        "trained it here: delete it, and the next run copies the shipped file again, "
+        "checked against data/runs/SHA256SUMS first" if shipped else
+        "It was made here, not copied from data/runs/: delete it to start afresh")
+    if cfg.retrain or path.exists():
         return path
+    if not src.exists():
+        if shipped:
+            print(f"⚠️ {path.name}: listed in data/runs/SHA256SUMS but not in "
+                  f"{_shown(src.parent)}: making it now ({_shipped_took(rel)}"
+                  f"`git checkout -- {_shown(src)}` restores it)", flush=True)
+        return path
+    listed = check_shipped(src)
     tmp = path.with_name(f".{path.name}.shipping")
     shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp)
+    if src.is_dir():  # only what the manifest lists and check_shipped checked
+        for name in listed:
+            (tmp / name[len(rel) + 1:]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(RUNS_DIR / name, tmp / name[len(rel) + 1:])
+    else:
+        shutil.copyfile(src, tmp)
     tmp.replace(path)
     _SHIPPED.add(path)
     print(f"📦 {path.name}: copied from {_shown(src)}, where it travels finished "
           f"(`python scripts/ship.py runs` rebuilds it; {RETRAIN_HINT})", flush=True)
     return path
+
+
+def _manifest_names() -> list[str]:
+    try:
+        return list(read_checksums(RUNS_DIR))
+    except ArtefactError:
+        return []  # check_shipped names the garbled manifest when a file is copied
 
 
 def keyed_path(cfg: LessonConfig, notebook: str, name: str, settings: dict) -> Path:
@@ -475,7 +567,11 @@ def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str
     """
     path = keyed_path(cfg, notebook, name, settings)
     if path.exists():
-        out = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            out = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds; name the file
+            raise ArtefactError(f"{path}: cannot read this saved result ({type(err).__name__}"
+                                f": {err}). {CHECKPOINT_FIXES[path]}.") from err
         loaded_or_trained(what, path, False, verb="computed")
         return out
     t0 = time.perf_counter()
