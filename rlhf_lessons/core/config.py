@@ -17,6 +17,8 @@ Environment variables read here:
 - ``RLHF_LESSONS_DEVICE=cpu|cuda|mps`` overrides the device auto-selection.
 - ``RLHF_LESSONS_SOURCE=auto|hub|local`` where datasets come from.
 - ``RLHF_LESSONS_OUTPUTS=path``     where run artefacts go (default ``outputs/``).
+- ``RLHF_LESSONS_CACHE=path``       where downloaded model weights are kept, outside
+                                    git (default ``~/.cache/rlhf-lessons``).
 - ``RLHF_LESSONS_RETRAIN=1``        retrain what a notebook would otherwise load from
                                     ``outputs/`` (finished checkpoints, saved judges).
 """
@@ -279,6 +281,7 @@ class LessonConfig:
     source: str = "local"  # auto / hub / local: where HH-RLHF and Dolly come from
     device: str | None = None  # None = auto-select (cuda, mps, cpu)
     outputs: Path = REPO_ROOT / "outputs"
+    cache: Path = Path.home() / ".cache" / "rlhf-lessons"  # downloaded weights (the writer)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -338,12 +341,15 @@ class LessonConfig:
             extra["retrain"] = True
         if env.get("RLHF_LESSONS_OUTPUTS", "").strip():
             extra["outputs"] = Path(env["RLHF_LESSONS_OUTPUTS"].strip()).expanduser().resolve()
+        if env.get("RLHF_LESSONS_CACHE", "").strip():
+            extra["cache"] = Path(env["RLHF_LESSONS_CACHE"].strip()).expanduser().resolve()
         extra.update(overrides)
         return dataclasses.replace(cfg, **extra) if extra else cfg
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["outputs"] = str(self.outputs)
+        d["cache"] = str(self.cache)
         return d
 
     def short_hash(self, *parts: str, drop: tuple[str, ...] = (),
