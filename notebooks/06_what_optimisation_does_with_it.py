@@ -344,9 +344,9 @@ judge (`tilt_prediction` in `metrics.json`). PPO with a KL penalty only
 ## 6.4 Does the gold score peak under best-of-N?
 
 Gao et al. (2022) picked the best of n samples with a **proxy** judge and
-scored the pick with a **gold** judge. Against $d = \\sqrt{KL}$, the proxy
+scored the pick with a **gold** judge. Against $d = \sqrt{KL}$, the proxy
 rose steadily while the gold score rose, peaked and fell: they fitted
-$R(d) = d(\\alpha - \\beta d)$, with its peak at $d^* = \\alpha / 2\\beta$.
+$R(d) = d(\alpha - \beta d)$, with its peak at $d^* = \alpha / 2\beta$.
 
 Our version: the shipped judge is the gold; the proxy is the notebook-03
 recipe on a small slice of train pairs, labelled by the gold judge.
@@ -675,8 +675,8 @@ confidence is the largest next-token probability, and it is right when that
 token is the true one. The **expected calibration error** bins the
 confidences into equal-width bins on [0, 1]:
 
-$$\\mathrm{ECE} = \\sum_b \\frac{n_b}{N}\\,|\\mathrm{acc}_b -
-\\mathrm{conf}_b|.$$
+$$\mathrm{ECE} = \sum_b \frac{n_b}{N}\,|\mathrm{acc}_b -
+\mathrm{conf}_b|.$$
 
 ✏️ **Exercise 6.6 (implement).** Write `ece(confidences, correct, n_bins)`
 (numpy arrays; a float). The last bin includes 1.0. *Explain:* a model that
