@@ -197,7 +197,7 @@ def _short_error(text: str, limit: int = 1500) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-_BAR = re.compile(r"\d+%\|")
+_BAR = re.compile(r"(?<!\d)\d{1,2}%\|")  # 0% to 99%: a bar that did not finish
 
 
 def output_noise(nb) -> dict[str, list[int]]:
@@ -205,8 +205,10 @@ def output_noise(nb) -> dict[str, list[int]]:
 
     ``nb`` is a notebook dict (``json.load`` of an executed ``.ipynb``). Returns
     ``{"stderr": [cell indices], "progress_bars": [cell indices]}``, one entry per
-    output: a ``stderr`` stream, or a progress bar (a tqdm widget or its text,
-    ``" 40%|####  |"``). ``make run``'s executed copies should have no stderr.
+    output: a ``stderr`` stream, or a partial progress bar in text (a tqdm bar's
+    text, or a widget bar's saved text form, ``" 40%|####  |"``; a finished bar,
+    100%, is fine: :func:`rlhf_lessons.core.utils.progress` leaves one). ``make
+    run``'s executed copies should have neither.
     """
     found: dict[str, list[int]] = {"stderr": [], "progress_bars": []}
     for i, cell in enumerate(nb.get("cells", [])):
