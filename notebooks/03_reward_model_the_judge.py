@@ -414,11 +414,19 @@ Read the two lines above:
 
 These are the eval pairs where the judge most prefers the **rejected** answer.
 Reading them tells you more than any number.
+
+*Content note:* harmless-base pairs are red-team conversations, some of them
+offensive. The table shows helpful-* pairs; set `SHOW_ALL = True` to rank
+every eval pair.
 """
 
 # %%
+from rlhf_lessons.course.widgets import safe_pairs
+
+SHOW_ALL = False  # True: include harmless-base (red-team) pairs
 pd.set_option("display.max_colwidth", 160)
-E.most_wrong(eval_pairs, ev, k=5)
+wrong = E.most_wrong(eval_pairs, ev, k=len(eval_pairs))
+safe_pairs(wrong, SHOW_ALL).head(5).reset_index(drop=True)
 
 # %% [markdown]
 """
