@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import tqdm.notebook as tqdm_notebook_module
 from tqdm.auto import tqdm
 from tqdm.notebook import tqdm as tqdm_notebook
 
@@ -288,9 +289,8 @@ class _SavedBar(tqdm_notebook):
                 check_delay=True):
         super().display(msg, pos, close=close, bar_style=bar_style, check_delay=False)
         if check_delay and not close and not self.displayed:  # past ``delay``
-            from IPython.display import display
-
-            self._handle = display(self.container, display_id=True)
+            # IPython's display, as tqdm.notebook imported it (core does not present)
+            self._handle = tqdm_notebook_module.display(self.container, display_id=True)
             self.displayed = True
 
     def close(self):
