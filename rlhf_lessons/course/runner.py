@@ -173,7 +173,7 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
         ok = False
     if out_dir is not None:
         try:
-            _write_copies(nb, Path(out_dir), path.stem)
+            _write_copies(nb, Path(out_dir), path.stem, cache=root / ".cache")
         except OSError as err:
             error = (error + "\n" if error else "") + (
                 f"could not write the executed copy to {out_dir} ({type(err).__name__}: "
@@ -182,13 +182,14 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
 
 
-def _write_copies(nb, out_dir: Path, stem: str) -> None:
+def _write_copies(nb, out_dir: Path, stem: str, cache: Path) -> None:
     import nbformat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{stem}.ipynb")
-    # the handout draws widgets from their stored state: it opens offline
-    (out_dir / f"{stem}.html").write_text(handout_html(nb), encoding="utf-8")
+    # the handout draws widgets from their stored state and carries MathJax
+    # (fetched once into ``cache``, as `make slides` does): it opens offline
+    (out_dir / f"{stem}.html").write_text(handout_html(nb, cache), encoding="utf-8")
 
 
 def _short_error(text: str, limit: int = 1500) -> str:
