@@ -297,7 +297,8 @@ How far did these few steps move the judge?
 # %%
 from rlhf_lessons.course import plots
 
-axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5)
+axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5,
+                          labels={"loss": plots.PAIR_LOSS})
 axes[0].axhline(0.693, color=plots.REFERENCE_COLOR, ls="--", lw=1)
 axes[1].set_ylim(0, 1)
 axes[1].axhline(0.5, color=plots.REFERENCE_COLOR, ls="--", lw=1)
@@ -328,7 +329,8 @@ full_metrics = load_training_metrics(cfg)
 print({k: card.get(k) for k in ("backbone", "steps", "train_wall_s",
                                  "train_pairs")})
 if full_metrics is not None:
-    plots.plot_metrics(full_metrics, ["loss", "accuracy"], smooth=25)
+    plots.plot_metrics(full_metrics, ["loss", "accuracy"], smooth=25,
+                       labels={"loss": plots.PAIR_LOSS})
 
 # %% [markdown]
 """

@@ -488,7 +488,7 @@ dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins",
 # %%
 axes = plots.plot_metrics(
     dpo_log, ["loss", "rewards/margins", "logps/chosen", "logps/rejected"],
-    smooth=5)
+    smooth=5, labels={"loss": plots.PAIR_LOSS})
 
 # %% [markdown]
 """
