@@ -297,7 +297,8 @@ How far did these few steps move the judge?
 # %%
 from rlhf_lessons.course import plots
 
-axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5)
+axes = plots.plot_metrics(demo_metrics, ["loss", "accuracy"], smooth=5,
+                          labels={"loss": plots.PAIR_LOSS})
 axes[0].axhline(0.693, color=plots.REFERENCE_COLOR, ls="--", lw=1)
 axes[1].set_ylim(0, 1)
 axes[1].axhline(0.5, color=plots.REFERENCE_COLOR, ls="--", lw=1)
@@ -328,7 +329,8 @@ full_metrics = load_training_metrics(cfg)
 print({k: card.get(k) for k in ("backbone", "steps", "train_wall_s",
                                  "train_pairs")})
 if full_metrics is not None:
-    plots.plot_metrics(full_metrics, ["loss", "accuracy"], smooth=25)
+    plots.plot_metrics(full_metrics, ["loss", "accuracy"], smooth=25,
+                       labels={"loss": plots.PAIR_LOSS})
 
 # %% [markdown]
 """
@@ -414,11 +416,19 @@ Read the two lines above:
 
 These are the eval pairs where the judge most prefers the **rejected** answer.
 Reading them tells you more than any number.
+
+*Content note:* harmless-base pairs are red-team conversations, some of them
+offensive. The table shows helpful-* pairs; set `SHOW_ALL = True` to rank
+every eval pair.
 """
 
 # %%
+from rlhf_lessons.course.widgets import safe_pairs
+
+SHOW_ALL = False  # True: include harmless-base (red-team) pairs
 pd.set_option("display.max_colwidth", 160)
-E.most_wrong(eval_pairs, ev, k=5)
+wrong = E.most_wrong(eval_pairs, ev, k=len(eval_pairs))
+safe_pairs(wrong, SHOW_ALL).head(5).reset_index(drop=True)
 
 # %% [markdown]
 """

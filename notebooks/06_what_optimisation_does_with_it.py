@@ -344,9 +344,9 @@ judge (`tilt_prediction` in `metrics.json`). PPO with a KL penalty only
 ## 6.4 Does the gold score peak under best-of-N?
 
 Gao et al. (2022) picked the best of n samples with a **proxy** judge and
-scored the pick with a **gold** judge. Against $d = \\sqrt{KL}$, the proxy
+scored the pick with a **gold** judge. Against $d = \sqrt{KL}$, the proxy
 rose steadily while the gold score rose, peaked and fell: they fitted
-$R(d) = d(\\alpha - \\beta d)$, with its peak at $d^* = \\alpha / 2\\beta$.
+$R(d) = d(\alpha - \beta d)$, with its peak at $d^* = \alpha / 2\beta$.
 
 Our version: the shipped judge is the gold; the proxy is the notebook-03
 recipe on a small slice of train pairs, labelled by the gold judge.
@@ -544,6 +544,11 @@ from rlhf_lessons.measure.biased_raters import (biased_labels, fit_linear_head,
                                         linear_scores)
 from rlhf_lessons.measure.evaluate import mean_with_error
 
+
+def ci3(ci):  # an interval for reading: (0.412, 0.538)
+    return tuple(round(float(x), 3) for x in ci)
+
+
 heads, rows = {}, []
 for b in oc.rater_biases:
     lab = biased_labels(np.ones(len(rt_ids), bool), mark[:, 0], mark[:, 1],
@@ -561,9 +566,9 @@ for b in oc.rater_biases:
     n_ok = int((rc > rr).sum())
     rows.append({"b": b, "marked wins (labels)": won,
                  "n one-marked": one.sum(), "held-out acc": acc,
-                 "acc ci95": wilson_ci(n_ok, len(rc)),
+                 "acc ci95": ci3(wilson_ci(n_ok, len(rc))),
                  "judge_effect": st["mean"],
-                 "effect ci95": (st["ci_low"], st["ci_high"])})
+                 "effect ci95": ci3((st["ci_low"], st["ci_high"]))})
 raters = pd.DataFrame(rows).set_index("b")
 raters.round(3)
 
@@ -647,7 +652,7 @@ for name, df in (("before", before), ("after", after)):
                 f"judge b={b_max:g}": df[f"judge b={b_max:g}"].mean(),
                 "words": df.words.mean()})
 res = pd.DataFrame(res).set_index("policy")
-res.round(3)
+res.round(3).assign(ci95=res.ci95.map(ci3))
 
 # %%
 p0_m = res.loc["before", "marker rate"]
@@ -675,8 +680,8 @@ confidence is the largest next-token probability, and it is right when that
 token is the true one. The **expected calibration error** bins the
 confidences into equal-width bins on [0, 1]:
 
-$$\\mathrm{ECE} = \\sum_b \\frac{n_b}{N}\\,|\\mathrm{acc}_b -
-\\mathrm{conf}_b|.$$
+$$\mathrm{ECE} = \sum_b \frac{n_b}{N}\,|\mathrm{acc}_b -
+\mathrm{conf}_b|.$$
 
 ✏️ **Exercise 6.6 (implement).** Write `ece(confidences, correct, n_bins)`
 (numpy arrays; a float). The last bin includes 1.0. *Explain:* a model that

@@ -399,8 +399,8 @@ r"""
 ## 7.5 DPO: can the judge be folded into the loss?
 
 The objective PPO and GRPO approximate is
-$\max_\pi \mathbb{E}_{y\sim\pi}[r(x,y)]
-- \beta\,\mathrm{KL}(\pi\|\pi_{\mathrm{ref}})$.
+$\max_\pi \mathbb{E}_{y\sim\pi}[r(x,y)] -
+\beta\,\mathrm{KL}(\pi\|\pi_{\mathrm{ref}})$.
 Its exact optimum is known:
 
 $$\pi^*(y\mid x) = \frac{1}{Z(x)}\,\pi_{\mathrm{ref}}(y\mid x)
@@ -488,7 +488,7 @@ dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins",
 # %%
 axes = plots.plot_metrics(
     dpo_log, ["loss", "rewards/margins", "logps/chosen", "logps/rejected"],
-    smooth=5)
+    smooth=5, labels={"loss": plots.PAIR_LOSS})
 
 # %% [markdown]
 """

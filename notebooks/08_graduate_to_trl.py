@@ -610,7 +610,7 @@ The data formats, the losses and the log names are the ones you now know.
 from rlhf_lessons.course.artefacts import update_metrics
 
 rm_eval = acc["TRL RewardTrainer"]
-update_metrics(
+metrics = update_metrics(
     "08_graduate_to_trl", cfg, wall_s=round(time.time() - t0, 1),
     **{f"{k}_version": v for k, v in versions.items()},
     trl_rm_accuracy=rm_eval["accuracy"], trl_rm_ci95=rm_eval["ci95"],
@@ -624,3 +624,5 @@ update_metrics(
     grpo_rule_before=float(before["rule"].mean()),
     grpo_rule_after=float(after["rule"].mean()),
     grpo_n=len(eval_prompts))
+pd.Series({k: v for k, v in metrics.items() if isinstance(v, float)},
+          name="metrics.json").round(3).to_frame()

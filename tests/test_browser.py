@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rlhf_lessons.course import slides
+from rlhf_lessons.course import slides, web_assets
 from rlhf_lessons.course.runner import (
     NOTEBOOKS_DIR,
     execute_notebook,
@@ -485,12 +485,8 @@ def _offline_page(browser):
     return context, context.new_page(), blocked
 
 
-# The one thing a handout or deck still fetches: MathJax draws the formulas; offline
-# they show as TeX source (see rlhf_lessons/course/handouts.py).
-ONLINE_ONLY = re.compile(r"mathjax", re.I)
-
 TINY_NOTEBOOK = [
-    "import pandas as pd\nfrom rlhf_lessons import widgets",
+    "import pandas as pd\nfrom rlhf_lessons.course import widgets",
     "df = pd.DataFrame({'subset': ['helpful-base'] * 2, 'row': [0, 1],\n"
     "    'prompt': ['\\n\\nHuman: Tell me a joke.\\n\\nAssistant:'] * 2,\n"
     "    'chosen': [' Why did the hen cross?', ' Knock knock.'],\n"
@@ -529,8 +525,7 @@ def test_handout_shows_widgets_and_plots_offline(browser, shots_dir, tmp_path):
         page.screenshot(path=str(shots_dir / "handout-offline.png"), full_page=True)
     finally:
         context.close()
-    assert all(ONLINE_ONLY.search(u) for u in blocked), f"the handout fetched {blocked}"
-    errors = [e for e in errors if "ERR_" not in e or not blocked]  # the MathJax fetch
+    assert not blocked, f"the handout fetched {blocked}"
     assert not errors, errors
 
 
@@ -563,4 +558,56 @@ def test_slide_deck_opens_offline_and_pages(browser, shots_dir, tmp_path):
         page.screenshot(path=str(shots_dir / "slides-offline.png"))
     finally:
         context.close()
-    assert all(ONLINE_ONLY.search(u) for u in blocked), f"the deck fetched {blocked}"
+    assert not blocked, f"the deck fetched {blocked}"
+
+
+# Two formulas, one inline and one displayed, as the notebooks write them.
+FORMULAS = (r"The loss is $-\log \sigma(r_c - r_r)$, and" "\n\n"
+            r"$$\mathrm{ECE} = \sum_b \frac{n_b}{N}\,|\mathrm{acc}_b - \mathrm{conf}_b|.$$")
+MATH_STATE_JS = """async () => {
+  await MathJax.startup.promise;
+  const md = [...document.querySelectorAll('.jp-RenderedMarkdown')];
+  // in the cells only: reveal.js copies a slide's text into an aria-status div
+  return {drawn: md.reduce((n, e) => n + e.querySelectorAll('mjx-container svg').length, 0),
+          text: md.map(e => {
+            const c = e.cloneNode(true);
+            c.querySelectorAll('mjx-container').forEach(m => m.remove());
+            return c.textContent; }).join('\\n')};
+}"""
+
+
+def test_formulas_render_offline_in_handout_and_deck(browser, shots_dir, tmp_path):
+    """An executed notebook's handout and deck, opened with no network: MathJax (in
+    the page, or beside the deck) draws both formulas and no TeX is left."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Formulas"),
+                                         nbformat.v4.new_markdown_cell(FORMULAS),
+                                         nbformat.v4.new_code_cell("print(1 + 1)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "formulas.ipynb"
+    nbformat.write(nb, path)
+    cache = outputs_root() / ".cache"
+    try:
+        web_assets.mathjax_js(cache)
+    except RuntimeError as err:
+        _need(False, f"MathJax could not be fetched: {err}")
+    run = execute_notebook(path, out_dir=tmp_path / "out", timeout=300,
+                           env={"RLHF_LESSONS_OUTPUTS": str(outputs_root())})
+    assert run.ok, run.error
+    executed = nbformat.read(tmp_path / "out" / "formulas.ipynb", as_version=4)
+    deck = slides.write_deck(executed, tmp_path / "slides", "formulas", cache=cache)
+    for name, page_path in (("handout", tmp_path / "out" / "formulas.html"), ("deck", deck)):
+        context, page, blocked = _offline_page(browser)
+        errors = watch_console(page)
+        try:
+            page.goto(page_path.as_uri())
+            page.wait_for_function("() => window.MathJax && MathJax.startup", timeout=30_000)
+            state = page.evaluate(MATH_STATE_JS)
+            page.screenshot(path=str(shots_dir / f"formulas-{name}.png"))
+        finally:
+            context.close()
+        assert state["drawn"] == 2, f"the {name} drew {state['drawn']} of 2 formulas"
+        left = [t for t in ("$", "\\log", "\\frac") if t in state["text"]]
+        assert not left, f"the {name} still shows TeX {left}: {state['text']!r}"
+        assert not blocked, f"the {name} fetched {blocked}"
+        assert not errors, errors

@@ -1,9 +1,12 @@
 """Offline handouts and slide decks: the pure parts, on hand-made notebooks."""
 
+import re
+
 import nbformat
 import pytest
 
-from rlhf_lessons.course import handouts, slides
+from rlhf_lessons.course import handouts, slides, web_assets
+from rlhf_lessons.course.runner import outputs_root
 
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
@@ -109,3 +112,51 @@ def test_assign_slide_types_opens_the_deck_on_the_first_shown_cell():
     counts = slides.assign_slide_types(nb)
     assert counts == {"skip": 1, "slide": 1}
     assert nb.cells[1].metadata["slideshow"]["slide_type"] == "slide"
+
+
+# A script or stylesheet the browser would fetch over the network.
+REMOTE = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\s\"'>]*",
+                    re.I)
+
+
+def remote_refs(page: str) -> list[str]:
+    """The ``<script src>`` and ``<link href>`` of ``page`` that name a network URL."""
+    return REMOTE.findall(page)
+
+
+def test_remote_refs_finds_cdn_scripts_and_stylesheets():
+    page = ('<script src="https://cdn.x/a.js"></script><link rel="stylesheet" '
+            'href="//fonts.y/b.css"><script src="reveal.js/dist/reveal.js"></script>'
+            '<a href="https://example.org">a link is fine</a>')
+    assert remote_refs(page) == ['<script src="https://cdn.x/a.js',
+                                 '<link rel="stylesheet" href="//fonts.y/b.css']
+
+
+def test_handout_and_deck_load_nothing_over_the_network():
+    nb = _nb()
+    nb.cells.append(nbformat.v4.new_markdown_cell("The loss $-\\log \\sigma(r_c - r_r)$."))
+    for page in (handouts.handout_html(nb), slides.deck_html(nb)):
+        assert not remote_refs(page), remote_refs(page)
+        assert "$-\\log \\sigma(r_c - r_r)$" in page  # left for MathJax to draw
+    assert f'<script src="{slides.MATHJAX_SRC}">' in slides.deck_html(nb)
+
+
+def test_npm_tarball_refuses_bytes_that_do_not_match_the_pin(tmp_path):
+    fake = web_assets.NpmPackage("mathjax", "0.0.0", "not-the-sha512")
+    (tmp_path / fake.tarball).write_bytes(b"not a tarball")
+    with pytest.raises(RuntimeError, match="does not match mathjax 0.0.0's sha512"):
+        web_assets.npm_tarball(fake, tmp_path)
+    assert fake.url == "https://registry.npmjs.org/mathjax/-/mathjax-0.0.0.tgz"
+
+
+def test_handout_carries_mathjax_inline():
+    """With a cache, MathJax is inside the page (fetched once from npm, checked)."""
+    cache = outputs_root() / ".cache"  # the browser tests' too
+    try:
+        web_assets.mathjax_js(cache)
+    except RuntimeError as err:
+        pytest.skip(f"MathJax could not be fetched: {err}")
+    page = handouts.handout_html(_nb(), cache=cache)
+    assert not remote_refs(page) and "window.MathJax = {" in page
+    assert page.count("<script") == page.count("</script>")
+    assert len(page) > 2_000_000  # the whole of tex-svg-full.js

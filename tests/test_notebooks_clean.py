@@ -6,6 +6,7 @@ other up to date. Executed copies live in ``outputs/`` only.
 """
 
 import json
+import re
 
 import jupytext
 import pytest
@@ -50,3 +51,35 @@ def test_notebook_pair_in_sync(path):
         first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         pytest.fail(f"{path.name} and {twin.name} differ (first at cell {first}; "
                     f"{len(a)} vs {len(b)} cells): edit one, then run `make sync`")
+
+
+# A formula: $$...$$, or $...$ within a paragraph. Inside one, ``\\alpha`` is TeX
+# for "line break, then the word alpha": jupytext keeps a markdown cell's text as
+# written in the .py twin, so a backslash doubled as in a Python string stays doubled.
+FORMULA = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?!\n))+?\$", re.S)
+DOUBLED = re.compile(r"\\\\[a-zA-Z]")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_formulas_have_single_backslash_commands(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    bad = [(i, f) for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "markdown"
+           for f in FORMULA.findall("".join(cell["source"])) if DOUBLED.search(f)]
+    assert not bad, (f"{path.name}: formulas with a doubled backslash command (TeX "
+                     f"shows them raw): {bad[:3]}; write one backslash in the .py twin")
+
+
+LIST_ITEM = re.compile(r"\n\s*(?:[-+*]|\d+[.)])\s")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_formulas_do_not_wrap_onto_a_list_marker(path):
+    """The handouts' markdown reads an inline formula's next line that starts with
+    "- " as a list item, which cuts the formula in two: both halves show as TeX
+    (a $$ block is kept whole)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    bad = [(i, f) for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "markdown"
+           for f in FORMULA.findall("".join(cell["source"]))
+           if not f.startswith("$$") and LIST_ITEM.search(f)]
+    assert not bad, (f"{path.name}: formulas wrapped onto a line that starts like a "
+                     f"list item: {bad[:3]}; end the line before with the operator")

@@ -250,6 +250,18 @@ def test_plot_metrics_one_axes_per_key_skipping_missing_values():
     assert plots.plot_metrics(df, ["objective/kl", "eval/accuracy"], axes=given)[1] is given[1]
 
 
+def test_plot_metrics_titles_tell_panels_apart_and_leave_no_empty_axes():
+    keys = ["rewards/judge/mean", "rewards/rule_reward/mean", "loss",
+            "completions/mean_length"]
+    df = pd.DataFrame({"step": [0, 1], **{k: [0.1, 0.2] for k in keys}})
+    axes = plots.plot_metrics(df, keys, labels={"loss": ("DPO loss", "nats per pair")})
+    titles = [a.get_title() for a in axes]
+    assert titles == ["Judge (mean)", "Rule reward (mean)", "DPO loss", "Mean length"]
+    assert axes[2].get_ylabel() == "nats per pair"
+    # 2 x 2, not 3 + 1 beside two blank spaces
+    assert axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 2)
+
+
 def test_plot_metrics_errors_name_the_problem():
     df = pd.DataFrame({"step": [0], "loss": [1.0]})
     with pytest.raises(KeyError, match="objective/kl"):

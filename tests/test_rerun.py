@@ -121,5 +121,8 @@ def test_output_noise_counts_stderr_and_bars():
             {"output_type": "display_data",
              "data": {"text/plain": "PPO:  40%|####      | 2/5 [00:01<00:02]"}},
             {"output_type": "stream", "name": "stdout", "text": "accuracy 40% | n 5\n"}]},
+        {"cell_type": "code", "outputs": [  # a finished bar is fine
+            {"output_type": "display_data",
+             "data": {"text/plain": "PPO: 100%|##########| 5/5 [00:02<00:00]"}}]},
     ]}
     assert output_noise(nb) == {"stderr": [1], "progress_bars": [2]}

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import tqdm.notebook as tqdm_notebook_module
 from tqdm.auto import tqdm
+from tqdm.notebook import tqdm as tqdm_notebook
 
 from rlhf_lessons.core.config import LessonConfig
 
@@ -272,13 +274,49 @@ class Timer:
         return False
 
 
+class _SavedBar(tqdm_notebook):
+    """tqdm's notebook widget bar, whose saved output is its last state.
+
+    tqdm shows the widget with ``display``; the output's text form, what an
+    executed ``.ipynb`` keeps for viewers without widgets, is the bar at that
+    moment ("PPO: 0%| 0/16") for ever. This bar is shown with a display id, and
+    ``close`` replaces the output by the finished bar (with ``leave=False``, by
+    nothing), so a headless run saves no partial bar.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._handle = None
+        kwargs["display"] = False  # shown by display() below, with a display id
+        super().__init__(*args, **kwargs)
+        if not self.disable and self.delay <= 0:
+            self.display()
+
+    def display(self, msg=None, pos=None, close=False, bar_style=None,
+                check_delay=True):
+        super().display(msg, pos, close=close, bar_style=bar_style, check_delay=False)
+        if check_delay and not close and not self.displayed:  # past ``delay``
+            # IPython's display, as tqdm.notebook imported it (core does not present)
+            self._handle = tqdm_notebook_module.display(self.container, display_id=True)
+            self.displayed = True
+
+    def close(self):
+        super().close()
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.update(self.container if self.leave else {"text/plain": ""},
+                          raw=not self.leave)
+
+
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar (notebook widget in Jupyter, text elsewhere).
 
     It appears only once the work has taken a second (``delay``): a step that is
-    over sooner leaves no bar in the notebook.
+    over sooner leaves no bar in the notebook. In a notebook, the saved output
+    of a closed bar is its final state (:class:`_SavedBar`).
     """
     kwargs.setdefault("delay", 1.0)
     kwargs.setdefault("mininterval", 1.0)
     kwargs.setdefault("dynamic_ncols", True)
+    if issubclass(tqdm, tqdm_notebook):  # tqdm.auto chose the widget
+        return _SavedBar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)

@@ -10,8 +10,10 @@ tables), and every control (slider, text box, menu, button) a disabled copy show
 its value. The handout is a snapshot of what the learner saw after the run: the
 controls do not move (there is no kernel), and nothing is fetched.
 
-What still comes from a CDN: MathJax, for the formulas. Offline they show as their
-TeX source; everything else renders.
+The formulas are drawn by MathJax, carried inline (pinned, from the npm registry,
+fetched once into ``cache``: :mod:`rlhf_lessons.course.web_assets`). Where it can't
+be had (no cache yet, no network), the handout is written without it and says so
+in one line: the formulas then show as their TeX source, everything else renders.
 
 Used by :mod:`rlhf_lessons.course.runner` (``make run``) and :mod:`rlhf_lessons.course.slides`.
 """
@@ -23,8 +25,12 @@ import copy
 import html
 import math
 import re
+from pathlib import Path
 
 import jinja2
+
+from rlhf_lessons.core.utils import say_once
+from rlhf_lessons.course.web_assets import mathjax_inline
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -38,6 +44,8 @@ HANDOUT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {# no notebook of the course draws mermaid diagrams #}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{# MathJax inline, not from a CDN #}
+{%- block html_head_js_mathjax -%}{{ resources.rl_mathjax }}{%- endblock html_head_js_mathjax -%}
 """
 
 
@@ -181,14 +189,24 @@ def static_widgets(nb) -> int:
     return n
 
 
-def handout_html(nb) -> str:
-    """The offline handout of executed notebook ``nb`` (``nb`` is not changed)."""
+def handout_html(nb, cache: Path | None = None) -> str:
+    """The offline handout of executed notebook ``nb`` (``nb`` is not changed).
+
+    ``cache``: the folder MathJax is fetched into once (see the module docstring);
+    ``None`` leaves MathJax out, the formulas as TeX.
+    """
     from nbconvert import HTMLExporter
 
     nb = copy.deepcopy(nb)
     static_widgets(nb)
+    mathjax = ""
+    if cache is not None:
+        try:
+            mathjax = mathjax_inline(cache)
+        except RuntimeError as err:
+            say_once(f"handouts: formulas show as TeX source: {err}")
     exporter = HTMLExporter(
         extra_loaders=[jinja2.DictLoader({"rl_handout.html.j2": HANDOUT_TEMPLATE})],
         template_file="rl_handout.html.j2")
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"rl_mathjax": mathjax})
     return body

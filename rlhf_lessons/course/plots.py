@@ -67,14 +67,24 @@ METRIC_LABELS = {
     "loss/value_avg": ("Value loss", "loss"),
     "loss/policy_avg": ("Policy loss", "loss"),
 }
+# The loss of a judge or of DPO: -log sigmoid(margin), one number per pair.
+PAIR_LOSS = ("Training loss", "loss (nats per pair)")
 X_LABELS = {"update": "PPO update", "step": "training step", "episodes": "answers seen"}
 
 
+STATS = ("mean", "std", "min", "max", "median")  # a key's last part that names no metric
+
+
 def metric_label(key: str) -> tuple[str, str]:
-    """(title, y label) for a logged metric key; unknown keys read as their words."""
+    """(title, y label) for a logged metric key; unknown keys read as their words,
+    the last part of the key, or the two last when it ends in a statistic
+    (TRL's ``rewards/judge/mean`` -> "Judge (mean)")."""
     if key in METRIC_LABELS:
         return METRIC_LABELS[key]
-    words = key.split("/")[-1].replace("_", " ")
+    parts = key.split("/")
+    words = parts[-1].replace("_", " ")
+    if parts[-1] in STATS and len(parts) > 1:
+        words = f"{parts[-2].replace('_', ' ')} ({parts[-1]})"
     return words[:1].upper() + words[1:], words
 
 
@@ -271,14 +281,17 @@ def _integer_x(ax, x: str) -> None:
 
 
 def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
-                 x: str = "step", smooth: int = 1) -> list:
+                 x: str = "step", smooth: int = 1,
+                 labels: dict[str, tuple[str, str]] | None = None) -> list:
     """One small plot per metric column (TRL-style keys such as ``objective/kl``).
 
     ``df`` is the list of logged dicts as a DataFrame; rows where a key is missing
     (NaN, e.g. eval metrics logged every N steps) are skipped for that key. ``x``
     is the column on the x axis (the index when it is absent). ``smooth`` > 1 adds a
     rolling mean over that many points. ``axes``: one Axes per key, or None for a
-    new figure (up to 3 plots per row). Returns the list of Axes.
+    new figure (up to 3 plots per row, rows as full as they can be: 4 keys make
+    2 x 2). ``labels``: {key: (title, y label)} where :func:`metric_label`'s would
+    be wrong (a DPO ``loss`` is per pair, not per token). Returns the list of Axes.
     Taught in notebook 03; used in 04 and 05.
     """
     keys = [keys] if isinstance(keys, str) else list(keys)
@@ -289,8 +302,8 @@ def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
         raise KeyError(f"plot_metrics: no column(s) {missing}; the columns are "
                        f"{list(df.columns)}")
     if axes is None:
-        ncols = min(3, len(keys))
-        nrows = math.ceil(len(keys) / ncols)
+        nrows = math.ceil(len(keys) / 3)
+        ncols = math.ceil(len(keys) / nrows)
         fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows),
                                  layout="constrained", squeeze=False)
         axes = list(grid.ravel())
@@ -314,7 +327,7 @@ def plot_metrics(df: pd.DataFrame, keys: str | Sequence[str], axes=None,
         else:
             ax.plot(xs, ys, color=col, lw=2, marker="o" if len(ys) < 30 else None,
                     ms=3)
-        title, ylabel = metric_label(key)
+        title, ylabel = (labels or {}).get(key) or metric_label(key)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(X_LABELS.get(x, x) if x in df.columns else "index")

@@ -173,7 +173,7 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
         ok = False
     if out_dir is not None:
         try:
-            _write_copies(nb, Path(out_dir), path.stem)
+            _write_copies(nb, Path(out_dir), path.stem, cache=root / ".cache")
         except OSError as err:
             error = (error + "\n" if error else "") + (
                 f"could not write the executed copy to {out_dir} ({type(err).__name__}: "
@@ -182,13 +182,14 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
 
 
-def _write_copies(nb, out_dir: Path, stem: str) -> None:
+def _write_copies(nb, out_dir: Path, stem: str, cache: Path) -> None:
     import nbformat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{stem}.ipynb")
-    # the handout draws widgets from their stored state: it opens offline
-    (out_dir / f"{stem}.html").write_text(handout_html(nb), encoding="utf-8")
+    # the handout draws widgets from their stored state and carries MathJax
+    # (fetched once into ``cache``, as `make slides` does): it opens offline
+    (out_dir / f"{stem}.html").write_text(handout_html(nb, cache), encoding="utf-8")
 
 
 def _short_error(text: str, limit: int = 1500) -> str:
@@ -197,7 +198,7 @@ def _short_error(text: str, limit: int = 1500) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-_BAR = re.compile(r"\d+%\|")
+_BAR = re.compile(r"(?<!\d)\d{1,2}%\|")  # 0% to 99%: a bar that did not finish
 
 
 def output_noise(nb) -> dict[str, list[int]]:
@@ -205,8 +206,10 @@ def output_noise(nb) -> dict[str, list[int]]:
 
     ``nb`` is a notebook dict (``json.load`` of an executed ``.ipynb``). Returns
     ``{"stderr": [cell indices], "progress_bars": [cell indices]}``, one entry per
-    output: a ``stderr`` stream, or a progress bar (a tqdm widget or its text,
-    ``" 40%|####  |"``). ``make run``'s executed copies should have no stderr.
+    output: a ``stderr`` stream, or a partial progress bar in text (a tqdm bar's
+    text, or a widget bar's saved text form, ``" 40%|####  |"``; a finished bar,
+    100%, is fine: :func:`rlhf_lessons.core.utils.progress` leaves one). ``make
+    run``'s executed copies should have neither.
     """
     found: dict[str, list[int]] = {"stderr": [], "progress_bars": []}
     for i, cell in enumerate(nb.get("cells", [])):

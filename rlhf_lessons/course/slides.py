@@ -19,35 +19,33 @@ an author overrides the rule below for one cell (in the ``.py`` twin:
 
 Decks are built from the executed copies in ``<outputs>/<stem>/<stem>.ipynb`` when a
 ``make run`` left them (with plots and static widgets, :mod:`rlhf_lessons.course.handouts`),
-else from ``notebooks/``. reveal.js (pinned ``REVEAL_VERSION``, from the npm registry,
-checked against ``REVEAL_SHA512``) is copied once into ``<deck folder>/reveal.js/``;
-decks link it relatively, so the folder opens from disk with no network.
+else from ``notebooks/``. reveal.js and MathJax (pinned, from the npm registry,
+checked against npm's sha512: :mod:`rlhf_lessons.course.web_assets`) are copied once
+into ``<deck folder>/reveal.js/`` and ``<deck folder>/mathjax/``; decks link them
+relatively, so the folder opens from disk with no network, formulas drawn.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import io
-import shutil
-import subprocess
-import tarfile
-import urllib.request
 from pathlib import Path
 
 import jinja2
 
 from rlhf_lessons.course.handouts import static_widgets
+from rlhf_lessons.course.web_assets import (
+    MATHJAX,
+    MATHJAX_CONFIG,
+    MATHJAX_FILE,
+    REVEAL,
+    npm_files,
+)
 
 LONG_CODE = 15      # lines of code
 LONG_OUTPUT = 20    # lines of printed output
 SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")
 
-REVEAL_VERSION = "4.6.1"
-REVEAL_URL = f"https://registry.npmjs.org/reveal.js/-/reveal.js-{REVEAL_VERSION}.tgz"
-REVEAL_SHA512 = ("1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiG"
-                 "mfqcoGQ74HUHCMw==")
+MATHJAX_SRC = f"mathjax/{Path(MATHJAX_FILE).name}"  # beside the deck, like reveal.js/
 # The files a deck uses, relative to the package's root in the tarball.
 REVEAL_FILES = ("dist/reveal.js", "dist/reveal.css", "dist/theme/white.css",
                 "dist/theme/fonts/source-sans-pro/source-sans-pro.css", "LICENSE")
@@ -57,6 +55,8 @@ DECK_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
 {# no jQuery, require.js or mermaid from a CDN: reveal.js is loaded from beside the deck #}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{# MathJax from beside the deck, not from a CDN #}
+{%- block html_head_js_mathjax -%}{{ resources.rl_mathjax }}{%- endblock html_head_js_mathjax -%}
 {%- block footer_js -%}
 <style>/* a slide longer than the screen scrolls instead of running off it */
 .reveal .slides > section, .reveal .slides > section > section {
@@ -136,51 +136,31 @@ def assign_slide_types(nb) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------
-# reveal.js, fetched once and checked
+# reveal.js and MathJax beside the decks
 # --------------------------------------------------------------------------
-def _fetch_tarball(cache: Path) -> bytes:
-    """reveal.js's npm tarball: from ``cache``, else ``npm pack``, else the registry
-    over HTTPS. Raises ``RuntimeError`` saying how to get it when all fail or the
-    bytes do not match ``REVEAL_SHA512``."""
-    path = cache / f"reveal.js-{REVEAL_VERSION}.tgz"
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        try:
-            if npm:
-                subprocess.run([npm, "pack", f"reveal.js@{REVEAL_VERSION}", "--silent",
-                                "--pack-destination", str(cache)], check=True,
-                               capture_output=True, timeout=300)
-            else:
-                with urllib.request.urlopen(REVEAL_URL, timeout=120) as r:
-                    path.write_bytes(r.read())
-        except (OSError, subprocess.SubprocessError) as err:
-            raise RuntimeError(
-                f"could not fetch reveal.js {REVEAL_VERSION} ({type(err).__name__}: {err}); "
-                f"on a machine with network run `make slides` once, or put {REVEAL_URL} "
-                f"at {path}") from err
-    blob = path.read_bytes()
-    got = base64.b64encode(hashlib.sha512(blob).digest()).decode()
-    if got != REVEAL_SHA512:
-        raise RuntimeError(f"{path} does not match reveal.js {REVEAL_VERSION}'s sha512 "
-                           "published by npm: delete it and run again")
-    return blob
+def _wanted_reveal(rel: str) -> bool:
+    return rel in REVEAL_FILES or (rel.startswith(REVEAL_FONTS) and rel.endswith(".woff"))
+
+
+def _wanted_mathjax(rel: str) -> bool:
+    return rel in (MATHJAX_FILE, "LICENSE")
 
 
 def install_reveal(deck_dir: Path, cache: Path) -> Path:
-    """Copy the reveal.js files a deck needs into ``deck_dir/reveal.js``; return it."""
+    """Copy the reveal.js files a deck needs into ``deck_dir/reveal.js``, and
+    MathJax's ``MATHJAX_FILE`` and licence into ``deck_dir/mathjax``; return the first.
+    Raises ``RuntimeError`` (:func:`web_assets.npm_tarball`) when either can't be had."""
     target = Path(deck_dir) / "reveal.js"
-    if (target / "dist" / "reveal.js").exists():
-        return target
-    with tarfile.open(fileobj=io.BytesIO(_fetch_tarball(Path(cache))), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            rel = member.name.removeprefix("package/")
-            wanted = rel in REVEAL_FILES or (rel.startswith(REVEAL_FONTS)
-                                             and rel.endswith(".woff"))
-            if member.isfile() and wanted:
-                dest = target / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(tar.extractfile(member).read())
+    if not (target / "dist" / "reveal.js").exists():
+        for rel, blob in npm_files(REVEAL, Path(cache), _wanted_reveal).items():
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(blob)
+    mathjax = Path(deck_dir) / MATHJAX_SRC
+    if not mathjax.exists():
+        mathjax.parent.mkdir(parents=True, exist_ok=True)
+        for rel, blob in npm_files(MATHJAX, Path(cache), _wanted_mathjax).items():
+            (mathjax.parent / Path(rel).name).write_bytes(blob)
     return target
 
 
@@ -188,7 +168,8 @@ def install_reveal(deck_dir: Path, cache: Path) -> Path:
 # A deck
 # --------------------------------------------------------------------------
 def deck_html(nb) -> str:
-    """The reveal.js deck of ``nb`` (not changed), linking ``reveal.js/`` beside it."""
+    """The reveal.js deck of ``nb`` (not changed), linking ``reveal.js/`` and
+    ``mathjax/`` beside it."""
     from nbconvert import SlidesExporter
 
     nb = copy.deepcopy(nb)
@@ -198,7 +179,8 @@ def deck_html(nb) -> str:
         extra_loaders=[jinja2.DictLoader({"rl_deck.html.j2": DECK_TEMPLATE})],
         template_file="rl_deck.html.j2", reveal_url_prefix="reveal.js",
         reveal_theme="white", reveal_scroll=True)
-    body, _ = exporter.from_notebook_node(nb)
+    mathjax = f'{MATHJAX_CONFIG}\n<script src="{MATHJAX_SRC}"></script>'
+    body, _ = exporter.from_notebook_node(nb, resources={"rl_mathjax": mathjax})
     return body
 
 
