@@ -127,7 +127,7 @@ def load_facts(path=FACTS_FILE) -> list[Question]:
             row = json.loads(line)
             out.append(Question(row["question"], str(row["answer"]), "fact",
                                 bool(row.get("hard", False))))
-        except (json.JSONDecodeError, KeyError) as err:
+        except (json.JSONDecodeError, KeyError):
             raise ValueError(f"{path}, line {i}: expected "
                              '{"question": ..., "answer": ..., "hard": ...} ({err})') from None
     return out
