@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         print(f"train_trl_gpt2: {err}", file=sys.stderr)
         return 2
     max_len = 96 if opts.smoke else opts.max_length
-    out = Path(opts.output_dir or artefacts.output_dir("08_graduate_to_trl") / "trl-gpt2")
+    out = Path(opts.output_dir or artefacts.output_dir("09_graduate_to_trl") / "trl-gpt2")
     keep = fitting_rows(ds["chosen"], ds["rejected"], tok, max_len)
     pairs = [trl_row(ds[int(i)]["chosen"], ds[int(i)]["rejected"], "explicit")
              for i in keep]

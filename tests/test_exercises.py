@@ -7,9 +7,9 @@ import pytest
 
 from rlhf_lessons.course.runner import fill_exercises, notebook_paths, solutions_for, tagged
 
-# 00 checks the setup; 08 hands the course to TRL: its ✏️ prompts are TRL runs, not
+# 00 checks the setup; 09 hands the course to TRL: its ✏️ prompts are TRL runs, not
 # functions to write, so it has no exercises (and no solutions notebook).
-NO_EXERCISES = ("00_", "08_")
+NO_EXERCISES = ("00_", "09_")
 LESSONS = [p for p in notebook_paths() if not p.name.startswith(NO_EXERCISES)]
 
 

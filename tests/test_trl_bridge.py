@@ -1,4 +1,4 @@
-"""Notebook 08: HH pairs in TRL's formats, rewards in TRL's signature, DPO's implicit
+"""Notebook 09: HH pairs in TRL's formats, rewards in TRL's signature, DPO's implicit
 accuracy, the metric-name map, the accelerate configs and the training script."""
 
 import importlib.util

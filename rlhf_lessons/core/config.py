@@ -252,8 +252,9 @@ class BudgetConfig:
     """How much of each demo and measurement notebooks 02-04 run (not trainer settings).
 
     Kept out of every trainer's config, so resizing a demo never renames or
-    retrains a finished run. The budgets of notebooks 05-08 are
-    ``RatersConfig``, ``OptimisationConfig``, ``BeyondConfig`` and ``GraduateConfig``.
+    retrains a finished run. The budgets of notebooks 05-09 are
+    ``RatersConfig``, ``OptimisationConfig``, ``BeyondConfig``, ``WriterConfig`` and
+    ``GraduateConfig``.
     """
 
     pretrain_demo_steps: int = 15  # notebook 02: the live pretraining demo
@@ -594,6 +595,62 @@ class LoRAGRPOConfig:
 
 
 @dataclass(frozen=True)
+class ChatSFTConfig:
+    """SFT of a chat model through LoRA adapters (the writer notebook;
+    :func:`rlhf_lessons.train.chat_sft.train_chat_sft`)."""
+
+    steps: int = 20
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+
+    def __post_init__(self):
+        _whole(self, "steps", "batch_size", "lora_r")
+        _positive(self, "lr", "lora_alpha")
+        _non_negative(self, "weight_decay", "max_grad_norm")
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    """Budgets of notebook 08 (the writer): how many questions and answers each
+    measurement uses, the simulated raters' bias, and the two trainers' configs.
+    ``WriterConfig.for_preset(cfg)``: seconds in the fast preset; the shipped
+    runs' sizes otherwise (the notebook loads them; RETRAIN rebuilds them)."""
+
+    eval_per_kind: int = 32  # held-out questions of each generated kind (+ 24 facts)
+    train_per_kind: int = 32  # training questions of each kind (SFT, judge, GRPO)
+    belief_questions: int = 48  # numeric held-out questions asked with a wrong belief
+    bon_questions: int = 8  # held-out questions for best-of-N
+    bon_samples: int = 16  # answers per question behind best-of-N (N = 1, 4, 16)
+    hh_prompts: int = 24  # held-out single-turn helpful HH prompts (meet the writer)
+    rater_bias: float = 0.8  # b: how often a rater picks the sure-sounding answer anyway
+    sft: ChatSFTConfig = field(default_factory=ChatSFTConfig)
+    grpo: LoRAGRPOConfig = field(default_factory=lambda: LoRAGRPOConfig(
+        n_updates=16, prompts_per_update=4, group_size=4, max_new_tokens=32))
+    live_updates: int = 1  # GRPO updates trained live in the notebook (the demo)
+
+    def __post_init__(self):
+        _whole(self, "eval_per_kind", "train_per_kind", "belief_questions",
+               "bon_questions", "hh_prompts", "live_updates")
+        _whole(self, "bon_samples", least=4)
+        _rule(self, "rater_bias", 0 <= self.rater_bias <= 1, "a probability in [0, 1]")
+
+    @classmethod
+    def for_preset(cls, cfg: LessonConfig) -> WriterConfig:
+        """Seconds in the fast preset; the shipped runs' sizes otherwise."""
+        if cfg.preset == "fast":
+            return cls(eval_per_kind=2, train_per_kind=4, belief_questions=4,
+                       bon_questions=2, bon_samples=4, hh_prompts=4,
+                       sft=ChatSFTConfig(steps=2, batch_size=4, lora_r=4, lora_alpha=8),
+                       grpo=LoRAGRPOConfig(n_updates=2, prompts_per_update=2, group_size=2,
+                                           max_new_tokens=6, lora_r=4, lora_alpha=8))
+        return cls()
+
+
+@dataclass(frozen=True)
 class BeyondConfig:
     """Budgets of notebook 07 (beyond PPO). ``BeyondConfig.for_preset(cfg)``."""
 
@@ -630,7 +687,7 @@ class BeyondConfig:
 
 @dataclass(frozen=True)
 class GraduateConfig:
-    """Budgets of notebook 08 (the course's pairs and judge handed to TRL).
+    """Budgets of notebook 09 (the course's pairs and judge handed to TRL).
     ``GraduateConfig.for_preset(cfg)`` picks them; lengths come from ``cfg.reward``."""
 
     # sizes restored after the series got faster (cut to 256 / 192 / 96 for a while,

@@ -119,9 +119,9 @@ def row_transcripts(obj) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------
-# 8.1 Our pairs in TRL's formats
+# 9.1 Our pairs in TRL's formats
 # ---------------------------------------------------------------------------
-# Notebook 08: HH transcripts the other way round, into TRL's dataset formats.
+# Notebook 09: HH transcripts the other way round, into TRL's dataset formats.
 TRL_FORMATS = ("implicit", "explicit", "conversational")
 
 # A Jinja chat template that renders TRL's messages as HH transcripts, so that

@@ -90,6 +90,7 @@ NOTEBOOKS = {
     "raters": "05_what_raters_and_judges_pay_for",
     "optimisation": "06_what_optimisation_does_with_it",
     "beyond": "07_beyond_ppo",
+    "writer": "08_the_lesson_in_a_model_that_can_write",
 }
 
 

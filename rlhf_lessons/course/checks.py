@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from rlhf_lessons.core import data
 from rlhf_lessons.measure.raters import delta_prob, pair_differences
+from rlhf_lessons.measure.verdicts import n_per_arm
 from rlhf_lessons.train import ppo, reward
 
 
@@ -551,3 +552,78 @@ def check_grpo_advantages(fn) -> None:
         ("subtract the mean but also divide by the std", s - mean),
     ], what="your advantages", reduce_hint="One advantage per answer: (P, G).")
     _ok("grpo_advantages", len(_GROUPS))
+
+
+# --------------------------------------------------------------------------
+# 08 The lesson in a model that can write
+# --------------------------------------------------------------------------
+_HEDGE_CASES = [
+    ("I think it is 12.", True), ("It is 12.", False), ("Probably 40.", True),
+    ("I'm not sure, but 7.", True), ("Mighty rivers are long.", False),
+    ("Maybe.", True), ("The answer is definitely 9.", False),
+]
+
+
+def check_hedge_detector(fn) -> None:
+    """``fn(text) -> bool``: does the answer hedge ("I think", "probably",
+    "maybe", "I'm not sure", ...)? Whole words, any case."""
+    got = [bool(fn(t)) for t, _ in _HEDGE_CASES]
+    want = [w for _, w in _HEDGE_CASES]
+    substring = ["might" in t.lower() or "think" in t.lower() or "maybe" in t.lower()
+                 or "probably" in t.lower() or "not sure" in t.lower() for t, _ in _HEDGE_CASES]
+    case_blind = [any(p in t for p in ("I think", "Probably", "not sure", "Maybe"))
+                  and t not in ("Maybe.",) for t, _ in _HEDGE_CASES]
+    _verify("hedge_detector", got, want, [
+        ("you match inside words: 'Mighty' is not 'might'; match whole words",
+         substring),
+        ("lowercase the text first: 'Maybe.' and 'maybe' are the same hedge", case_blind),
+        ("True and False are swapped", [not w for w in want]),
+    ], what="your flags")
+    _ok("hedge_detector", len(_HEDGE_CASES))
+
+
+_TILT_CASES = [(0.2, 0.5, 0.1), (0.6, 0.3, 0.05), (0.5, -0.2, 0.2), (0.1, 0.0, 0.1)]
+
+
+def check_tilted_share(fn) -> None:
+    """``fn(p0, delta, beta) -> float``: the share of answers with a feature at the
+    KL-regularised optimum, p0·e^(δ/β) / (p0·e^(δ/β) + 1 − p0): the odds are
+    multiplied by e^(δ/β)."""
+    got = [float(fn(*c)) for c in _TILT_CASES]
+    want = [p * math.exp(d / b) / (p * math.exp(d / b) + 1 - p) for p, d, b in _TILT_CASES]
+    _verify("tilted_share", got, want, [
+        ("you multiplied the SHARE by e^(δ/β), not the odds p/(1 − p)",
+         [min(1.0, p * math.exp(d / b)) for p, d, b in _TILT_CASES]),
+        ("the exponent is δ/β, not δ·β",
+         [p * math.exp(d * b) / (p * math.exp(d * b) + 1 - p) for p, d, b in _TILT_CASES]),
+        ("the sign: a feature the judge pays for (δ > 0) becomes MORE common",
+         [p * math.exp(-d / b) / (p * math.exp(-d / b) + 1 - p) for p, d, b in _TILT_CASES]),
+    ], what="your shares")
+    _ok("tilted_share", len(_TILT_CASES))
+
+
+_POWER_CASES = [(0.5, 0.6), (0.1, 0.2), (0.3, 0.25), (0.05, 0.15)]
+
+
+def check_answers_needed(fn) -> None:
+    """``fn(p0, p1) -> int``: answers per policy to tell rate p0 from p1 (two-sided
+    95%, power 80%), rounded up: (1.96·√(2p̄q̄) + 0.8416·√(p0q0 + p1q1))² / (p1 − p0)²."""
+    got = [int(fn(*c)) for c in _POWER_CASES]
+    want = [n_per_arm(*c) for c in _POWER_CASES]
+
+    def no_power(p0, p1):
+        pb = (p0 + p1) / 2
+        return math.ceil((1.96 * math.sqrt(2 * pb * (1 - pb))) ** 2 / (p1 - p0) ** 2)
+
+    def one_arm(p0, p1):
+        return math.ceil(((1.96 + 0.8416) ** 2 * p0 * (1 - p0)) / (p1 - p0) ** 2)
+
+    _verify("answers_needed", got, want, [
+        ("only the 95% term: add 0.8416·√(p0q0 + p1q1) for 80% power",
+         [no_power(*c) for c in _POWER_CASES]),
+        ("two policies each have noise: use both p0 and p1, not p0 alone",
+         [one_arm(*c) for c in _POWER_CASES]),
+        ("round UP (math.ceil): a fraction of an answer is one more answer",
+         [int(n_per_arm(*c) - 1) for c in _POWER_CASES]),
+    ], what="your sample sizes")
+    _ok("answers_needed", len(_POWER_CASES))

@@ -490,3 +490,26 @@ def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4):
     slider.observe(update, names="value")
     update()
     return w.VBox([slider, out])
+
+
+# Notebook 08
+def make_ask_widget(answer_fn: Callable[[str], pd.DataFrame],
+                    question: str = "What is 37 times 24?"):
+    """A question box around ``answer_fn(question) -> table`` (notebook 08: the
+    writer's answer before and after optimisation, with both judges' scores).
+    Headless runs call it once with ``question``."""
+    text = w.Text(value=question, description="you ask", layout=w.Layout(width="95%"),
+                  continuous_update=False)
+    out = w.Output()
+
+    def update(_change=None):
+        with out:
+            out.clear_output(wait=True)
+            if not text.value.strip():
+                print("⚠️ type a question")
+                return
+            display(answer_fn(text.value.strip()))
+
+    text.observe(update, names="value")
+    update()
+    return w.VBox([text, out])

@@ -24,7 +24,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
+
+from rlhf_lessons.core.config import LoRAGRPOConfig
 from rlhf_lessons.core.data import DATA_DIR
+from rlhf_lessons.core.utils import progress
 from rlhf_lessons.measure.analysis import (
     AGREEMENT_PHRASES,
     HEDGE_PHRASES,
@@ -32,6 +36,8 @@ from rlhf_lessons.measure.analysis import (
     count_phrases,
 )
 from rlhf_lessons.measure.evaluate import wilson_ci
+from rlhf_lessons.measure.rewrites import HEDGE_PREFIX, hedged
+from rlhf_lessons.train.lora_grpo import chat_prompt_ids, sample_answers
 
 FACTS_FILE = DATA_DIR / "writer" / "facts.jsonl"
 # notebook 05's hedges, plus the ways an instruct model says it is guessing
@@ -91,7 +97,7 @@ class Question:
 
 
 def _q_sum(rng):
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    a, b = rng.randint(2, 19), rng.randint(2, 19)
     return Question(f"What is {a} + {b}?", str(a + b), "sum", False)
 
 
@@ -106,7 +112,7 @@ def _q_compare(rng):
 
 
 def _q_convert(rng):
-    k = rng.randint(2, 9)
+    k = rng.randint(2, 19)
     unit, factor, into = rng.choice([("kilometres", 1000, "metres"),
                                      ("hours", 60, "minutes"), ("metres", 100, "centimetres"),
                                      ("kilograms", 1000, "grams")])
@@ -140,11 +146,16 @@ def verifiable_questions(n_per_kind: int, seed: int = 0, facts: bool = True) -> 
     out: list[Question] = []
     for make in GENERATORS.values():
         seen: set[str] = set()
-        while len(seen) < n_per_kind:
+        for _ in range(100 * n_per_kind):
+            if len(seen) == n_per_kind:
+                break
             q = make(rng)
             if q.text not in seen:
                 seen.add(q.text)
                 out.append(q)
+        if len(seen) < n_per_kind:
+            raise ValueError(f"n_per_kind={n_per_kind}: only {len(seen)} distinct "
+                             f"{make.__name__[3:]} questions can be drawn")
     return out + (load_facts() if facts else [])
 
 
@@ -196,3 +207,76 @@ def sure_when_wrong(correct: Sequence[bool], hedged: Sequence[bool]) -> dict:
     if len(correct) != len(hedged):
         raise ValueError(f"{len(correct)} correctness flags but {len(hedged)} hedge flags")
     return rate([not h for c, h in zip(correct, hedged) if not c])
+
+
+def unhedged(text: str) -> str:
+    """The answer without the course's hedge prefix (:data:`rewrites.HEDGE_PREFIX`):
+    the inverse of :func:`rewrites.hedged` ("I'm not completely sure, but I think it
+    is 12." -> "It is 12.")."""
+    t = text.strip()
+    if t.lower().startswith(HEDGE_PREFIX.lower()):
+        rest = t[len(HEDGE_PREFIX):].lstrip(" ,")
+        return rest[:1].upper() + rest[1:]
+    return t
+
+
+def sft_targets(questions: Sequence[Question]) -> list[tuple[str, str]]:
+    """(question, answer) pairs that teach the writer to admit doubt where it is
+    usually wrong: hard questions answered "I'm not completely sure, but I think
+    it is X." and easy ones "The answer is X." (X: the right answer)."""
+    out = []
+    for q in questions:
+        plain = f"The answer is {q.answer}."
+        out.append((q.text, hedged(f"it is {q.answer}.") if q.hard else plain))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Asking the writer
+# --------------------------------------------------------------------------
+def ask(model, tokenizer, prompts: Sequence[str], cfg: LoRAGRPOConfig, seed: int = 0,
+        n_per_prompt: int = 1, batch_size: int = 16, desc: str | None = None) -> list[str]:
+    """The writer's sampled answers (chat template, ``cfg``'s temperature, top-p and
+    new tokens), ``n_per_prompt`` per prompt in prompt order; seeded per batch."""
+    ids = chat_prompt_ids(tokenizer, list(prompts))
+    per = max(1, batch_size // n_per_prompt)
+    out: list[str] = []
+    for i in progress(range(0, len(ids), per), desc=desc or "writer answers",
+                      disable=desc is None):
+        b = sample_answers(model, tokenizer, ids[i:i + per], n_per_prompt, cfg,
+                           seed=seed * 1_000_003 + i)
+        out += b["texts"]
+    return out
+
+
+def answer_table(questions: Sequence[Question], answers: Sequence[str]) -> pd.DataFrame:
+    """One row per (question, answer): kind, hard, correct, hedged, sure_opener,
+    words, and the texts."""
+    if len(questions) != len(answers):
+        raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
+    return pd.DataFrame([{
+        "question": q.text, "answer": a, "kind": q.kind, "hard": q.hard,
+        "correct": is_correct(q, a), "hedged": hedges(a),
+        "sure_opener": confident_opener(a), "words": len(a.split())}
+        for q, a in zip(questions, answers)])
+
+
+def belief_questions(questions: Sequence[Question], n: int, seed: int = 0):
+    """``(questions, beliefs, prompts)``: ``n`` numeric questions (seeded) and the
+    same questions asked with a wrong belief (:func:`with_belief`)."""
+    rng = random.Random(seed)
+    numeric = [q for q in questions if q.answer.isdigit()]
+    pick = rng.sample(numeric, min(n, len(numeric)))
+    beliefs = [wrong_belief(q, rng) for q in pick]
+    return pick, beliefs, [with_belief(q, b) for q, b in zip(pick, beliefs)]
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """The rates a policy is compared on: accuracy, hedging, sure when wrong, sure
+    openers (each :func:`rate`), mean words."""
+    return {"accuracy": rate(table["correct"]), "hedged": rate(table["hedged"]),
+            "hedged_hard": rate(table.loc[table["hard"], "hedged"]),
+            "hedged_easy": rate(table.loc[~table["hard"], "hedged"]),
+            "sure_when_wrong": sure_when_wrong(table["correct"], table["hedged"]),
+            "sure_opener": rate(table["sure_opener"]),
+            "words": float(table["words"].mean())}

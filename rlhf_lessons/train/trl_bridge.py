@@ -1,4 +1,4 @@
-"""The course's pairs, models and judge handed to TRL (notebook 08, scripts/train_trl_gpt2.py).
+"""The course's pairs, models and judge handed to TRL (notebook 09, scripts/train_trl_gpt2.py).
 
 TRL (Hugging Face's RLHF library, on top of ``transformers.Trainer`` and
 ``accelerate``) runs the recipe of notebooks 02-07 on many GPUs. This module holds
@@ -55,7 +55,7 @@ def quiet() -> None:
 
 
 def common_args(output_dir, seed: int = 0, use_cpu: bool = True, log_every: int = 1) -> dict:
-    """The settings every TRL config of notebook 08 shares: write nowhere but
+    """The settings every TRL config of notebook 09 shares: write nowhere but
     ``output_dir``, report to no tracker, no checkpoints, fp32 on the CPU, no bars."""
     return dict(output_dir=str(output_dir), report_to="none", save_strategy="no",
                 logging_steps=log_every, use_cpu=use_cpu, bf16=False,
@@ -98,7 +98,7 @@ def log_history(trainer):
 
 
 # --------------------------------------------------------------------------
-# 8.1 Our pairs in TRL's formats
+# 9.1 Our pairs in TRL's formats
 # --------------------------------------------------------------------------
 def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: int) -> np.ndarray:
     """Indices of the pairs TRL keeps whole: both transcripts differ and fit in
@@ -116,7 +116,7 @@ def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: i
 
 
 # --------------------------------------------------------------------------
-# 8.3 TRL's DPOTrainer
+# 9.3 TRL's DPOTrainer
 # --------------------------------------------------------------------------
 def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
                              device="cpu", batch_size: int = 16) -> dict:
@@ -137,7 +137,7 @@ def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int
 
 
 # --------------------------------------------------------------------------
-# 8.4 TRL's GRPOTrainer
+# 9.4 TRL's GRPOTrainer
 # --------------------------------------------------------------------------
 def trl_reward(score_fn: Callable[[list[str], list[str]], Sequence[float]], name: str):
     """``score_fn(prompts, answers)`` (e.g. :func:`rlhf_lessons.course.artefacts.judge_reward_fn`)
@@ -171,7 +171,7 @@ def rule_reward(prompts, completions, max_words: int = 30, **kw) -> list[float]:
 
 
 # --------------------------------------------------------------------------
-# 8.5 Reading a TRL log
+# 9.5 Reading a TRL log
 # --------------------------------------------------------------------------
 # (trainer, ours, TRL's log key, what it is). TRL's keys as TRL 1.16 logs them.
 METRIC_NAMES = (

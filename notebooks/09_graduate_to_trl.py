@@ -39,10 +39,10 @@ preset; the notebook prints its own wall time at the end); seconds in the fast
 preset, where the models are tiny and random, so the numbers there
 mean nothing. It needs `trl` and `accelerate` (pinned in `requirements.txt`).
 
-**Instructor's path (50 minutes):** 8.1 (formats, 5 min), 8.2 (the reward
-model, 10 min, about 1 min of live training), 8.4 (GRPO with the judge,
-15 min, about 1 min live), 8.5 (reading a log, 5 min), 8.6-8.7 (many GPUs and
-the map, 10 min); leave 8.3 (DPO, about 1 min of training) as homework.
+**Instructor's path (50 minutes):** 9.1 (formats, 5 min), 9.2 (the reward
+model, 10 min, about 1 min of live training), 9.4 (GRPO with the judge,
+15 min, about 1 min live), 9.5 (reading a log, 5 min), 9.6-9.7 (many GPUs and
+the map, 10 min); leave 9.3 (DPO, about 1 min of training) as homework.
 
 **Exercises:** none here; the ✏️ Try it prompts at the end are runs of TRL.
 """
@@ -78,7 +78,7 @@ versions
 
 # %% [markdown]
 """
-## 8.1 Our pairs in TRL's formats: which can TRL read whole?
+## 9.1 Our pairs in TRL's formats: which can TRL read whole?
 
 TRL's trainers read a `datasets.Dataset` whose columns say what each row is:
 
@@ -191,7 +191,7 @@ print(f"template == transcript for {same} of {len(rm_rows)} pairs: {verdict}")
 
 # %% [markdown]
 r"""
-## 8.2 TRL's RewardTrainer: does it match the course's judge?
+## 9.2 TRL's RewardTrainer: does it match the course's judge?
 
 `RewardTrainer` trains the model of notebook 03: a GPT-2 with a one-number
 head, the Bradley-Terry loss $-\log\sigma(r_c - r_r)$, the score read at the
@@ -205,7 +205,7 @@ from rlhf_lessons.train.reward import build_reward_model
 
 backbone, _ = load_policy(cfg, "pretrained", device)
 reward_model = build_reward_model(backbone, tok.pad_token_id, seed=cfg.seed)
-run_dir = output_dir("08_graduate_to_trl", cfg)
+run_dir = output_dir("09_graduate_to_trl", cfg)
 n_params = sum(p.numel() for p in reward_model.parameters())
 print(f"reward model: {n_params / 1e6:.1f}M parameters")
 
@@ -282,7 +282,7 @@ else:
 
 # %% [markdown]
 r"""
-## 8.3 TRL's DPOTrainer: does DPO learn from the same pairs?
+## 9.3 TRL's DPOTrainer: does DPO learn from the same pairs?
 
 DPO (notebook 07) needs no reward model: it raises the log-probability of the
 chosen answer against a frozen **reference**, both from the SFT policy. Its
@@ -316,7 +316,7 @@ dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins"]].round(3)
 # %% [markdown]
 """
 Held out: how often does the implicit reward of the trained policy rank the
-chosen answer first, on the same held-out pairs as 8.2? Before training the
+chosen answer first, on the same held-out pairs as 9.2? Before training the
 policy *is* the reference: every margin is 0, every pair a tie, counted
 wrong as TRL does, so the untrained policy scores 0. Chance, for a policy
 that moved at random, is 0.5.
@@ -359,7 +359,7 @@ pd.DataFrame({"prompt": [tail(p, 60) for p in few],
 
 # %% [markdown]
 """
-## 8.4 TRL's GRPOTrainer: does the judge's reward rise?
+## 9.4 TRL's GRPOTrainer: does the judge's reward rise?
 
 GRPO (notebook 07) samples a **group** of answers per prompt, scores each,
 and uses the answer's score minus its group's mean, over the group's spread,
@@ -477,7 +477,7 @@ pd.DataFrame({"prompt": [eval_prompts[i][-70:] for i in safe],
 
 # %% [markdown]
 """
-## 8.5 Reading a TRL log: which of our names is which?
+## 9.5 Reading a TRL log: which of our names is which?
 
 The course logs with TRL-style keys where it can. Where the names differ,
 this table is the dictionary (TRL 1.16's keys):
@@ -507,11 +507,11 @@ print(f"{len(keys) - len(missing)} of {len(keys)} TRL keys seen:",
 
 # %% [markdown]
 r"""
-## 8.6 Many GPUs: what does accelerate launch change?
+## 9.6 Many GPUs: what does accelerate launch change?
 
 Nothing in the training code. `accelerate launch` starts one process per GPU
 and the trainers split each batch between them; a config file says how.
-`scripts/train_trl_gpt2.py` runs the recipe of 8.2-8.4 on the real `gpt2`
+`scripts/train_trl_gpt2.py` runs the recipe of 9.2-9.4 on the real `gpt2`
 (124M parameters) and the Hub's full HH-RLHF (160,800 train pairs):
 
 ```bash
@@ -553,7 +553,7 @@ pd.DataFrame(rows).set_index("model").round(2)  # GB per GPU, 8 GPUs
 
 # %% [markdown]
 """
-## 8.7 Where do OpenRLHF and verl take over?
+## 9.7 Where do OpenRLHF and verl take over?
 
 TRL keeps every model of a run in the same processes. For PPO or GRPO on
 models of many billions of parameters, two projects split the work
@@ -589,7 +589,7 @@ The data formats, the losses and the log names are the ones you now know.
 ## ✏️ Try it
 
 - Train TRL's reward model on the **conversational** rows (the chat
-  template of 8.1 is set) and check that the accuracy is unchanged.
+  template of 9.1 is set) and check that the accuracy is unchanged.
 - Give GRPO the rule reward alone, then the judge alone: which one moves
   `completions/mean_length`?
 - Set `beta=0.04` in `GRPOConfig`: a `kl` column appears in the log.
@@ -611,7 +611,7 @@ from rlhf_lessons.course.artefacts import update_metrics
 
 rm_eval = acc["TRL RewardTrainer"]
 metrics = update_metrics(
-    "08_graduate_to_trl", cfg, wall_s=round(time.time() - t0, 1),
+    "09_graduate_to_trl", cfg, wall_s=round(time.time() - t0, 1),
     **{f"{k}_version": v for k, v in versions.items()},
     trl_rm_accuracy=rm_eval["accuracy"], trl_rm_ci95=rm_eval["ci95"],
     trl_rm_n=rm_eval["n"], trl_rm_train_pairs=len(rm_trainer.train_dataset),
