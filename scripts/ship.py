@@ -4,7 +4,7 @@
     python scripts/ship.py sft [--steps N]
     python scripts/ship.py judge [--backbone sft] [--lr 1e-4] [--epochs 1]
     python scripts/ship.py judge --recard     # re-score the shipped judge, rewrite its card
-    python scripts/ship.py runs [--from-outputs]  # the finished runs of 05-07 -> data/runs/
+    python scripts/ship.py runs [--from-outputs]  # the finished runs of 05-08 -> data/runs/
 
 Each command trains with the package's own code in the default preset (or the one
 RLHF_LESSONS_* selects), resumes from its checkpoint in outputs/ when interrupted,
@@ -243,18 +243,21 @@ Limits: a small model trained on about 7.7k pairs; it leans on surface features
 
 
 # ---------------------------------------------------------------------------
-# Finished runs of notebooks 05-07 (data/runs/)
+# Finished runs of notebooks 05-08 (data/runs/)
 # ---------------------------------------------------------------------------
 # What travels, by notebook folder: name prefixes of keyed results in outputs/.
 SHIPPED_RUNS = {
     NOTEBOOKS["raters"]: ("judge-scores-",),
     NOTEBOOKS["optimisation"]: ("pool-scores-", "bon-samples-", "ppo-b", "proxy-"),
     NOTEBOOKS["beyond"]: ("dpo-", "ppo-"),
+    # the writer: its answers (about a thousand, ~20 min to sample on 2 cores), the
+    # hedge SFT's and GRPO's LoRA adapters (fp16), the simulated raters' heads
+    NOTEBOOKS["writer"]: ("base-answers-", "sft-", "rater-judges-", "grpo-"),
 }
 
 
 def ship_runs(args, cfg: LessonConfig) -> None:
-    """Retrain notebooks 05-07 headless (RLHF_LESSONS_RETRAIN=1), then copy their
+    """Retrain notebooks 05-08 headless (RLHF_LESSONS_RETRAIN=1), then copy their
     finished runs to data/runs/: trainer states slimmed to fp16 weights and their
     logs, the proxy judge in fp16, cached results as they are; a README lists them
     and SHA256SUMS records every file (:func:`write_runs_index`)."""
@@ -325,7 +328,7 @@ def write_runs_index(runs_dir: Path = RUNS_DIR) -> None:
             rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | `{digest[:16]}` |")
     write_checksums(runs_dir, ("**/*",), skip=("README.md",))
     (runs_dir / "README.md").write_text("\n".join([
-        "# data/runs/: finished runs of notebooks 05-07",
+        "# data/runs/: finished runs of notebooks 05-08",
         "",
         "The default series must fit 15 minutes on 2 CPU cores, so these runs travel",
         "finished: a notebook copies one into `outputs/` when it has none for the same",
@@ -338,7 +341,8 @@ def write_runs_index(runs_dir: Path = RUNS_DIR) -> None:
         "    python scripts/ship.py runs",
         "",
         f"(default preset, on {os.cpu_count()} CPU cores). Licence: MIT, derived from",
-        "HH-RLHF (MIT) like `data/models/`.",
+        "HH-RLHF (MIT) like `data/models/`; the writer's LoRA adapters (08) are",
+        "derived from SmolLM2-135M-Instruct (Apache-2.0).",
         "",
         "Checked before use: `SHA256SUMS` here lists the sha256 of every file (those",
         "inside a folder too), and a file is checked against it before it is copied",
@@ -368,7 +372,7 @@ def main(argv=None) -> int:
     j.add_argument("--backbone", choices=("pretrained", "sft"))
     j.add_argument("--lr", type=float)
     j.add_argument("--epochs", type=float)
-    r = sub.add_parser("runs", help=f"the finished runs of notebooks 05-07 -> {RUNS_DIR}")
+    r = sub.add_parser("runs", help=f"the finished runs of notebooks 05-08 -> {RUNS_DIR}")
     r.add_argument("--from-outputs", action="store_true",
                    help="ship what outputs/ holds instead of retraining first")
     for q in (p, s, j):
