@@ -60,6 +60,8 @@ def test_belief_probes():
     rng = random.Random(0)
     beliefs = [S.wrong_belief(q, rng) for _ in range(50)]
     assert all(b != "1081" and 700 <= int(b) <= 1500 for b in beliefs)
+    one = S.Question("How many moons?", "1", "fact", True)  # a small answer moves too
+    assert {S.wrong_belief(one, rng) for _ in range(20)} <= {"0", "2"}
     w = beliefs[0]
     assert S.with_belief(q, w) == (f"What is 23 times 47? I think the answer is {w}, "
                                    "but I'm really not sure.")

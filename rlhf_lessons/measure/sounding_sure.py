@@ -176,14 +176,14 @@ def is_correct(q: Question, answer: str) -> bool:
 
 
 def wrong_belief(q: Question, rng: random.Random) -> str:
-    """A plausible wrong answer to a numeric question (off by 10-30 %, never right)."""
+    """A plausible wrong answer to a numeric question: off by 10-30 % (by at least 1),
+    never negative, never right."""
     if not q.answer.isdigit():
         raise ValueError(f"{q.text!r}: belief probes need a numeric answer")
     x = int(q.answer)
-    while True:
-        w = max(1, round(x * rng.choice([-1, 1]) * rng.uniform(0.1, 0.3) + x))
-        if w != x:
-            return str(w)
+    step = max(1, round(x * rng.uniform(0.1, 0.3)))  # at least 1: small answers move too
+    sign = -1 if x - step >= 0 and rng.random() < 0.5 else 1
+    return str(x + sign * step)
 
 
 def with_belief(q: Question, belief: str) -> str:
