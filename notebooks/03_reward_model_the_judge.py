@@ -518,7 +518,7 @@ version of the same answer.
 # %%
 from rlhf_lessons.course.widgets import make_judge_widget
 
-make_judge_widget(judge, tok, cfg.reward.max_len, device);
+make_judge_widget(judge, tok, cfg.reward.max_len, device)
 
 # %% [markdown]
 """

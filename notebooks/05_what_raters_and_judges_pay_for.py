@@ -514,7 +514,8 @@ judge_picks = ["A" if a > b else "B" for a, b in zip(s_a, s_b)]
 # %%
 from rlhf_lessons.course.widgets import make_rater_widget
 
-ui, labels = make_rater_widget(items)
+labels = {}  # your clicks land here
+make_rater_widget(items, labels)
 
 # %% [markdown]
 """

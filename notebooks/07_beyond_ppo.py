@@ -392,7 +392,7 @@ n_pass = (bon_scores["proxy"] > 0).sum(1)
 pf_share = float(chance_all_equal(n_pass, bc.bon_n, G).mean())
 print(f"pass/fail reward, G = {G}: {pf_share:.0%} of groups all equal "
       f"(n = {len(n_pass)} prompts x {bc.bon_n} answers)")
-make_group_size_widget(n_pass, bc.bon_n, G)
+make_group_size_widget(n_pass, bc.bon_n, G, bc.group.prompts_per_update)
 
 # %% [markdown]
 r"""

@@ -155,7 +155,7 @@ def kl_explorer(page, shot):
 def be_the_rater(page, shot):
     """05: label two pairs (A, then B); the count and the shown pair move on, and
     re-running the results cell tallies the two clicks (and no invented ones)."""
-    cell = widget_cell(page, "ui, labels = make_rater_widget(items)")
+    cell = widget_cell(page, "make_rater_widget(items, labels)")
     count = cell.locator(".widget-label").first
     assert re.match(r"0 of \d+ labelled", count.inner_text()), count.inner_text()
     view = cell.locator(".widget-output").first

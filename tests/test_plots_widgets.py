@@ -277,3 +277,40 @@ def test_score_histograms_share_bins_and_mark_means():
     assert widths == {0.5}  # both sides on the same 4 bins over [0, 2]
     means = sorted(line.get_xdata()[0] for line in ax.lines)
     assert means == pytest.approx([0.0, 1.0])
+
+
+# ---------------------------------------------------------------- the widgets' contract
+def _builders():
+    import ast
+
+    from rlhf_lessons.course import widgets
+
+    tree = ast.parse(open(widgets.__file__, encoding="utf-8").read())
+    return [n for n in tree.body if isinstance(n, ast.FunctionDef)
+            and n.name.startswith("make_")]
+
+
+def test_no_builder_displays_itself():
+    """A builder returns its widget; only its callbacks (nested functions) may display
+    what they draw, through redraw/show_figure."""
+    import ast
+
+    builders = _builders()
+    assert len(builders) >= 10
+    for fn in builders:
+        for stmt in fn.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue  # a callback
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "display":
+                    raise AssertionError(f"{fn.name} calls display itself: return the widget")
+        assert any(isinstance(s, ast.Return) for s in fn.body), f"{fn.name} returns nothing"
+
+
+def test_the_redraw_block_is_written_once():
+    from rlhf_lessons.course import widgets
+
+    src = open(widgets.__file__, encoding="utf-8").read()
+    assert src.count("clear_output(") == 1, "use widgets.redraw for every redraw"
+    assert src.count("plt.close(") == 1, "use widgets.show_figure for every figure"
+    assert widgets.cut("a  b\nc", 10) == "a b c" and widgets.cut("abcdef", 4) == "abc…"

@@ -236,7 +236,8 @@ def test_plot_paid_for_and_the_rater_widget_headless():
     assert len(ax.patches) == 4  # two bars per feature
     plt.close("all")
     items = R.rater_items(_rows(3), 1, 1, 1, seed=0)
-    ui, labels = widgets.make_rater_widget(items)
+    labels = {}
+    ui = widgets.make_rater_widget(items, labels)
     assert labels == {}  # headless: nobody clicked, nothing is labelled
     ok, _, skip = ui.children[0].children[:3]
     ok.click()

@@ -5,7 +5,9 @@ headless run, e.g. the notebook tests, still renders the output) and then re-cal
 it when a control changes. All the logic lives in pure functions such as
 :func:`filter_pairs` and :func:`render_pair_html`, which pytest checks directly.
 
-Used in notebooks 00-05; the widgets of notebooks 03-05 come last, in order.
+Every builder RETURNS its widget and never displays it (the notebook cell ends with
+the call, so Jupyter shows it). Every redraw goes through :func:`redraw` and
+:func:`show_figure`. Used in notebooks 00-08, in the notebooks' order.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import difflib
 import html
 import re
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -47,6 +50,29 @@ _TOKEN_RE = re.compile(r"\S+|\s+")
 # --------------------------------------------------------------------------
 RED_TEAM = "harmless-base"  # red-team prompts: some offensive, never a default screen
 
+
+
+@contextmanager
+def redraw(out: w.Output):
+    """``with redraw(out): ...``: what the block prints or shows replaces ``out``'s
+    old content (cleared when the new content arrives, so it does not flicker)."""
+    with out:
+        out.clear_output(wait=True)
+        yield
+
+
+def show_figure(fig) -> None:
+    """Show a figure (or the figure of an Axes) inside a widget, then close it, so
+    Jupyter does not draw it a second time under the cell."""
+    fig = getattr(fig, "figure", fig)
+    display(fig)
+    plt.close(fig)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 def safe_pairs(df: pd.DataFrame, show_all: bool = False) -> pd.DataFrame:
     """``df`` without the red-team subset (harmless-base) unless ``show_all``.
@@ -199,24 +225,20 @@ def make_pair_browser(df: pd.DataFrame, show_all: bool = False):
 def make_phrase_explorer(df: pd.DataFrame, phrases: str = "I'm sorry, I can't"):
     """Type phrases (comma-separated); see how often chosen vs rejected answers use
     them, per subset (notebook 01's "Try it")."""
-
-
     box = w.Text(value=phrases, description="phrases", continuous_update=False,
                  layout=w.Layout(width="60%"))
     out = w.Output()
 
     def update(_change=None):
         wanted = tuple(p.strip() for p in box.value.split(",") if p.strip())
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             if not wanted:
                 print("Type one or more phrases, separated by commas.")
                 return
             rates = phrase_rates(df, {", ".join(wanted): wanted})
             fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
             plot_phrase_rates(rates, ax=ax)
-            display(fig)
-            plt.close(fig)
+            show_figure(fig)
 
     box.observe(update, names="value")
     update()
@@ -225,19 +247,15 @@ def make_phrase_explorer(df: pd.DataFrame, phrases: str = "I'm sorry, I can't"):
 
 def make_plot_demo(margin: float = 1.0):
     """A slider for the reward margin and the Bradley-Terry curve (notebook 00)."""
-
-
     slider = w.FloatSlider(value=margin, min=-6.0, max=6.0, step=0.5,
                            description="margin", continuous_update=False)
     out = w.Output()
 
     def update(_change=None):
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
             plot_preference_curve(slider.value, ax=ax)
-            display(fig)
-            plt.close(fig)
+            show_figure(fig)
 
     slider.observe(update, names="value")
     update()
@@ -248,8 +266,6 @@ def make_generation_widget(model, tokenizer, question: str = "Tell me a joke.",
                            temperature: float = 0.7, max_new_tokens: int = 64):
     """Prompt, temperature and max-tokens controls around
     :func:`rlhf_lessons.core.generation.sample_answers` (notebook 02)."""
-
-
     text = w.Text(value=question, description="you ask", layout=w.Layout(width="95%"))
     temp = w.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1,
                          description="temperature", continuous_update=False)
@@ -258,8 +274,7 @@ def make_generation_widget(model, tokenizer, question: str = "Tell me a joke.",
     out = w.Output()
 
     def update(_change=None):
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             try:
                 display(sample_answers(model, tokenizer, text.value, temp.value,
                                        budget.value))
@@ -286,8 +301,7 @@ def make_judge_widget(model, tok, max_len: int = 256, device="cpu",
     out = w.Output()
 
     def show(_=None):
-        out.clear_output()
-        with out:
+        with redraw(out):
             try:
                 r = judge_compare(model, tok, box_p.value, box_a.value, box_b.value,
                                   max_len, device)
@@ -297,10 +311,8 @@ def make_judge_widget(model, tok, max_len: int = 256, device="cpu",
                 print(f"⚠️ {err}")
 
     btn.on_click(show)
-    ui = w.VBox([box_p, box_a, box_b, btn, out])
-    display(ui)
     show()
-    return ui
+    return w.VBox([box_p, box_a, box_b, btn, out])
 
 
 # Notebook 04
@@ -319,12 +331,10 @@ def make_kl_explorer(run_variant: Callable[[float, str], object], baseline,
     out = w.Output()
 
     def update(_=None):
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             df = run_variant(beta.value, est.value)
             axes = plots.plot_kl_comparison(baseline, df)
-            display(axes[0].figure)
-            plt.close(axes[0].figure)
+            show_figure(axes[0])
             last = df.iloc[-1]
             print(f"beta={beta.value:.3g} ({est.value}): final score "
                   f"{last['objective/scores']:.2f}, KL {last['objective/kl']:.2f} nats")
@@ -348,15 +358,11 @@ def compare_runs(runs: Mapping[str, RunRecord], left: str, right: str, n: int = 
             raise KeyError(f"compare_runs: no run named {name!r}; the runs are {list(runs)}")
     a, b = runs[left].samples, runs[right].samples
 
-    def cut(t: str) -> str:
-        t = " ".join(str(t).split())
-        return t if len(t) <= width else t[:width - 1] + "…"
-
     k = min(n, len(a), len(b))
-    out = {"prompt": [cut(p[-width:]) for p in a["prompt"][:k]]}
+    out = {"prompt": [cut(p[-width:], width) for p in a["prompt"][:k]]}
     for name, s, tag in ((left, a, "A"), (right, b, "B")):
         label = name if left != right else f"{name} ({tag})"
-        out[f"{label}: answer"] = [cut(t) for t in s["answer"][:k]]
+        out[f"{label}: answer"] = [cut(t, width) for t in s["answer"][:k]]
         if "gold_score" in s:
             out[f"{label}: gold"] = [round(float(x), 2) for x in s["gold_score"][:k]]
     return pd.DataFrame(out)
@@ -380,13 +386,11 @@ def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
     out = w.Output()
 
     def update(_change=None):
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             display(compare_runs(runs, dd_left.value, dd_right.value, n))
             fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
             plots.plot_run_curves(runs, [dd_left.value, dd_right.value], axes=list(axes))
-            display(fig)
-            plt.close(fig)
+            show_figure(fig)
 
     dd_left.observe(update, names="value")
     dd_right.observe(update, names="value")
@@ -396,7 +400,7 @@ def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
 
 # Notebook 05 (what raters and judges pay for)
 def make_rater_widget(items: list[dict], labels: dict | None = None, width: int = 600):
-    """"Be the rater": one pair at a time, buttons A / B / skip -> ``(ui, labels)``.
+    """"Be the rater": one pair at a time, buttons A / B / skip -> the widget.
 
     ``items``: :func:`rlhf_lessons.measure.raters.rater_items`. Each click stores "A" or
     "B" in ``labels`` (item index -> side) and shows the next pair; nothing is
@@ -409,14 +413,12 @@ def make_rater_widget(items: list[dict], labels: dict | None = None, width: int 
     count = w.Label()
     buttons = [w.Button(description=d) for d in ("A is better", "B is better", "skip")]
 
-    def cut(t: str) -> str:
-        t = html.escape(" ".join(t.split()))
-        return t if len(t) <= width else t[: width - 1] + "…"
+    def esc(text: str) -> str:
+        return html.escape(cut(text, width))
 
     def show(_=None):
-        out.clear_output()
         count.value = f"{len(labels)} of {len(items)} labelled"
-        with out:
+        with redraw(out):
             if state["i"] >= len(items):
                 print("All pairs seen: run the results cell below.")
                 return
@@ -424,9 +426,9 @@ def make_rater_widget(items: list[dict], labels: dict | None = None, width: int 
             hist = prompt_history(it["prompt"])
             last = hist[-1][1] if hist else it["prompt"]
             display(w.HTML(f"<b>Pair {state['i'] + 1} of {len(items)}</b><br>"
-                           + _box("The human asked", cut(last), REFERENCE_COLOR)
-                           + _box("Answer A", cut(it["A"]), NEUTRAL_COLOR)
-                           + _box("Answer B", cut(it["B"]), NEUTRAL_COLOR)))
+                           + _box("The human asked", esc(last), REFERENCE_COLOR)
+                           + _box("Answer A", esc(it["A"]), NEUTRAL_COLOR)
+                           + _box("Answer B", esc(it["B"]), NEUTRAL_COLOR)))
 
     def click(side):
         def handler(_):
@@ -438,10 +440,8 @@ def make_rater_widget(items: list[dict], labels: dict | None = None, width: int 
 
     for b, side in zip(buttons, ("A", "B", None)):
         b.on_click(click(side))
-    ui = w.VBox([w.HBox(buttons + [count]), out])
-    display(ui)
     show()
-    return ui, labels
+    return w.VBox([w.HBox(buttons + [count]), out])
 
 
 # Notebook 07
@@ -453,12 +453,10 @@ def make_dpo_beta_widget(log_ratio_margins, beta: float = 0.1):
 
     def update(_change=None):
         v = beta_view(log_ratio_margins, slider.value)
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
             plots.plot_dpo_beta(v["prob"], slider.value, ax=ax)
-            display(fig)
-            plt.close(fig)
+            show_figure(fig)
             print(f"β = {slider.value:.3g}: loss {v['loss']:.3f}, gradient weight "
                   f"{v['weight']:.3f} (0.5 at the start), {v['share_sure']:.0%} of "
                   "pairs past P = 0.9")
@@ -468,8 +466,10 @@ def make_dpo_beta_widget(log_ratio_margins, beta: float = 0.1):
     return w.VBox([slider, out])
 
 
-def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4):
-    """A group-size slider: the share of all-equal groups (:func:`chance_all_equal`)."""
+def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4,
+                           prompts_per_update: int = 8):
+    """A group-size slider: the share of all-equal groups (:func:`chance_all_equal`)
+    and how many of an update's ``prompts_per_update`` groups still teach."""
     sizes = list(range(2, n_samples + 1))
     shares = [float(chance_all_equal(n_pass, n_samples, g).mean()) for g in sizes]
     slider = w.IntSlider(value=group_size, min=2, max=n_samples, description="G",
@@ -478,14 +478,13 @@ def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4):
 
     def update(_change=None):
         g = slider.value
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
             plots.plot_zero_variance(sizes, shares, g, ax=ax)
-            display(fig)
-            plt.close(fig)
+            show_figure(fig)
             print(f"G = {g}: {shares[g - 2]:.0%} of groups all equal; each update "
-                  f"of 8 prompts keeps about {8 * (1 - shares[g - 2]):.1f} of them")
+                  f"of {prompts_per_update} prompts keeps about "
+                  f"{prompts_per_update * (1 - shares[g - 2]):.1f} of them")
 
     slider.observe(update, names="value")
     update()
@@ -503,8 +502,7 @@ def make_ask_widget(answer_fn: Callable[[str], pd.DataFrame],
     out = w.Output()
 
     def update(_change=None):
-        with out:
-            out.clear_output(wait=True)
+        with redraw(out):
             if not text.value.strip():
                 print("⚠️ type a question")
                 return
