@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
+from rlhf_lessons.core.batching import left_pad
 from rlhf_lessons.core.config import LoRAGRPOConfig
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.group_pg import group_advantages, group_pg_loss, zero_variance_groups
@@ -68,18 +69,6 @@ def chat_prompt_ids(tokenizer, questions: Sequence[str]) -> list[list[int]]:
                                             return_dict=True)
         out.append(list(enc["input_ids"]))
     return out
-
-
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ids, mask)``, both (B, P): sequences padded on the LEFT (so every answer
-    starts at column P, where generation appends)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-        mask[i, width - len(s):] = 1
-    return ids, mask
 
 
 def answer_mask(answer_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
