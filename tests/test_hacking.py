@@ -3,12 +3,10 @@
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from rlhf_lessons.core.config import LessonConfig, OptimisationConfig
-from rlhf_lessons.course import widgets
 from rlhf_lessons.measure import analysis, rewrites
 from rlhf_lessons.measure import evaluate as E
 from rlhf_lessons.measure import overoptimisation as O
@@ -190,39 +188,6 @@ def test_relabel_by_swaps_where_the_judge_disagrees():
     assert ps.len_chosen.tolist() == [3, 2, 1] and ps.len_rejected.tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="need 3 scores"):
         O.relabel_by(ps, [0.0], [1.0])
-
-
-# ---------------------------------------------------------------- run explorer
-def _run(name, answers, golds):
-    samples = pd.DataFrame({"prompt": ["p1", "p2"], "answer": answers,
-                            "gold_score": golds})
-    metrics = pd.DataFrame({"step": [1, 2], "objective/scores": [0.1, 0.2],
-                            "objective/kl": [0.0, 0.5]})
-    return O.RunRecord(name, 0.0, metrics, pd.DataFrame(), samples)
-
-
-def test_compare_runs_side_by_side():
-    runs = {"beta=0": _run("beta=0", ["aaa", "bbb"], [1.0, 2.0]),
-            "beta=0.1": _run("beta=0.1", ["ccc", "d " * 200], [0.5, -1.234])}
-    t = widgets.compare_runs(runs, "beta=0", "beta=0.1", n=2, width=20)
-    assert list(t.columns) == ["prompt", "beta=0: answer", "beta=0: gold",
-                               "beta=0.1: answer", "beta=0.1: gold"]
-    assert t["beta=0: answer"].tolist() == ["aaa", "bbb"]
-    assert t["beta=0.1: gold"].tolist() == [0.5, -1.23]
-    assert len(t["beta=0.1: answer"][1]) == 20  # cut to width
-    with pytest.raises(KeyError, match="no run named 'nope'"):
-        widgets.compare_runs(runs, "nope", "beta=0")
-
-
-def test_run_explorer_draws_once_headless(capsys):
-    runs = {"a": _run("a", ["x", "y"], [0.0, 1.0]), "b": _run("b", ["z", "w"], [1.0, 2.0])}
-    ui = widgets.make_run_explorer(runs)
-    left, right = ui.children[0].children
-    assert (left.value, right.value) == ("a", "b")
-    # without a kernel the Output widget does not capture: display() prints
-    assert "b: answer" in capsys.readouterr().out  # the callback ran with the defaults
-    right.value = "a"
-    assert "a (B): answer" in capsys.readouterr().out  # and re-runs on a change
 
 
 # ---------------------------------------------------------------- PPO hook loop

@@ -541,25 +541,6 @@ def plot_overoptimisation(runs: Mapping[float, RunRecord], ax=None):
     return ax
 
 
-def plot_run_curves(runs: Mapping[str, RunRecord], names: Sequence[str], axes=None,
-                    keys: Sequence[str] = ("objective/scores", "objective/kl")):
-    """Training curves of several runs on shared axes (one Axes per key) -> list."""
-    if axes is None:
-        _, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 2.8),
-                               layout="constrained", squeeze=False)
-        axes = list(axes.ravel())
-    for ax, key in zip(axes, keys):
-        for name in names:
-            m = runs[name].metrics
-            if key in m:
-                ax.plot(m["step"], m[key], marker="o", ms=3, label=name)
-        ax.set_title(key, fontsize=10)
-        ax.set_xlabel(X_LABELS["update"])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return axes
-
-
 # --------------------------------------------------------------------------
 # Notebook 06
 # --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import ipywidgets as w
@@ -26,6 +26,7 @@ from IPython.display import display
 from rlhf_lessons.core.config import KL_ESTIMATORS
 from rlhf_lessons.core.data import prompt_history
 from rlhf_lessons.core.generation import sample_answers
+from rlhf_lessons.core.utils import cut
 from rlhf_lessons.course import plots
 from rlhf_lessons.course.plots import (
     CHOSEN_COLOR,
@@ -37,7 +38,6 @@ from rlhf_lessons.course.plots import (
 )
 from rlhf_lessons.measure.analysis import phrase_rates
 from rlhf_lessons.measure.evaluate import judge_compare
-from rlhf_lessons.measure.overoptimisation import RunRecord
 from rlhf_lessons.train.dpo import beta_view
 from rlhf_lessons.train.group_pg import chance_all_equal
 
@@ -49,7 +49,6 @@ _TOKEN_RE = re.compile(r"\S+|\s+")
 # Pure functions
 # --------------------------------------------------------------------------
 RED_TEAM = "harmless-base"  # red-team prompts: some offensive, never a default screen
-
 
 
 @contextmanager
@@ -68,11 +67,6 @@ def show_figure(fig) -> None:
     display(fig)
     plt.close(fig)
 
-
-def cut(text: str, width: int) -> str:
-    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut)."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 def safe_pairs(df: pd.DataFrame, show_all: bool = False) -> pd.DataFrame:
     """``df`` without the red-team subset (harmless-base) unless ``show_all``.
@@ -344,60 +338,6 @@ def make_kl_explorer(run_variant: Callable[[float, str], object], baseline,
     return w.VBox([w.HBox([beta, est, button]), out])
 
 
-# Notebook 05
-def compare_runs(runs: Mapping[str, RunRecord], left: str, right: str, n: int = 4,
-                 width: int = 160):
-    """Side-by-side held-out answers of two runs (same prompts, same order).
-
-    Returns a DataFrame: prompt, <left> answer, <left> gold, <right> answer,
-    <right> gold (gold columns when the samples have a ``gold_score``). Answers are
-    cut to ``width`` characters. Taught in notebook 05 (the pure part of the widget).
-    """
-    for name in (left, right):
-        if name not in runs:
-            raise KeyError(f"compare_runs: no run named {name!r}; the runs are {list(runs)}")
-    a, b = runs[left].samples, runs[right].samples
-
-    k = min(n, len(a), len(b))
-    out = {"prompt": [cut(p[-width:], width) for p in a["prompt"][:k]]}
-    for name, s, tag in ((left, a, "A"), (right, b, "B")):
-        label = name if left != right else f"{name} ({tag})"
-        out[f"{label}: answer"] = [cut(t, width) for t in s["answer"][:k]]
-        if "gold_score" in s:
-            out[f"{label}: gold"] = [round(float(x), 2) for x in s["gold_score"][:k]]
-    return pd.DataFrame(out)
-
-
-def make_run_explorer(runs: Mapping[str, RunRecord], left: str | None = None,
-                      right: str | None = None, n: int = 4):
-    """Two drop-downs (runs, e.g. β values) -> their samples side by side and curves.
-
-    A thin ipywidgets shell over :func:`compare_runs` and :func:`plot_run_curves`;
-    the callback runs once with the defaults, so a headless run shows it.
-
-    """
-    names = list(runs)
-    if not names:
-        raise ValueError("make_run_explorer: no runs")
-    left = names[0] if left is None else left
-    right = names[-1] if right is None else right
-    dd_left = w.Dropdown(options=names, value=left, description="left")
-    dd_right = w.Dropdown(options=names, value=right, description="right")
-    out = w.Output()
-
-    def update(_change=None):
-        with redraw(out):
-            display(compare_runs(runs, dd_left.value, dd_right.value, n))
-            fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
-            plots.plot_run_curves(runs, [dd_left.value, dd_right.value], axes=list(axes))
-            show_figure(fig)
-
-    dd_left.observe(update, names="value")
-    dd_right.observe(update, names="value")
-    update()
-    return w.VBox([w.HBox([dd_left, dd_right]), out])
-
-
 # Notebook 05 (what raters and judges pay for)
 def make_rater_widget(items: list[dict], labels: dict | None = None, width: int = 600):
     """"Be the rater": one pair at a time, buttons A / B / skip -> the widget.
@@ -467,9 +407,13 @@ def make_dpo_beta_widget(log_ratio_margins, beta: float = 0.1):
 
 
 def make_group_size_widget(n_pass, n_samples: int, group_size: int = 4,
-                           prompts_per_update: int = 8):
+                           prompts_per_update: int | None = None):
     """A group-size slider: the share of all-equal groups (:func:`chance_all_equal`)
-    and how many of an update's ``prompts_per_update`` groups still teach."""
+    and how many of an update's ``prompts_per_update`` groups still teach (the
+    trainer's setting, ``GroupPGConfig.prompts_per_update``; default: one group
+    per prompt of ``n_pass``)."""
+    if prompts_per_update is None:
+        prompts_per_update = len(n_pass)
     sizes = list(range(2, n_samples + 1))
     shares = [float(chance_all_equal(n_pass, n_samples, g).mean()) for g in sizes]
     slider = w.IntSlider(value=group_size, min=2, max=n_samples, description="G",
