@@ -2,6 +2,8 @@
 the widgets and the statistics are checked on tiny hand-made DataFrames."""
 
 import math
+import re
+from pathlib import Path
 
 import matplotlib
 
@@ -290,21 +292,99 @@ def _builders():
             and n.name.startswith("make_")]
 
 
+def _displays_outside_redraw(fn) -> list[int]:
+    """Lines of ``display(...)`` calls in builder ``fn`` that are not inside a
+    ``with redraw(...)`` block of one of its callbacks (nested functions)."""
+    import ast
+
+    bad = []
+
+    def visit(node, in_callback, in_redraw):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "display":
+            if not (in_callback and in_redraw):
+                bad.append(node.lineno)
+        for child in ast.iter_child_nodes(node):
+            cb = in_callback or (node is not fn and isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+            rd = in_redraw or (isinstance(node, ast.With) and any(
+                isinstance(i.context_expr, ast.Call)
+                and getattr(i.context_expr.func, "id", "") == "redraw"
+                for i in node.items))
+            visit(child, cb, rd)
+
+    visit(fn, False, False)
+    return bad
+
+
 def test_no_builder_displays_itself():
-    """A builder returns its widget; only its callbacks (nested functions) may display
-    what they draw, through redraw/show_figure."""
+    """A builder returns its widget; only its callbacks may display what they draw,
+    and only inside ``with redraw(out):`` (figures through show_figure)."""
     import ast
 
     builders = _builders()
     assert len(builders) >= 10
     for fn in builders:
-        for stmt in fn.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue  # a callback
-            for node in ast.walk(stmt):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "display":
-                    raise AssertionError(f"{fn.name} calls display itself: return the widget")
+        lines = _displays_outside_redraw(fn)
+        assert not lines, (f"{fn.name} calls display outside a redraw callback "
+                           f"(line {lines}): return the widget")
         assert any(isinstance(s, ast.Return) for s in fn.body), f"{fn.name} returns nothing"
+
+
+def test_the_contract_check_catches_a_builder_that_displays():
+    import ast
+
+    src = (
+        "def make_bad():\n"
+        "    box = w.VBox()\n"
+        "    display(box)\n"
+        "    return box\n"
+        "def make_loose():\n"
+        "    def update():\n"
+        "        display(1)\n"
+        "    return update\n"
+        "def make_good():\n"
+        "    def update():\n"
+        "        with redraw(out):\n"
+        "            display(1)\n"
+        "    return update\n")
+    fns = {f.name: f for f in ast.parse(src).body}
+    assert _displays_outside_redraw(fns["make_bad"]) == [3]
+    assert _displays_outside_redraw(fns["make_loose"]) == [7]
+    assert _displays_outside_redraw(fns["make_good"]) == []
+
+
+def _build_every_widget(monkeypatch):
+    """Each builder once, headless, on tiny inputs (model calls replaced)."""
+    answers = pd.DataFrame({"answer": ["Hi."]})
+    monkeypatch.setattr(widgets, "sample_answers", lambda *a, **k: answers)
+    monkeypatch.setattr(widgets, "judge_compare", lambda *a, **k: {
+        "score_a": 1.0, "score_b": 0.0, "p_a_better": 0.73})
+    curve = pd.DataFrame({"step": [1, 2], "beta": [0.1, 0.1],
+                          "objective/scores": [0.1, 0.3],
+                          "objective/kl": [0.0, 0.2]})
+    items = [{"prompt": "\n\nHuman: Hi?\n\nAssistant:", "A": "Hello.", "B": "<b>No</b>"}]
+    return {
+        "make_pair_browser": widgets.make_pair_browser(TINY),
+        "make_phrase_explorer": widgets.make_phrase_explorer(TINY, "same"),
+        "make_plot_demo": widgets.make_plot_demo(),
+        "make_generation_widget": widgets.make_generation_widget(None, None),
+        "make_judge_widget": widgets.make_judge_widget(None, None),
+        "make_kl_explorer": widgets.make_kl_explorer(lambda b, e: curve, curve),
+        "make_rater_widget": widgets.make_rater_widget(items, {}),
+        "make_dpo_beta_widget": widgets.make_dpo_beta_widget(np.array([-1.0, 0.5, 3.0])),
+        "make_group_size_widget": widgets.make_group_size_widget(np.array([0, 2, 4]), 4),
+        "make_ask_widget": widgets.make_ask_widget(lambda q: pd.DataFrame({"q": [q]})),
+    }
+
+
+def test_every_builder_returns_a_widget(monkeypatch):
+    import ipywidgets
+
+    built = _build_every_widget(monkeypatch)
+    assert set(built) == {fn.name for fn in _builders()}, "a new builder: build it here"
+    for name, ui in built.items():
+        assert isinstance(ui, ipywidgets.Widget), f"{name} returned {type(ui).__name__}"
+    plt.close("all")
 
 
 def test_the_redraw_block_is_written_once():
@@ -313,4 +393,11 @@ def test_the_redraw_block_is_written_once():
     src = open(widgets.__file__, encoding="utf-8").read()
     assert src.count("clear_output(") == 1, "use widgets.redraw for every redraw"
     assert src.count("plt.close(") == 1, "use widgets.show_figure for every figure"
-    assert widgets.cut("a  b\nc", 10) == "a b c" and widgets.cut("abcdef", 4) == "abc…"
+
+    from rlhf_lessons.core.utils import cut
+
+    assert cut("a  b\nc", 10) == "a b c" and cut("abcdef", 4) == "abc…"
+    package = Path(widgets.__file__).parents[1]
+    cuts = [p for p in package.rglob("*.py")
+            if re.search(r"^\s*def cut\(", p.read_text(encoding="utf-8"), re.M)]
+    assert [p.name for p in cuts] == ["utils.py"], "one cut: rlhf_lessons.core.utils.cut"

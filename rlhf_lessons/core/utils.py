@@ -1,5 +1,5 @@
 """Small helpers every module uses: device and precision, seeding, atomic writes,
-the learning-rate schedule, progress bars. Taught in notebook 00 (setup check).
+the learning-rate schedule, progress bars, text cut to a width. Taught in notebook 00 (setup check).
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ def say_once(message: str) -> None:
     if message not in _ANNOUNCED:
         _ANNOUNCED.add(message)
         print(message, flush=True)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut).
+
+    Plain text: escape it (``html.escape``) where it goes into HTML; tables escape
+    their cells themselves."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def get_device(cfg: LessonConfig | None = None, verbose: bool = True) -> torch.device:

@@ -32,6 +32,7 @@ from rlhf_lessons.core.batching import (
 )
 from rlhf_lessons.core.config import PPOConfig
 from rlhf_lessons.core.generation import sample_responses
+from rlhf_lessons.core.utils import cut
 from rlhf_lessons.measure.analysis import FEATURES, feature_table
 from rlhf_lessons.measure.rewrites import rewrite
 from rlhf_lessons.train.reward import PairSet, held_out_accuracy, p_first_better, score_texts
@@ -122,13 +123,10 @@ def most_wrong(pairs: PairSet, ev: dict, k: int = 5, width: int = 160):
     gap = ev["r_chosen"] - ev["r_rejected"]
     order = np.argsort(gap)[:k]
 
-    def cut(t):
-        t = " ".join(t.split())
-        return t if len(t) <= width else t[: width - 1] + "…"
-
     return pd.DataFrame([{"subset": pairs.subset[i], "r_c - r_r": round(float(gap[i]), 2),
-                          "prompt (end)": cut(pairs.prompt[i][-width:]),
-                          "chosen": cut(pairs.chosen[i]), "rejected": cut(pairs.rejected[i])}
+                          "prompt (end)": cut(pairs.prompt[i][-width:], width),
+                          "chosen": cut(pairs.chosen[i], width),
+                          "rejected": cut(pairs.rejected[i], width)}
                          for i in order])
 
 
