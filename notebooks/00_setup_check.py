@@ -201,7 +201,7 @@ Each symptom, then what to do:
   `pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`
   (keep the version pinned in `requirements.txt`).
 - **device says `cpu` but you have an NVIDIA GPU**: check `nvidia-smi`;
-  install a CUDA build of torch (see the README).
+  install a CUDA build of torch (see `docs/install.md`).
 - **a bundled file shows `False` in 0.5**: your clone is incomplete:
   `git status`, then `git checkout -- data/`.
 - **the Hub cannot be reached**: nothing: the course runs offline on the

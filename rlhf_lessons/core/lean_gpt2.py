@@ -270,7 +270,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
 
     Under bf16 autocast on a CPU the explicit form (three batched matmuls and one
     softmax) trains faster than torch's fused CPU kernel, whose backward pass is
-    slow for short heads (the README's benchmark section). Elsewhere the fused
+    slow for short heads (benchmarks/README.md). Elsewhere the fused
     kernel is used.
     """
     if not (q.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
