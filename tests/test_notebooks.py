@@ -7,6 +7,7 @@ import nbformat
 import pytest
 
 from rlhf_lessons.course.runner import execute_notebook, notebook_paths, solution_paths
+from rlhf_lessons.measure.verdicts import check_claims
 
 NOTEBOOKS = notebook_paths()
 SOLUTIONS = solution_paths()
@@ -37,6 +38,11 @@ def test_notebook_runs_in_fast_preset(path):
     # ... nor a bar frozen part-way ("PPO:  0%| 0/16") in the saved text (issue 27)
     assert not run.noise["progress_bars"], (f"{path.name}: partial progress bars in "
                                             f"cells {run.noise['progress_bars']}")
+    # From 03 on, each notebook closes with its claims; every verdict in them follows
+    # the one rule of rlhf_lessons.measure.verdicts (issue 27)
+    if "03" <= path.stem[:2] <= "08":
+        assert run.metrics.get("claims"), f"{path.stem}/metrics.json has no closing claims"
+        assert not check_claims(run.metrics["claims"]), check_claims(run.metrics["claims"])
 
 
 @pytest.mark.notebook

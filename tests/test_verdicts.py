@@ -61,3 +61,19 @@ def test_claims_table_rounds_and_names_missing_fields():
     assert t.loc[0, "number"] == "+0.123" and t.loc[0, "interval"] == "[+0.100, +0.150]"
     with pytest.raises(ValueError, match="missing"):
         V.claims_table([{"claim": "x"}])
+
+
+def test_claim_computes_its_verdict_and_check_claims_catches_a_typed_one():
+    up = V.claim("rises", 0.1, (0.02, 0.18), 100)
+    down = V.claim("falls", -0.1, (-0.18, -0.02), 100, larger=False)
+    wrong_way = V.claim("rises", -0.1, (-0.18, -0.02), 100)
+    flat = V.claim("accuracy beats a coin", 0.52, (0.45, 0.59), 200, null=0.5)
+    stuck = V.claim("DPO learns", 0.1, (0.02, 0.18), 100, curve_moved=False)
+    assert [c["verdict"] for c in (up, down, wrong_way, flat, stuck)] == [
+        "holds", "holds", "does not hold (the opposite holds)", "cannot tell with n = 200",
+        "does not hold (the training run it rests on did not move)"]
+    assert V.check_claims([up, down, wrong_way, flat, stuck]) == []
+    typed = dict(flat, verdict="holds")  # the word a hopeful author would type
+    assert V.check_claims([up, typed]) == [
+        "accuracy beats a coin: says 'holds', its numbers give 'cannot tell with n = 200'"]
+    assert list(V.claims_table([down, flat])["holds if"]) == ["< 0", "> 0.5"]

@@ -119,6 +119,35 @@ def compare_effects(first: float, first_ci: Sequence[float], second: float,
     return "follows"
 
 
+def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float = 0.0,
+          larger: bool = True, curve_moved: bool | None = None,
+          n_needed: int | None = None) -> dict:
+    """One row of a closing table: the claim "``number`` is above ``null``" (below it
+    with ``larger=False``), its 95% interval ``ci`` over ``n`` and the
+    :func:`verdict` its numbers give. Everything the verdict rests on travels in
+    the row, so :func:`check_claims` can recompute it from a saved metrics.json."""
+    lo, hi = (float(x) for x in ci)
+    return {"claim": name, "number": float(number), "ci": [lo, hi], "n": int(n),
+            "null": float(null), "larger": bool(larger), "curve_moved": curve_moved,
+            "n_needed": n_needed,
+            "verdict": verdict(lo, hi, n=int(n), null=null, larger=larger,
+                               curve_moved=curve_moved, n_needed=n_needed)}
+
+
+def check_claims(rows: Sequence[dict]) -> list[str]:
+    """The claims whose saved verdict is not the one their numbers give (the
+    rule of :func:`verdict`), each as "claim: says X, its numbers give Y"; [] when
+    every verdict follows its rule."""
+    bad = []
+    for r in rows:
+        lo, hi = r["ci"]
+        want = verdict(lo, hi, n=r["n"], null=r.get("null", 0.0), larger=r.get("larger", True),
+                       curve_moved=r.get("curve_moved"), n_needed=r.get("n_needed"))
+        if r["verdict"] != want:
+            bad.append(f"{r['claim']}: says {r['verdict']!r}, its numbers give {want!r}")
+    return bad
+
+
 def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
     """A notebook's closing table: one row per claim, ``claim``, ``number``,
     ``interval``, ``n``, ``verdict``; numbers rounded for reading."""
@@ -128,10 +157,13 @@ def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
         if missing:
             raise ValueError(f"claim {r.get('claim', '?')!r}: missing {sorted(missing)}")
         lo, hi = r["ci"]
+        side = "<" if not r.get("larger", True) else ">"
         out.append({"claim": r["claim"], "number": _fmt(r["number"]),
                     "interval": f"[{_fmt(lo)}, {_fmt(hi)}]", "n": int(r["n"]),
+                    "holds if": f"{side} {r.get('null', 0.0):g}",
                     "verdict": r["verdict"]})
-    return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "verdict"])
+    return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "holds if",
+                                      "verdict"])
 
 
 def _fmt(x: float) -> str:
