@@ -308,8 +308,13 @@ lo_d, hi_d = E.wilson_ci(round(acc * n_demo), n_demo)
 print(f"held-out accuracy after {steps} steps: {acc:.3f} (95% CI "
       f"{lo_d:.3f}-{hi_d:.3f}, n = {n_demo}); mean loss of the last 5 steps "
       f"{demo_metrics['loss'].tail(5).mean():.3f} vs log 2 = 0.693")
-print("better than a coin flip:", "holds" if lo_d > 0.5 else
-      f"cannot tell with n = {n_demo}")
+from rlhf_lessons.measure import verdicts as V
+
+demo_moved = bool(demo_metrics["loss"].tail(5).mean()
+                  < demo_metrics["loss"].head(5).mean())
+demo_claim = V.claim("the demo judge beats a coin (held-out accuracy)", acc,
+                     (lo_d, hi_d), n_demo, null=0.5, curve_moved=demo_moved)
+print("better than a coin flip:", demo_claim["verdict"])
 
 # %% [markdown]
 """
@@ -355,10 +360,12 @@ print(f"judge: {ev['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
 table.round(3)
 
 # %%
-gap = ev["accuracy"] - table.loc["overall", "length_judge"]
-verdict = "beats" if lo > table.loc["overall", "length_judge"] else (
-    "is above, within its CI," if gap > 0 else "does NOT beat")
-print(f"The judge {verdict} the length-only judge ({gap:+.3f}).")
+length_acc = float(table.loc["overall", "length_judge"])
+beats_length = V.claim("the judge beats the length-only judge (accuracy)",
+                       ev["accuracy"], ev["ci95"], len(eval_pairs),
+                       null=length_acc)
+print(f"judge {ev['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] against the "
+      f"length-only judge's {length_acc:.3f}: {beats_length['verdict']}")
 
 # %% [markdown]
 """
@@ -596,6 +603,27 @@ and values, the embeddings and the rest still cost the same). The fewer the
 layers, the bigger the gain; a 12-layer `gpt2` gains little.
 """
 
+# %% [markdown]
+"""
+## What this notebook showed
+
+Each claim with its number, 95% interval, n and the verdict the course's one
+rule gives it (`rlhf_lessons.measure.verdicts`: "holds" needs the interval on
+the claim's side of the null and, for a claim about training, a curve that
+moved).
+"""
+
+# %%
+claims = [demo_claim,
+          V.claim("the full judge beats a coin (held-out accuracy)",
+                  ev["accuracy"], ev["ci95"], len(eval_pairs), null=0.5),
+          beats_length]
+for name, row in table.drop("overall").iterrows():
+    claims.append(V.claim(f"{name}: the judge beats a coin", row["judge"],
+                          (row["ci_low"], row["ci_high"]), int(row["n"]),
+                          null=0.5))
+V.claims_table(claims)
+
 # %%
 from rlhf_lessons.course.artefacts import update_metrics
 
@@ -621,6 +649,7 @@ metrics = update_metrics(
     ref_score_std=round(float(norm[1]), 4),
     probe_answer_subsets=probe_subsets,
     demo_eval_accuracy=round(acc, 4),
+    claims=claims,
 )
 print({k: metrics[k] for k in ("eval_accuracy", "eval_accuracy_ci95",
                                "length_rule_accuracy", "wall_s")})

@@ -649,8 +649,22 @@ print(f"'you' per held-out answer: {rule_initial:.2f} -> {rule_final:.2f} "
       f"({rule_d['mean']:+.2f}, 95% CI {rule_d['ci_low']:+.2f} to "
       f"{rule_d['ci_high']:+.2f}, n = {len(rule_after)}) after "
       f"{len(rule_run.metrics)} updates")
-print("the loop learns:", "holds" if rule_d["ci_low"] > 0 else
-      f"cannot tell with n = {len(rule_after)}")
+from rlhf_lessons.measure import verdicts as V
+
+
+def curve_rose(metrics, key):
+    """Did a logged curve end higher than it started (mean of the last vs the
+    first quarter of its updates)?"""
+    q = max(1, len(metrics) // 4)
+    return bool(metrics[key].tail(q).mean() > metrics[key].head(q).mean())
+
+
+rule_claim = V.claim("PPO raises the rule reward ('you' per answer)",
+                     rule_d["mean"], (rule_d["ci_low"], rule_d["ci_high"]),
+                     len(rule_after),
+                     curve_moved=curve_rose(rule_run.metrics,
+                                            "objective/raw_scores"))
+print("the loop learns:", rule_claim["verdict"])
 
 # %%
 from rlhf_lessons.course.plots import plot_metrics
@@ -749,6 +763,10 @@ print(f"held-out judge score: {ref_mean:.3f} -> {final_mean:.3f} "
       f"= {gain:+.2f} reference std (95% CI {d['ci_low']:+.2f} to "
       f"{d['ci_high']:+.2f}, n = {len(final_eval)}); mean KL {final_kl:.2f} "
       "nats")
+gain_claim = V.claim("PPO raises the judge's held-out score (reference std)",
+                     d["mean"], (d["ci_low"], d["ci_high"]), len(final_eval),
+                     curve_moved=curve_rose(run.metrics, "objective/scores"))
+print("PPO raises the judge's score:", gain_claim["verdict"])
 print(f"target (>= +1 std at KL <= 10): "
       f"{'met' if gain >= 1 and final_kl <= 10 else 'NOT met'}")
 
@@ -882,6 +900,22 @@ make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
   (`rl.make_value_model(policy=policy)`) and compare `loss/value_avg`.
 """
 
+# %% [markdown]
+"""
+## What this notebook showed
+
+Each claim with its number, 95% interval, n and the verdict of the course's
+one rule (`rlhf_lessons.measure.verdicts`); a claim about a training run also
+needs its curve to have moved the right way.
+"""
+
+# %%
+claims = [rule_claim, gain_claim,
+          V.claim("a second seed also raises it (reference std)", d_b["mean"],
+                  (d_b["ci_low"], d_b["ci_high"]), len(eval_b),
+                  curve_moved=curve_rose(run_b.metrics, "objective/scores"))]
+V.claims_table(claims)
+
 # %%
 from rlhf_lessons.course.artefacts import update_metrics
 
@@ -900,6 +934,7 @@ m = update_metrics(
     rule_reward_initial=round(float(rule_initial), 3),
     rule_reward_final=round(float(rule_final), 3),
     eval_prompt_subsets=eval_subsets, n_eval_prompts=len(eval_prompts),
-    n_updates=len(run.metrics), wall_s=round(time.time() - t0, 1))
+    n_updates=len(run.metrics), claims=claims,
+    wall_s=round(time.time() - t0, 1))
 print({k: m[k] for k in ("score_gain_in_ref_std", "score_gain_ci95",
                          "final_kl", "eval_prompt_subsets", "wall_s")})

@@ -323,29 +323,29 @@ pd.concat({g: t[["dp", "dp_low", "dp_high"]] for g, t in by_group.items()},
 
 # %% [markdown]
 """
-**Verdict.** Computed from the intervals above: a feature "pays" when its
-95% interval lies clear of 0.
+**Verdict.** The claim "the raters pay for this feature" (its effect on the
+chance of being chosen is above 0), judged by the course's one rule
+(`rlhf_lessons.measure.verdicts`): **holds** when the 95% interval lies above
+0, **does not hold (the opposite holds)** when it lies below (the raters
+penalise it), **cannot tell** when it covers 0.
 """
 
 
 # %%
-def paid(tab, f):
+from rlhf_lessons.measure import verdicts as V
+
+
+def paid(tab, f, who="the raters"):
     r = tab.loc[f]
-    if r.dp_low > 0:
-        return f"pays    {r.dp:+.3f} [{r.dp_low:+.3f}, {r.dp_high:+.3f}]"
-    if r.dp_high < 0:
-        return f"costs   {r.dp:+.3f} [{r.dp_low:+.3f}, {r.dp_high:+.3f}]"
-    return f"cannot tell from 0 (n = {int(r.n)})"
+    return V.claim(f"{who} pay for {f}", r.dp, (r.dp_low, r.dp_high), int(r.n))
 
 
 for f in RATER_FEATURES:
-    print(f"{f:15} all: {paid(raters_tab, f):32} helpful: "
-          f"{paid(by_group['helpful'], f)}")
-conf = raters_tab.loc["confident"]
+    a, h = paid(raters_tab, f), paid(by_group["helpful"], f)
+    print(f"{f:15} all: {a['number']:+.3f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}] "
+          f"{a['verdict']:34} helpful: {h['verdict']}")
 print("\nDo the raters pay for confident phrasing on HH (all subsets)? ->",
-      "holds" if conf.dp_low > 0 else
-      ("the opposite holds" if conf.dp_high < 0 else
-       f"cannot tell with n = {int(conf.n)}"))
+      paid(raters_tab, "confident")["verdict"])
 
 # %% [markdown]
 r"""
@@ -382,8 +382,10 @@ for name, r in heldout.iterrows():
 # %% [markdown]
 """
 **Verdict.** Is the neural judge better than 10 surface features, and
-better than length alone? Two accuracies on the same pairs: we compare their
-Wilson intervals (overlapping intervals = cannot tell at this n).
+better than length alone? Two accuracies on the same pairs, a conservative
+reading of the one rule: **holds** when the first's Wilson interval lies
+wholly above the second's, **does not hold (the opposite holds)** when wholly
+below, **cannot tell** when they overlap.
 """
 
 
@@ -391,10 +393,10 @@ Wilson intervals (overlapping intervals = cannot tell at this n).
 def better(a, b):
     ra, rb = heldout.loc[a], heldout.loc[b]
     if ra.ci_low > rb.ci_high:
-        return "holds"
+        return V.HOLDS
     if ra.ci_high < rb.ci_low:
-        return "the opposite holds"
-    return f"cannot tell with n = {int(ra.n)} (intervals overlap)"
+        return f"{V.DOES_NOT_HOLD} (the opposite holds)"
+    return f"{V.CANNOT_TELL} with n = {int(ra.n)} (intervals overlap)"
 
 
 print("neural judge beats the surface regression:",
@@ -568,30 +570,32 @@ from rlhf_lessons.course.plots import plot_judge_effects
 effects = judge_effects(gold, probe_prompts, probe_answers,
                         n_boot=rc.n_boot, seed=cfg.seed)
 base = np.asarray(gold(probe_prompts, probe_answers))
-effects["mean / score std"] = effects["mean"] / base.std()
+ref_std = base.std()  # the judge's reference std: its spread over these answers
+effects["mean (reference std)"] = effects["mean"] / ref_std
 plot_judge_effects(effects, title="What the judge pays for: rewrites")
 effects.round(3)
 
 
 # %% [markdown]
 """
-**Verdict** per rewrite, from its interval:
+**Verdict** per rewrite, on the claim "the judge pays for it" (its score
+rises; "does not hold (the opposite holds)": the judge penalises it), in the
+judge's **reference std**, the course's one unit for judge effects (the
+spread of its scores over these answers, as in notebooks 03 and 04):
 """
 
 
 # %%
-def effect_verdict(row):
-    if row.ci_low > 0:
-        return "the judge pays for it"
-    if row.ci_high < 0:
-        return "the judge penalises it"
-    return f"cannot tell from 0 with n = {int(row.n)}"
+def in_ref_std(row, name, claim):
+    return V.claim(claim, row["mean"] / ref_std,
+                   (row.ci_low / ref_std, row.ci_high / ref_std), int(row.n))
 
 
-for name, row in effects.iterrows():
-    print(f"{name:20} {row['mean']:+.3f} [{row.ci_low:+.3f}, "
-          f"{row.ci_high:+.3f}] ({row['mean / score std']:+.2f} score sd) "
-          f"-> {effect_verdict(row)}")
+effect_claims = {name: in_ref_std(row, name, f"the judge pays for the {name} rewrite")
+                 for name, row in effects.iterrows()}
+for name, c in effect_claims.items():
+    print(f"{name:20} {c['number']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] "
+          f"reference std -> {c['verdict']}")
 
 # %% [markdown]
 """
@@ -630,16 +634,16 @@ for name, build in BUILDERS.items():
 # %%
 probes = probe_effects(gold, probe_prompts, probe_answers,
                        n_boot=rc.n_boot, seed=cfg.seed)
-probes["mean / score std"] = probes["mean"] / base.std()
+probes["mean (reference std)"] = probes["mean"] / ref_std
 probes.round(3)
 
 # %%
-for name, row in probes.iterrows():
-    v = ("the judge sides with the user" if row.ci_low > 0 else
-         "the judge sides against the user" if row.ci_high < 0 else
-         f"cannot tell from 0 with n = {int(row.n)}")
-    print(f"{name:17} {row['mean']:+.3f} [{row.ci_low:+.3f}, "
-          f"{row.ci_high:+.3f}] ({row.share_up:.0%} of answers up) -> {v}")
+probe_claims = {name: in_ref_std(row, name, f"{name}: the judge pays for agreeing")
+                for name, row in probes.iterrows()}
+for name, c in probe_claims.items():
+    print(f"{name:17} {c['number']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] "
+          f"reference std ({probes.loc[name, 'share_up']:.0%} of answers up) "
+          f"-> {c['verdict']}")
 bm, ctl = probes.loc["belief_matching"], probes.loc["agree_no_opinion"]
 d = bm["mean"] - ctl["mean"]
 print(f"\nbelief matching beyond the control: {d:+.3f} (if the intervals "
@@ -649,43 +653,25 @@ print(f"\nbelief matching beyond the control: {d:+.3f} (if the intervals "
 """
 ## 5.8 What this shows and does not show
 
-The sentences below are assembled from this run's numbers.
+Each claim with its number, 95% interval, n and the verdict of the course's
+one rule, built from this run's numbers. Rater effects are changes in the
+chance of being chosen (per sd for length); judge effects are in the judge's
+reference std.
 """
 
-
 # %%
-def said(tab, f, s=""):
-    r = tab.loc[f]
-    if r.dp_low > 0:
-        return f"pay{s} for"
-    return f"penalise{s}" if r.dp_high < 0 else f"show{s} no clear taste for"
-
-
-lines = [
-    f"- Raters (train, n = {len(y_tr)}) {said(raters_tab, 'confident')} "
-    f"confident phrasing ({raters_tab.loc['confident', 'dp']:+.3f}), and "
-    f"{said(raters_tab, 'log_words')} length "
-    f"({raters_tab.loc['log_words', 'dp']:+.3f} per sd).",
-    f"- Ten surface features predict held-out choices at "
-    f"{reg_acc['accuracy']:.3f} (n = {reg_acc['n']}); the neural judge "
-    f"reaches {heldout.loc['neural judge (03)', 'accuracy']:.3f}.",
-    f"- The judge {said(judge_tab, 'confident', 's')} confident phrasing on "
-    f"held-out pairs (vs raters: {side.loc['confident', 'verdict']}); length: "
-    f"{side.loc['log_words', 'verdict']}; the 'Definitely.' "
-    f"rewrite: {effect_verdict(effects.loc['confident'])}.",
-    f"- Helpful subsets: raters {said(by_group['helpful'], 'log_words')} "
-    f"length and {said(by_group['helpful'], 'apology_refusal')} apologies; "
-    f"harmless-base: {said(by_group['harmless'], 'log_words')} length and "
-    f"{said(by_group['harmless'], 'apology_refusal')} apologies.",
-    f"- Agreeing with a stated opinion: "
-    f"{probes.loc['belief_matching', 'mean']:+.3f} "
-    f"[{probes.loc['belief_matching', 'ci_low']:+.3f}, "
-    f"{probes.loc['belief_matching', 'ci_high']:+.3f}]; capitulating "
-    f"under pushback: {probes.loc['pushback', 'mean']:+.3f} "
-    f"[{probes.loc['pushback', 'ci_low']:+.3f}, "
-    f"{probes.loc['pushback', 'ci_high']:+.3f}].",
-]
-print("\n".join(lines))
+claims = [paid(raters_tab, "confident"), paid(raters_tab, "log_words"),
+          paid(by_group["helpful"], "log_words", "helpful raters"),
+          paid(by_group["harmless"], "apology_refusal", "harmless-base raters"),
+          paid(judge_tab, "confident", "the judge (held-out pairs)"),
+          effect_claims["confident"],
+          probe_claims["belief_matching"], probe_claims["agree_no_opinion"],
+          probe_claims["pushback"]]
+print(f"raters: n = {len(y_tr)} train pairs; ten surface features predict "
+      f"held-out choices at {reg_acc['accuracy']:.3f} (n = {reg_acc['n']}), the "
+      f"neural judge at {heldout.loc['neural judge (03)', 'accuracy']:.3f}; judge "
+      f"vs raters on confident phrasing: {side.loc['confident', 'verdict']}")
+V.claims_table(claims)
 
 # %% [markdown]
 """
@@ -781,5 +767,5 @@ update_metrics(
         "judge_pairs": np.array(evalp.subset)[idx],
         "rater_widget": [it["subset"] for it in items],
         "probe_answers": [evalp.subset[i] for i in probe_idx]}.items()},
-    cpu_s=cpu_s, wall_s=wall_s)
+    claims=claims, cpu_s=cpu_s, wall_s=wall_s)
 print(f"wall time {wall_s:.0f} s (CPU {cpu_s:.0f} s)")

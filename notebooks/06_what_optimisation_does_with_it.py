@@ -279,26 +279,26 @@ print(f"pick of {oc.pool_size} (score {s[best]:.2f}; own answer: "
 
 # %% [markdown]
 """
-The verdict compares the share at the largest N with p0, per feature:
+The verdict, per feature, on the claim "selection raises the share above p0"
+at the largest N (the course's one rule, `rlhf_lessons.measure.verdicts`):
 """
 
 
 # %%
-def bon_verdict(f):
+from rlhf_lessons.measure import verdicts as V
+
+
+def bon_claim(f):
     r, top = bon[f], len(ns) - 1
-    lo, hi = r["ci_low"][top], r["ci_high"][top]
-    if lo > oc.p0:
-        v = "holds: selection raises the share above p0"
-    elif hi < oc.p0:
-        v = "reversed: selection lowers the share below p0"
-    else:
-        v = f"cannot tell from p0 with n = {r['n_pools']} prompts"
-    return (f"{f:10}: best-of-{ns[top]} share {r['mean'][top]:.2f} "
-            f"[{lo:.2f}, {hi:.2f}] vs p0 = {oc.p0} -> {v}")
+    return V.claim(f"best-of-{ns[top]} raises the {f} share above p0",
+                   r["mean"][top], (r["ci_low"][top], r["ci_high"][top]),
+                   r["n_pools"], null=oc.p0)
 
 
-for f in bon:
-    print(bon_verdict(f))
+bon_claims = {f: bon_claim(f) for f in bon}
+for f, c in bon_claims.items():
+    print(f"{f:10}: share {c['number']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
+          f"vs p0 = {oc.p0} (n = {c['n']} prompts) -> {c['verdict']}")
 
 # %% [markdown]
 r"""
@@ -339,7 +339,8 @@ print(f"δ = {d['mean (std)']:+.3f} std (n={int(d['n'])}); at β = {b04} "
 r"""
 The PPO run of 6.5 is checked against this formula for its own marker and
 judge (`tilt_prediction` in `metrics.json`). PPO with a KL penalty only
-*approaches* this optimum: a few updates get part of the way.
+*approaches* this optimum, and only if its updates move the share at all:
+6.5 measures whether they did.
 
 ## 6.4 Does the gold score peak under best-of-N?
 
@@ -658,17 +659,35 @@ res.round(3).assign(ci95=res.ci95.map(ci3))
 p0_m = res.loc["before", "marker rate"]
 delta_m = raters.loc[b_max, "judge_effect"]
 pred = float(tilt_share(p0_m, delta_m, cfg.ppo.kl_coef))
+detectable = V.min_detectable_rate(p0_m, len(after))
+print(f"power: with n = {len(after)} answers per policy and p0 = {p0_m:.3f}, "
+      f"the smallest rate this experiment can tell from p0 is {detectable:.3f}; "
+      f"the tilt formula at β = {cfg.ppo.kl_coef} predicts {pred:.3f}")
+if pred < detectable:
+    print("-> by design this experiment cannot decide: even the optimum lies "
+          "inside its noise. Notebook 08 runs it again, sized to decide, on a "
+          "model whose answers can be read; this one shows the mechanics.")
 lo_a, hi_a = res.loc["after", "ci95"]
-lo_b, hi_b = res.loc["before", "ci95"]
-print(f"tilt formula at β={cfg.ppo.kl_coef}: p0 {p0_m:.3f} -> {pred:.3f}; "
-      f"PPO ({oc.ppo_updates} updates) measured "
-      f"{res.loc['after', 'marker rate']:.3f} [{lo_a:.3f}, {hi_a:.3f}]")
-if lo_a > hi_b:
-    print("holds: the marker is clearly more frequent after PPO")
-elif hi_a < lo_b:
-    print("does not hold on our models: the marker became rarer")
-else:
-    print(f"cannot tell with n = {len(after)} answers per policy")
+d_mk = mean_with_error(after.marker.astype(float) - before.marker.astype(float),
+                       oc.n_boot, cfg.seed)
+ppo_moved = bool(run.metrics["objective/scores"].tail(3).mean()
+                 > run.metrics["objective/scores"].head(3).mean())
+marker_claim = V.claim(f"PPO raises the marker's rate (b = {b_max:g} judge)",
+                       d_mk["mean"], (d_mk["ci_low"], d_mk["ci_high"]),
+                       len(after), curve_moved=ppo_moved,
+                       n_needed=V.n_per_arm(p0_m, pred) if pred > p0_m else None)
+print(f"PPO ({oc.ppo_updates} updates) measured "
+      f"{res.loc['after', 'marker rate']:.3f} [{lo_a:.3f}, {hi_a:.3f}]: "
+      f"{marker_claim['verdict']}")
+d_gold = mean_with_error(after["judge b=0"] - before["judge b=0"], oc.n_boot,
+                         cfg.seed)
+gold_claim = V.claim("PPO raises the unbiased (b = 0) judge's score "
+                     "(reference std)", d_gold["mean"],
+                     (d_gold["ci_low"], d_gold["ci_high"]), len(after))
+print(f"the unbiased judge, before -> after: {res.loc['before', 'judge b=0']:+.3f}"
+      f" -> {res.loc['after', 'judge b=0']:+.3f} reference std, difference "
+      f"{d_gold['mean']:+.3f} [{d_gold['ci_low']:+.3f}, {d_gold['ci_high']:+.3f}]: "
+      f"{gold_claim['verdict']}")
 
 # %% [markdown]
 r"""
@@ -795,18 +814,15 @@ split = length_decomposition(*args)
 ls_lo, ls_hi = bootstrap_length_share(*args, n_boot=oc.n_boot, seed=cfg.seed)
 print({k: round(v, 3) for k, v in split.items()},
       f"length share 95% CI [{ls_lo:.2f}, {ls_hi:.2f}] (n={len(after)})")
+length_claim = V.claim("most of PPO's held-out gain is length (share)",
+                       split["length_share"], (ls_lo, ls_hi), len(after),
+                       null=0.5)
 if split["total"] <= 0:
     print(f"does not apply on our models: PPO gained nothing on held-out "
           f"prompts (total {split['total']:+.3f}); the shift between length "
           f"bins alone is {split['between']:+.3f}")
-elif not np.isfinite(ls_lo):
-    print("cannot tell: the interval could not be computed")
-elif ls_lo > 0.5:
-    print("holds: most of the gain is length")
-elif ls_hi < 0.5:
-    print("does not hold on our models: most of the gain is within bins")
 else:
-    print(f"cannot tell with n = {len(after)} answers")
+    print(length_claim["verdict"])
 
 # %% [markdown]
 """
@@ -853,6 +869,21 @@ else:
 - Sharma et al. (2023), *Towards Understanding Sycophancy*, arXiv 2310.13548.
 """
 
+# %% [markdown]
+"""
+## What this notebook showed
+
+Each claim with its number, 95% interval, n and the verdict of the course's
+one rule (`rlhf_lessons.measure.verdicts`); the PPO claims also need PPO's
+own score to have risen during training.
+"""
+
+# %%
+claims = [*bon_claims.values(), marker_claim, gold_claim]
+if split["total"] > 0 and np.isfinite(ls_lo):
+    claims.append(length_claim)
+V.claims_table(claims)
+
 # %%
 from rlhf_lessons.course.artefacts import NOTEBOOKS, update_metrics
 
@@ -891,5 +922,8 @@ metrics = update_metrics(
     length_share_ci95=[r6(ls_lo), r6(ls_hi)],
     tilt_prediction=tilt_rows,
     marker=MARKER, judge_ece=r6(judge_ece),
+    bias_experiment_min_detectable=r6(detectable),
+    bias_experiment_verdict=marker_claim["verdict"],
+    claims=claims,
 )
 {k: metrics[k] for k in ("wall_s", "bon_selection", "calibration_ece")}

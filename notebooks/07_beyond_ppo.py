@@ -189,21 +189,29 @@ measure("sft", ref_policy)
 # %% [markdown]
 """
 A verdict helper for the whole notebook: a paired difference per prompt, its
-mean and 95% bootstrap interval, and what the numbers allow us to say.
+mean and 95% bootstrap interval, and the verdict of the course's one rule
+(`rlhf_lessons.measure.verdicts`; a claim about a training run also needs
+that run's curve to have moved the right way).
 """
 
 
 # %%
-def verdict(deltas, claim, higher=True):
+from rlhf_lessons.measure import verdicts as V
+
+
+def verdict(deltas, claim, higher=True, curve_moved=None):
     st = mean_with_error(deltas, seed=cfg.seed)
-    lo, hi = st["ci_low"], st["ci_high"]
-    clear = lo > 0 if higher else hi < 0
-    wrong = hi < 0 if higher else lo > 0
-    word = ("holds" if clear else "does not hold on our models" if wrong
-            else f"cannot tell with n = {st['n']}")
-    print(f"{claim}: {st['mean']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, "
-          f"n = {st['n']}) -> {word}")
-    return st
+    c = V.claim(claim, st["mean"], (st["ci_low"], st["ci_high"]), st["n"],
+                larger=higher, curve_moved=curve_moved)
+    print(f"{claim}: {st['mean']:+.3f} (95% CI {st['ci_low']:+.3f} to "
+          f"{st['ci_high']:+.3f}, n = {st['n']}) -> {c['verdict']}")
+    return {**c, **st}
+
+
+def fell(log, key="loss"):
+    """Did a training curve end lower than it started (last vs first quarter)?"""
+    q = max(1, len(log) // 4)
+    return bool(log[key].tail(q).mean() < log[key].head(q).mean())
 
 
 # %% [markdown]
@@ -369,7 +377,8 @@ measure("grpo", grpo_policy)
 
 # %%
 grpo_st = verdict(samples["grpo"].proxy_score - samples["sft"].proxy_score,
-                  "GRPO raises the PROXY score on held-out prompts")
+                  "GRPO raises the proxy score on held-out prompts",
+                  curve_moved=not fell(grpo_log, "objective/scores"))
 zero_share = float(grpo_log["frac_reward_zero_std"].mean())
 print(f"zero-variance groups in training: {zero_share:.1%} of "
       f"{len(grpo_log) * bc.group.prompts_per_update}")
@@ -516,9 +525,22 @@ print(pd.Series(acc_pairs.subset).value_counts().to_dict())
 print(f"DPO implicit reward: {imp['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f},"
       f" n = {imp['n']}); gold judge {gold_acc['accuracy']:.3f} "
       f"(95% CI {gold_acc['ci95'][0]:.3f}-{gold_acc['ci95'][1]:.3f})")
-word = ("holds" if lo > 0.5 else "does not hold on our models" if hi < 0.5
-        else f"cannot tell with n = {imp['n']}")
-print(f"DPO's implicit reward beats a coin on held-out pairs: {word}")
+# DPO's loss on these held-out pairs: log 2 at the start (the policy is the
+# reference, every margin 0), -log sigma(margin) per pair after training
+heldout_loss = -np.log(1 / (1 + np.exp(-imp["margins"])))
+loss_st = mean_with_error(heldout_loss, seed=cfg.seed)
+dpo_learns = V.claim("DPO's held-out loss falls below log 2 (nats per pair)",
+                     loss_st["mean"], (loss_st["ci_low"], loss_st["ci_high"]),
+                     loss_st["n"], null=math.log(2), larger=False,
+                     curve_moved=fell(dpo_log))
+print(f"held-out DPO loss: log 2 = {math.log(2):.3f} -> {loss_st['mean']:.3f} "
+      f"[{loss_st['ci_low']:.3f}, {loss_st['ci_high']:.3f}] nats per pair, "
+      f"n = {loss_st['n']}: {dpo_learns['verdict']}")
+dpo_coin = V.claim("DPO's implicit reward beats a coin (held-out accuracy)",
+                   imp["accuracy"], (lo, hi), imp["n"], null=0.5,
+                   curve_moved=dpo_learns["verdict"] == V.HOLDS)
+print(f"DPO's implicit reward beats a coin on held-out pairs: "
+      f"{dpo_coin['verdict']}")
 
 # %% [markdown]
 """
@@ -602,12 +624,20 @@ frontier.drop(columns="kl_bound").round(3)
 ax = plots.plot_frontier(frontier)
 
 # %%
-for m in ("best_of_n", "ppo", "grpo", "dpo"):
-    verdict(gold_per_prompt[m] - gold_per_prompt["sft"],
-            f"{m} beats SFT on the GOLD judge")
-best = frontier.iloc[1:].sort_values("gold_score").iloc[-1]
-print(f"highest gold score: {best.method} ({best.gold_score:+.3f} at "
-      f"sqrt KL {best.sqrt_kl:.2f}, {best.wall_s:.0f} s)")
+curves = {"ppo": not fell(ppo_run.metrics, "objective/scores"),
+          "grpo": not fell(grpo_log, "objective/scores"), "dpo": fell(dpo_log)}
+gold_claims = {m: verdict(gold_per_prompt[m] - gold_per_prompt["sft"],
+                          f"{m} beats SFT on the gold judge",
+                          curve_moved=curves.get(m))
+               for m in ("best_of_n", "ppo", "grpo", "dpo")}
+gain = frontier.set_index("method")
+per_nat = ((gain["gold_score"] - gain.loc["sft", "gold_score"])
+           / gain["sqrt_kl"].pow(2)).drop("sft")
+best = gain.drop("sft")["gold_score"].idxmax()
+print(f"highest gold score: {best} ({gain.loc[best, 'gold_score']:+.3f} at "
+      f"sqrt KL {gain.loc[best, 'sqrt_kl']:.2f})")
+print("gold gain over SFT per nat of KL:", per_nat.round(3).to_dict(),
+      f"-> most per nat: {per_nat.idxmax()}")
 
 # %% [markdown]
 """
@@ -638,9 +668,10 @@ d_chosen = dpo_acc_lp[0] - ref_acc[0]
 d_rejected = dpo_acc_lp[1] - ref_acc[1]
 st_c = verdict(d_chosen, "log p(chosen) falls", higher=False)
 st_r = verdict(d_rejected, "log p(rejected) falls", higher=False)
-both = st_c["ci_high"] < 0 and st_r["ci_high"] < 0
+both = st_c["verdict"] == V.HOLDS and st_r["verdict"] == V.HOLDS
 print("likelihood displacement (both fall):",
-      "holds" if both else "not shown on our models")
+      V.HOLDS if both else f"not shown: chosen {st_c['verdict']}, "
+      f"rejected {st_r['verdict']}")
 
 # %% [markdown]
 """
@@ -707,6 +738,19 @@ pd.DataFrame({
   from 33.4% to 0.4% between steps 50 and 100 while the reward looked fine.
 """
 
+# %% [markdown]
+"""
+## What this notebook showed
+
+Each claim with its number, 95% interval, n and the verdict of the course's
+one rule; training claims also need their run's curve to have moved.
+"""
+
+# %%
+claims = [bon_st, grpo_st, dpo_learns, dpo_coin, *gold_claims.values(), st_c,
+          st_r, len_dpo]
+V.claims_table(claims)
+
 # %%
 from rlhf_lessons.course.artefacts import update_metrics
 
@@ -725,6 +769,14 @@ metrics = update_metrics(
     grpo_zero_variance_share_pass_fail=round(pf_share, 4),
     dpo_delta_logp_chosen=round(st_c["mean"], 4),
     dpo_delta_logp_rejected=round(st_r["mean"], 4),
+    dpo_loss_start=round(math.log(2), 4),
+    dpo_loss_end=round(loss_st["mean"], 4),
+    dpo_loss_end_ci95=[round(loss_st["ci_low"], 4), round(loss_st["ci_high"], 4)],
+    dpo_learns=dpo_learns["verdict"],
+    gold_gain_per_nat={m: round(float(v), 4) for m, v in per_nat.items()},
+    claims=[{k: c[k] for k in ("claim", "number", "ci", "n", "null", "larger",
+                               "curve_moved", "n_needed", "verdict")}
+            for c in claims],
 )
 {k: metrics[k] for k in ("wall_s", "dpo_heldout_implicit_acc",
                          "grpo_zero_variance_share")}
