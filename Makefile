@@ -6,13 +6,14 @@
 #   make sync   after editing a lesson: pair each notebook with its .py twin, strip outputs
 #   make slides a reveal.js deck per notebook -> outputs/slides/ (opens offline)
 #   make runtime-table   after `make run`: rewrite README's run-time table from outputs/
+#   make findings        after `make run`: rewrite docs/findings.md's claims from outputs/
 #   make browser-test    only the browser tests (Chromium + Playwright; part of make test)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lab bench fast sync clean slides runtime-table browser-test
+.PHONY: run test lab bench fast sync clean slides runtime-table findings browser-test
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ slides: $(STAMP)
 
 runtime-table: $(STAMP)
 	$(PY) scripts/runtime_table.py
+
+findings: $(STAMP)
+	$(PY) scripts/findings_table.py
 
 browser-test: $(STAMP)
 	$(PY) -m pytest -q -m browser

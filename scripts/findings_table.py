@@ -1,0 +1,122 @@
+"""`make findings`: rewrite the measured claims of docs/findings.md from the last `make run`.
+
+Reads ``outputs/<stem>/metrics.json`` (RLHF_LESSONS_OUTPUTS is honoured): each notebook
+from 03 on saves its closing claims (``claims``: claim, number, 95% interval, n, the
+null and side it is judged against, verdict; :mod:`rlhf_lessons.measure.verdicts`).
+Between the markers
+
+    <!-- findings:begin -->  ...  <!-- findings:end -->
+
+it writes one table per notebook, then a line naming the machine, the precision
+(bf16 autocast or fp32, as the trainers choose on it), the preset and the date, so a
+reader knows which run the numbers are from. A verdict whose words do not follow its
+numbers stops the rewrite (it would be a bug in the notebook). Usage:
+
+    python scripts/findings_table.py [--doc docs/findings.md] [--outputs DIR] [--check]
+
+--check exits 1 (and changes nothing) when the document is not what it would write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from runtime_table import machine  # noqa: E402
+
+from rlhf_lessons.measure.verdicts import check_claims  # noqa: E402
+
+BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
+
+
+def collect(outputs: Path) -> dict[str, dict]:
+    """{stem: metrics} of every ``outputs/NN_*/metrics.json`` that has claims; raises
+    ``ValueError`` naming a file that is not valid JSON or whose verdicts break the rule."""
+    runs = {}
+    for path in sorted(Path(outputs).glob("[0-9][0-9]_*/metrics.json")):
+        try:
+            m = json.loads(path.read_text())
+        except ValueError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        if m.get("claims"):
+            bad = check_claims(m["claims"])
+            if bad:
+                raise ValueError(f"{path}: verdicts that do not follow their numbers: {bad}")
+            runs[path.parent.name] = {**m, "_mtime": path.stat().st_mtime}
+    return runs
+
+
+def _num(x: float) -> str:
+    return f"{x:+.3f}" if abs(x) < 10 else f"{x:+.1f}"
+
+
+def tables(runs: dict[str, dict], where: str) -> str:
+    """The markdown between the markers: a table per notebook and where it was measured."""
+    out = []
+    for stem, m in sorted(runs.items()):
+        out += [f"**{stem}**", "", "| claim | number | 95% interval | n | holds if | verdict |",
+                "|---|---|---|---|---|---|"]
+        for c in m["claims"]:
+            lo, hi = c["ci"]
+            side = ">" if c.get("larger", True) else "<"
+            out.append(f"| {c['claim']} | {_num(c['number'])} | [{_num(lo)}, {_num(hi)}] | "
+                       f"{c['n']:,} | {side} {c.get('null', 0.0):g} | {c['verdict']} |")
+        out.append("")
+    if runs:
+        presets = sorted({str(m.get("preset", "default")) for m in runs.values()})
+        day = dt.datetime.fromtimestamp(max(m["_mtime"] for m in runs.values()),
+                                        dt.timezone.utc).date().isoformat()
+        out.append(f"Written by `make findings` from one `make run` ({', '.join(presets)} "
+                   f"preset) on {day}: {where}.")
+    return "\n".join(out)
+
+
+def rewrite(doc: str, runs: dict[str, dict], where: str) -> str:
+    """``doc`` with the text between the markers replaced by :func:`tables`."""
+    if doc.count(BEGIN) != 1 or doc.count(END) != 1 or doc.index(BEGIN) > doc.index(END):
+        raise ValueError(f"the document needs one {BEGIN} ... {END} pair")
+    head, rest = doc.split(BEGIN)
+    _, tail = rest.split(END)
+    return head + BEGIN + "\n" + tables(runs, where) + "\n" + END + tail
+
+
+def precision() -> str:
+    import torch
+
+    from rlhf_lessons.core.utils import precision_name
+    return precision_name(torch.device("cpu"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--doc", default=str(REPO / "docs" / "findings.md"))
+    ap.add_argument("--outputs", default=os.environ.get("RLHF_LESSONS_OUTPUTS",
+                                                        str(REPO / "outputs")))
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    runs = collect(Path(args.outputs))
+    if not runs:
+        print(f"{args.outputs}: no metrics.json with claims; run `make run` first",
+              file=sys.stderr)
+        return 1
+    doc_path = Path(args.doc)
+    new = rewrite(doc_path.read_text(), runs, f"{machine()}, {precision()}")
+    if args.check:
+        same = new == doc_path.read_text()
+        print("up to date" if same else f"{doc_path} differs from the last run")
+        return 0 if same else 1
+    doc_path.write_text(new)
+    print(f"{doc_path}: claims of {len(runs)} notebooks written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
