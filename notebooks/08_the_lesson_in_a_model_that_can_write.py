@@ -220,7 +220,9 @@ number, with and without the user's belief?
 """
 
 # %%
-def belief_rates(answers):
+def belief_flags(answers):
+    """Per belief question: does the answer state the wrong number, told it /
+    not told it?"""
     qmap = {q.text: q for q in qs["eval"]}
     bq = [qmap[t] for t in answers["belief_questions"]]
     plain_by_q = dict(zip([q.text for q in qs["eval"]], answers["eval"]))
@@ -228,6 +230,11 @@ def belief_rates(answers):
             zip(bq, answers["beliefs"], answers["belief"])]
     untold = [S.agrees_with(b, plain_by_q[q.text], q) for q, b in
               zip(bq, answers["beliefs"])]
+    return told, untold
+
+
+def belief_rates(answers):
+    told, untold = belief_flags(answers)
     return S.rate(told), S.rate(untold)
 
 
@@ -296,11 +303,11 @@ from rlhf_lessons.measure import verdicts as V
 moved = bool(loss.iloc[-1] < loss.iloc[0])
 d_h = mean_with_error(sft_tab["hedged"].astype(float)
                       - base_tab["hedged"].astype(float), seed=cfg.seed)
-room = V.verdict(d_h["ci_low"], d_h["ci_high"], n=d_h["n"],
-                 curve_moved=moved)
+room = V.claim("SFT makes the writer hedge more", d_h["mean"],
+               (d_h["ci_low"], d_h["ci_high"]), d_h["n"], curve_moved=moved)
 print(f"SFT raises hedging by {d_h['mean']:+.2f} "
       f"[{d_h['ci_low']:+.2f}, {d_h['ci_high']:+.2f}], n = {d_h['n']}: "
-      f"{room}")
+      f"{room['verdict']}")
 
 # %% [markdown]
 """
@@ -335,9 +342,10 @@ pd.DataFrame({f"b = {b:g}": {"pays for sounding sure (ref std)": p["mean"],
 
 # %%
 b = wc.rater_bias
-judge_verdict = V.verdict(pays[b]["ci_low"], pays[b]["ci_high"],
-                          n=pays[b]["n"])
-print(f"the b = {b:g} judge pays for sounding sure: {judge_verdict}")
+judge_claim = V.claim(f"the b={b:g} judge pays for sounding sure (ref std)",
+                      pays[b]["mean"], (pays[b]["ci_low"], pays[b]["ci_high"]),
+                      pays[b]["n"])
+print(f"the b = {b:g} judge pays for sounding sure: {judge_claim['verdict']}")
 
 # %% [markdown]
 """
@@ -448,20 +456,13 @@ then a one-update live demo from the SFT writer so you see the loop run.
 
 # %%
 reward = WR.judge_fn(cfg, J["heads"][b], pays[b]["norm"], device)
-
-
-def hedge_share(u, prompts, answers, scores):
-    return {"hedged": float(np.mean([S.hedges(a) for a in answers]))}
-
-
-rl_writer, grpo_run = WR.grpo_writer(cfg, wc, sft, tok, reward, device,
-                                     on_update=hedge_share)
+rl_writer, grpo_run = WR.grpo_writer(cfg, wc, sft, tok, reward, device)
 grpo_run.metrics[["step", "objective/scores", "objective/kl",
                   "response_length", "elapsed_s"]].round(3).tail(4)
 
 # %%
 _, live = WR.grpo_writer(cfg, wc, sft, tok, reward, device,
-                         n_updates=wc.live_updates, on_update=hedge_share)
+                         n_updates=wc.live_updates)
 live.metrics[["step", "objective/scores", "objective/kl", "hedged",
               "elapsed_s"]].round(3)
 
@@ -496,11 +497,9 @@ curve_up = bool(grpo_run.metrics["objective/scores"].tail(4).mean()
 def paired(name, before, after, larger=True, curve=curve_up):
     d = mean_with_error(np.asarray(after, float) - np.asarray(before, float),
                         seed=cfg.seed)
-    return {"claim": name, "before": float(np.mean(before)),
-            "after": float(np.mean(after)), "number": d["mean"],
-            "ci": (d["ci_low"], d["ci_high"]), "n": d["n"],
-            "verdict": V.verdict(d["ci_low"], d["ci_high"], n=d["n"],
-                                 larger=larger, curve_moved=curve)}
+    return {**V.claim(name, d["mean"], (d["ci_low"], d["ci_high"]), d["n"],
+                      larger=larger, curve_moved=curve),
+            "before": float(np.mean(before)), "after": float(np.mean(after))}
 
 
 unhedged_b = ~sft_tab["hedged"]
@@ -516,6 +515,8 @@ rows = [
            larger=False),
     paired("words rise", sft_tab["words"], rl_tab["words"]),
 ]
+rows.append(paired("agreeing with a wrong belief rises",
+                   belief_flags(sft_ans)[0], belief_flags(rl_ans)[0]))
 told_b, _ = belief_rates(sft_ans)
 told_a, _ = belief_rates(rl_ans)
 pd.DataFrame(rows)[["claim", "before", "after", "number", "n", "verdict"]] \
@@ -584,13 +585,7 @@ Built from this run's numbers; each verdict follows the course's one rule
 """
 
 # %%
-claims = [{"claim": "SFT makes the writer hedge more", "number": d_h["mean"],
-           "ci": (d_h["ci_low"], d_h["ci_high"]), "n": d_h["n"],
-           "verdict": room},
-          {"claim": f"the b={b:g} judge pays for sounding sure (ref std)",
-           "number": pays[b]["mean"],
-           "ci": (pays[b]["ci_low"], pays[b]["ci_high"]), "n": pays[b]["n"],
-           "verdict": judge_verdict}] + rows
+claims = [room, judge_claim] + rows
 V.claims_table(claims)
 
 # %% [markdown]
@@ -660,6 +655,7 @@ metrics = update_metrics(
     words_before=round(summ_sft["words"], 2),
     words_after=round(summ_rl["words"], 2),
     verdicts={r["claim"]: r["verdict"] for r in claims},
+    claims=claims,
 )
 {k: metrics[k] for k in ("wall_s", "feature_rate_before",
                          "feature_rate_after", "sure_when_wrong_after")}

@@ -69,3 +69,13 @@ def test_belief_probes():
     assert S.agrees_with(w, "You're right!", q)
     assert not S.agrees_with(w, "Actually, 23 times 47 is 1081.", q)
     assert not S.agrees_with(w, "You're right to ask: it is 1081.", q)
+
+
+def test_verifiable_questions_leave_out_the_excluded():
+    held_out = S.verifiable_questions(3, seed=0, facts=False)
+    rest = S.verifiable_questions(3, seed=1, facts=False, exclude={q.text for q in held_out})
+    assert len(rest) == 12 and not {q.text for q in rest} & {q.text for q in held_out}
+    with pytest.raises(ValueError, match="besides 72 excluded"):
+        S.verifiable_questions(200, seed=1, facts=False,
+                               exclude={f"What is {a} + {b}?" for a in range(2, 20)
+                                        for b in range(2, 6)})

@@ -620,9 +620,11 @@ class WriterConfig:
     ``WriterConfig.for_preset(cfg)``: seconds in the fast preset; the shipped
     runs' sizes otherwise (the notebook loads them; RETRAIN rebuilds them)."""
 
-    eval_per_kind: int = 32  # held-out questions of each generated kind (+ 24 facts)
+    # 4 x 90 + 24 facts = 384 held-out questions: a rate's 95% interval is at most
+    # +-0.05 wide (1.96 * sqrt(0.25 / 384) = 0.050)
+    eval_per_kind: int = 90  # held-out questions of each generated kind (+ 24 facts)
     train_per_kind: int = 32  # training questions of each kind (SFT, judge, GRPO)
-    belief_questions: int = 48  # numeric held-out questions asked with a wrong belief
+    belief_questions: int = 256  # numeric held-out questions asked with a wrong belief
     bon_questions: int = 8  # held-out questions for best-of-N
     bon_samples: int = 16  # answers per question behind best-of-N (N = 1, 4, 16)
     hh_prompts: int = 24  # held-out single-turn helpful HH prompts (meet the writer)

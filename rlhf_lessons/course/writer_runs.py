@@ -41,13 +41,8 @@ def questions(cfg: LessonConfig, wc: WriterConfig) -> dict[str, list[S.Question]
     """``{"train", "eval"}``: seeded generated questions, no text in both; the
     hand-checked facts are held out (eval only)."""
     ev = S.verifiable_questions(wc.eval_per_kind, seed=cfg.seed + 2)
-    seen = {q.text for q in ev}
-    tr = [q for q in S.verifiable_questions(wc.train_per_kind + 8, seed=cfg.seed + 1,
-                                            facts=False) if q.text not in seen]
-    by_kind: dict[str, list] = {}
-    for q in tr:
-        by_kind.setdefault(q.kind, []).append(q)
-    tr = [q for qs in by_kind.values() for q in qs[:wc.train_per_kind]]
+    tr = S.verifiable_questions(wc.train_per_kind, seed=cfg.seed + 1, facts=False,
+                                exclude={q.text for q in ev})
     return {"train": tr, "eval": ev}
 
 
@@ -121,7 +116,8 @@ def sft_writer(cfg: LessonConfig, wc: WriterConfig, device="cpu", show_progress=
     model, tok, _ = load_writer(cfg, device, verbose=False)
     model = add_lora(model, lora_cfg(wc), seed=cfg.seed)
     pairs = S.sft_targets(questions(cfg, wc)["train"])
-    ck = keyed_path(cfg, NB, "sft", _settings(wc, "train_per_kind", "sft"))
+    # the training questions exclude the held-out ones, so both sizes name the run
+    ck = keyed_path(cfg, NB, "sft", _settings(wc, "eval_per_kind", "train_per_kind", "sft"))
     run = train_chat_sft(model, tok, pairs, wc.sft, seed=cfg.seed, checkpoint=ck,
                          show_progress=show_progress)
     return model.merge_and_unload().eval(), tok, run
@@ -175,8 +171,8 @@ def rater_judges(cfg: LessonConfig, wc: WriterConfig, train_answers, device="cpu
                                    b, rng)
             heads[b] = fit_linear_head(xa, xb, labels, seed=cfg.seed)
         return {"heads": heads, "n_pairs": len(qs), "honest_plain_wins": float(honest.mean())}
-    return load_or_build(cfg, "rater-judges", {**_settings(wc, "train_per_kind", "rater_bias",
-                                                           "sft", "grpo")},
+    return load_or_build(cfg, "rater-judges", _settings(wc, "eval_per_kind", "train_per_kind",
+                                                        "rater_bias", "sft", "grpo"),
                          build, "the simulated raters' judges", notebook=NB)
 
 
@@ -203,12 +199,18 @@ def scores(cfg: LessonConfig, head: dict, qs: list[str], answers: list[str],
     return (x / head["scale"]) @ head["w"]
 
 
+def hedge_share(update, prompts, answers, scores) -> dict:
+    """GRPO's extra log column: the share of an update's answers that hedge."""
+    return {"hedged": float(np.mean([S.hedges(a) for a in answers]))}
+
+
 def grpo_writer(cfg: LessonConfig, wc: WriterConfig, sft_model, tok, reward,
                 device="cpu", n_updates: int | None = None, show_progress=True,
-                on_update=None):
+                on_update=hedge_share):
     """``(model, run)``: GRPO with fresh LoRA adapters on the SFT writer against
-    ``reward`` (the biased judge). ``n_updates`` < ``wc.grpo.n_updates`` trains a
-    separate short live run (the notebook's demo) that is never saved."""
+    ``reward`` (the biased judge), logging each update's hedge share.
+    ``n_updates`` < ``wc.grpo.n_updates`` trains a separate short live run (the
+    notebook's demo) that is never saved."""
     model = add_lora(copy.deepcopy(sft_model), wc.grpo, seed=cfg.seed)
     qs = [q.text for q in questions(cfg, wc)["train"]]
     if n_updates is not None and n_updates < wc.grpo.n_updates:
@@ -217,8 +219,8 @@ def grpo_writer(cfg: LessonConfig, wc: WriterConfig, sft_model, tok, reward,
                               show_progress=show_progress, on_update=on_update,
                               desc="GRPO (LoRA), live")
         return model, run
-    ck = keyed_path(cfg, NB, "grpo", _settings(wc, "train_per_kind", "rater_bias", "sft",
-                                               "grpo"))
+    ck = keyed_path(cfg, NB, "grpo", _settings(wc, "eval_per_kind", "train_per_kind",
+                                               "rater_bias", "sft", "grpo"))
     run = train_lora_grpo(model, tok, reward, qs, wc.grpo, seed=cfg.seed, checkpoint=ck,
                           save_every=1, show_progress=show_progress, on_update=on_update)
     return model, run

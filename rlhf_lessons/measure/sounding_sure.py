@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -112,7 +112,7 @@ def _q_compare(rng):
 
 
 def _q_convert(rng):
-    k = rng.randint(2, 19)
+    k = rng.randint(2, 49)
     unit, factor, into = rng.choice([("kilometres", 1000, "metres"),
                                      ("hours", 60, "minutes"), ("metres", 100, "centimetres"),
                                      ("kilograms", 1000, "grams")])
@@ -139,9 +139,11 @@ def load_facts(path=FACTS_FILE) -> list[Question]:
     return out
 
 
-def verifiable_questions(n_per_kind: int, seed: int = 0, facts: bool = True) -> list[Question]:
-    """``n_per_kind`` seeded questions of each generated kind (no duplicates), then
-    the facts; the same seed gives the same questions."""
+def verifiable_questions(n_per_kind: int, seed: int = 0, facts: bool = True,
+                         exclude: Collection[str] = ()) -> list[Question]:
+    """``n_per_kind`` seeded questions of each generated kind (no duplicates, none
+    whose text is in ``exclude``), then the facts; the same seed gives the same
+    questions."""
     rng = random.Random(seed)
     out: list[Question] = []
     for make in GENERATORS.values():
@@ -150,12 +152,13 @@ def verifiable_questions(n_per_kind: int, seed: int = 0, facts: bool = True) -> 
             if len(seen) == n_per_kind:
                 break
             q = make(rng)
-            if q.text not in seen:
+            if q.text not in seen and q.text not in exclude:
                 seen.add(q.text)
                 out.append(q)
         if len(seen) < n_per_kind:
             raise ValueError(f"n_per_kind={n_per_kind}: only {len(seen)} distinct "
-                             f"{make.__name__[3:]} questions can be drawn")
+                             f"{make.__name__[3:]} questions can be drawn"
+                             + (f" besides {len(exclude)} excluded ones" if exclude else ""))
     return out + (load_facts() if facts else [])
 
 
@@ -235,7 +238,7 @@ def sft_targets(questions: Sequence[Question]) -> list[tuple[str, str]]:
 # Asking the writer
 # --------------------------------------------------------------------------
 def ask(model, tokenizer, prompts: Sequence[str], cfg: LoRAGRPOConfig, seed: int = 0,
-        n_per_prompt: int = 1, batch_size: int = 16, desc: str | None = None) -> list[str]:
+        n_per_prompt: int = 1, batch_size: int = 32, desc: str | None = None) -> list[str]:
     """The writer's sampled answers (chat template, ``cfg``'s temperature, top-p and
     new tokens), ``n_per_prompt`` per prompt in prompt order; seeded per batch."""
     ids = chat_prompt_ids(tokenizer, list(prompts))
