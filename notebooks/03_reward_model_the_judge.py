@@ -109,8 +109,10 @@ checks.check_pairwise_loss(bt_loss)
 r"""
 <details><summary>Hint</summary>
 
-`F.logsigmoid(x)` is a numerically safe $\log\sigma(x)$. The loss is its
-negative at $x = r_c - r_r$, then `.mean()`.
+**Idea:** the loss is small when the chosen score is well above the
+rejected one. **Shape:** two `(B,)` scores in, one number out (a mean over
+pairs). **Pitfall:** `torch.log(torch.sigmoid(x))` underflows to `-inf` for a
+very negative x; PyTorch has a numerically safe log-sigmoid.
 </details>
 """
 
@@ -194,9 +196,10 @@ checks.check_last_token_index(last_real)
 """
 <details><summary>Hint</summary>
 
-For right padding, `mask.sum(1) - 1` works, but not for left padding. For
-both: write each position's index where the mask is 1 and -1 elsewhere
-(`torch.where`), then take the max of each row.
+**Idea:** the answer is the largest position whose mask is 1.
+**Shape:** `(B, T)` mask in, `(B,)` indices out. **Pitfall:** counting the
+ones in a row gives the right index for right padding only; try your code on
+a left-padded row before you run the check.
 </details>
 """
 

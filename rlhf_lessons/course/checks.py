@@ -379,26 +379,32 @@ def _dpo_loss(pi_c, pi_r, ref_c, ref_r, beta):
 
 def check_dpo_loss(fn) -> None:
     """``fn(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
-    ref_rejected_logps, beta) -> scalar``: the DPO loss, mean over pairs."""
-    pc, pr = _t([-5.0, -8.0, -3.0]), _t([-7.0, -6.0, -9.0])
-    rc, rr = _t([-6.0, -7.0, -4.0]), _t([-6.5, -7.5, -5.0])
-    beta = 0.5
-    h = (pc - rc) - (pr - rr)
-    got = fn(pc.clone(), pr.clone(), rc.clone(), rr.clone(), beta)
-    _verify("dpo_loss", got, _dpo_loss(pc, pr, rc, rr, beta), [
-        ("the reference terms are missing: the implicit reward is "
-         "β (log π - log π_ref)", -F.logsigmoid(beta * (pc - pr)).mean()),
-        ("the reference terms have the wrong sign: subtract ref_chosen from "
-         "the chosen side", -F.logsigmoid(beta * ((pc + rc) - (pr + rr))).mean()),
-        ("did you subtract in the wrong order? chosen minus rejected",
-         -F.logsigmoid(-beta * h).mean()),
-        ("this is the SUM over pairs: take the mean",
-         -F.logsigmoid(beta * h).sum()),
-        ("β is outside the log σ: it scales the margin inside",
-         -beta * F.logsigmoid(h).mean()),
-        ("β is missing", -F.logsigmoid(h).mean()),
-    ], what="your loss", reduce_hint="Return one number: the mean over pairs.")
-    _ok("dpo_loss", 1)
+    ref_rejected_logps, beta) -> scalar``: the DPO loss, mean over pairs.
+    Three cases: mixed margins; the policy equal to the reference (log 2 by hand);
+    one pair with margin 2 at β = 1 (log(1 + e^-2) = 0.1269 by hand)."""
+    cases = [
+        (_t([-5.0, -8.0, -3.0]), _t([-7.0, -6.0, -9.0]), _t([-6.0, -7.0, -4.0]),
+         _t([-6.5, -7.5, -5.0]), 0.5),
+        (_t([-4.0, -2.0]), _t([-3.0, -6.0]), _t([-4.0, -2.0]), _t([-3.0, -6.0]), 0.1),
+        (_t([-1.0]), _t([-4.0]), _t([-2.0]), _t([-3.0]), 1.0),
+    ]
+    for pc, pr, rc, rr, beta in cases:
+        h = (pc - rc) - (pr - rr)
+        got = fn(pc.clone(), pr.clone(), rc.clone(), rr.clone(), beta)
+        _verify("dpo_loss", got, _dpo_loss(pc, pr, rc, rr, beta), [
+            ("the reference terms are missing: the implicit reward is "
+             "β (log π - log π_ref)", -F.logsigmoid(beta * (pc - pr)).mean()),
+            ("the reference terms have the wrong sign: subtract ref_chosen from "
+             "the chosen side", -F.logsigmoid(beta * ((pc + rc) - (pr + rr))).mean()),
+            ("did you subtract in the wrong order? chosen minus rejected",
+             -F.logsigmoid(-beta * h).mean()),
+            ("this is the SUM over pairs: take the mean",
+             -F.logsigmoid(beta * h).sum()),
+            ("β is outside the log σ: it scales the margin inside",
+             -beta * F.logsigmoid(h).mean()),
+            ("β is missing", -F.logsigmoid(h).mean()),
+        ], what="your loss", reduce_hint="Return one number: the mean over pairs.")
+    _ok("dpo_loss", len(cases))
 
 
 # 05 What raters and judges pay for
@@ -471,28 +477,38 @@ def _ece(conf, correct, n_bins, weight="samples", centre=False, signed=False):
 
 def check_ece(fn) -> None:
     """``fn(confidences, correct, n_bins) -> float``: expected calibration
-    error, Σ_b (n_b / N) |acc_b - conf_b| over equal-width bins on [0, 1]."""
-    conf = np.array([0.95, 0.9, 0.85, 0.65, 0.55, 1.0, 0.3, 0.7, 0.92, 1.0])
-    correct = np.array([1, 1, 0, 1, 0, 1, 0, 0, 1, 0])
-    n_bins = 5
-    keep = conf < 1.0  # the bug that drops 1.0 (it lands in bin n_bins)
-    got = fn(conf.copy(), correct.copy(), n_bins)
-    _verify("ece", float(got), _ece(conf, correct, n_bins), [
-        ("each bin weighs the same; weight bin b by its share of samples "
-         "n_b / N", _ece(conf, correct, n_bins, weight="bins")),
-        ("conf_b is the MEAN confidence of the bin's samples, not its centre",
-         _ece(conf, correct, n_bins, centre=True)),
-        ("the gaps cancel: take |acc_b - conf_b|",
-         _ece(conf, correct, n_bins, signed=True)),
-        ("a confidence of exactly 1.0 fell out of the bins: the last bin is "
-         "closed, [0.8, 1.0]",
-         _ece(conf[keep], correct[keep], n_bins) * keep.sum() / len(conf)),
-        ("a confidence of exactly 1.0 fell out of the bins: the last bin is "
-         "closed, [0.8, 1.0]", _ece(conf[keep], correct[keep], n_bins)),
-        ("that is |overall accuracy - mean confidence| (one bin): compare "
-         "within each bin", abs(correct.mean() - conf.mean())),
-    ], what="your ECE")
-    _ok("ece", 1)
+    error, Σ_b (n_b / N) |acc_b - conf_b| over equal-width bins on [0, 1].
+    Three cases: a mixed one (with confidences of exactly 1.0); two bins each
+    off by 0.1 (ECE 0.1 by hand); one bin, sure 0.6 and right 1 in 3 (0.2667)."""
+    cases = [
+        (np.array([0.95, 0.9, 0.85, 0.65, 0.55, 1.0, 0.3, 0.7, 0.92, 1.0]),
+         np.array([1, 1, 0, 1, 0, 1, 0, 0, 1, 0]), 5),
+        (np.array([0.9, 0.9, 0.1, 0.1]), np.array([1, 1, 0, 0]), 2),
+        (np.array([0.6, 0.6, 0.6]), np.array([1, 0, 0]), 10),
+    ]
+    for conf, correct, n_bins in cases:
+        keep = conf < 1.0  # the bug that drops 1.0 (it lands in bin n_bins)
+        got = fn(conf.copy(), correct.copy(), n_bins)
+        bugs = [
+            ("each bin weighs the same; weight bin b by its share of samples "
+             "n_b / N", _ece(conf, correct, n_bins, weight="bins")),
+            ("conf_b is the MEAN confidence of the bin's samples, not its centre",
+             _ece(conf, correct, n_bins, centre=True)),
+            ("the gaps cancel: take |acc_b - conf_b|",
+             _ece(conf, correct, n_bins, signed=True)),
+        ]
+        if not keep.all():
+            bugs += [
+                ("a confidence of exactly 1.0 fell out of the bins: the last bin "
+                 "is closed, [0.8, 1.0]",
+                 _ece(conf[keep], correct[keep], n_bins) * keep.sum() / len(conf)),
+                ("a confidence of exactly 1.0 fell out of the bins: the last bin "
+                 "is closed, [0.8, 1.0]", _ece(conf[keep], correct[keep], n_bins))]
+        if len(set(np.minimum((conf * n_bins).astype(int), n_bins - 1))) > 1:
+            bugs.append(("that is |overall accuracy - mean confidence| (one bin): "
+                         "compare within each bin", abs(correct.mean() - conf.mean())))
+        _verify("ece", float(got), _ece(conf, correct, n_bins), bugs, what="your ECE")
+    _ok("ece", len(cases))
 
 
 def _bon_kl(n: int) -> float:
