@@ -158,21 +158,22 @@ def convert(cfg: LessonConfig, wheel: Path | None = None, show: bool = True) -> 
 def _load_gguf(gguf: Path):
     """(tokenizer, fp32 model) of a GGUF file, quietly (its progress bars and the
     conversion's warnings say nothing a learner needs)."""
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                      dtype=torch.float32)
-    finally:
+    finally:  # as it was: the package turns the bars off for its small models
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     return tok, model
 
 
 def _from_folder(folder: Path, device):
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # no "loading weights" bar for a local folder
     hf_logging.disable_progress_bar()
     try:
@@ -180,7 +181,8 @@ def _from_folder(folder: Path, device):
         tok = AutoTokenizer.from_pretrained(folder)
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     return model.to(device).eval(), tok
 
 

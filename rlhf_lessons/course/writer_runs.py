@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
@@ -176,10 +177,17 @@ def rater_judges(cfg: LessonConfig, wc: WriterConfig, train_answers, device="cpu
                          build, "the simulated raters' judges", notebook=NB)
 
 
+@functools.lru_cache(maxsize=2)
+def _judge(cfg: LessonConfig, device="cpu"):
+    """The course judge's backbone, loaded once per config (every score below reads it)."""
+    judge, jtok, _ = load_judge(cfg, device, verbose=False)
+    return judge, jtok
+
+
 def judge_fn(cfg: LessonConfig, head: dict, norm: tuple[float, float], device="cpu"):
     """A fitted head as ``reward(questions, answers)`` in reference-std units
     (``norm``: the mean and std of its scores on the SFT writer's answers)."""
-    judge, jtok, _ = load_judge(cfg, device, verbose=False)
+    judge, jtok = _judge(cfg, str(device))
     mean, std = norm
 
     def reward(qs, answers):
@@ -193,7 +201,7 @@ def judge_fn(cfg: LessonConfig, head: dict, norm: tuple[float, float], device="c
 def scores(cfg: LessonConfig, head: dict, qs: list[str], answers: list[str],
            device="cpu") -> np.ndarray:
     """Raw scores ``(n,)`` of a head on (question, answer) pairs."""
-    judge, jtok, _ = load_judge(cfg, device, verbose=False)
+    judge, jtok = _judge(cfg, str(device))
     x = embed_answers(judge, jtok, [hh_prompt(q) for q in qs], list(answers),
                       device=device)["x"]
     return (x / head["scale"]) @ head["w"]
