@@ -265,13 +265,14 @@ def ship_runs(args, cfg: LessonConfig) -> None:
         raise SystemExit("ship.py runs ships the default preset's runs only "
                          f"(RLHF_LESSONS_PRESET is {cfg.preset!r})")
     root = Path(os.environ.get("RLHF_LESSONS_OUTPUTS", REPO_ROOT / "outputs"))
+    chosen = {nb: SHIPPED_RUNS[nb] for nb in (getattr(args, "only", None) or SHIPPED_RUNS)}
     if not args.from_outputs:
-        for nb in SHIPPED_RUNS:
+        for nb in chosen:
             subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "run_notebooks.py"),
                             "--only", nb], check=True,
                            env={**os.environ, "RLHF_LESSONS_RETRAIN": "1",
                                 "RLHF_LESSONS_OUTPUTS": str(root)})
-    for nb, prefixes in SHIPPED_RUNS.items():
+    for nb, prefixes in chosen.items():
         found = sorted(p for p in (root / nb).glob("*") if p.name.startswith(prefixes)
                        and not p.name.startswith("."))
         if not found:
@@ -375,6 +376,8 @@ def main(argv=None) -> int:
     r = sub.add_parser("runs", help=f"the finished runs of notebooks 05-08 -> {RUNS_DIR}")
     r.add_argument("--from-outputs", action="store_true",
                    help="ship what outputs/ holds instead of retraining first")
+    r.add_argument("--only", metavar="NB", action="append", choices=sorted(SHIPPED_RUNS),
+                   help="only this notebook's runs (repeatable; the others stay as shipped)")
     for q in (p, s, j):
         q.add_argument("--no-ship", action="store_true",
                        help="train and evaluate, but do not write to data/models/")
