@@ -164,7 +164,7 @@ effects = judge_effects(gold, [eval_ds[int(i)]["prompt"] for i in eff_ids],
                         [eval_ds[int(i)]["chosen_response"] for i in eff_ids],
                         effects=OPENERS, n_boot=oc.n_boot, seed=cfg.seed)
 for c in ("mean", "ci_low", "ci_high"):
-    effects[c + " (std)"] = effects[c] / gold_stats[1]
+    effects[c + " (reference std)"] = effects[c] / gold_stats[1]
 effects.round(3)
 
 # %% [markdown]
@@ -239,16 +239,17 @@ pd.DataFrame({f: bon[f]["mean"] for f in bon}, index=ns).rename_axis("N")
 (The coin is drawn 200 times, seeded, and the exact shares averaged, so the
 coins add no noise; the interval comes from the prompts.) Beside it, how
 often the judge prefers the opener version of the *same* answer, and how
-large δ is next to the spread of scores within a pool:
+large δ is in the judge's reference std (the course's one unit for judge
+effects, defined in notebook 04: the spread of its scores over the
+reference policy's answers):
 """
 
 # %%
-spread = pool_scores["original"].std(axis=1).mean()
 for f, (rate, lo, hi, n) in pairwise.items():
     dd = (pool_scores[f] - pool_scores["original"]).mean()
     print(f"{f:10}: the judge prefers the opener version in {rate:.1%} "
-          f"(95% CI {lo:.1%}-{hi:.1%}, n={n} answers); mean δ {dd:+.3f} "
-          f"= {dd / spread:+.2f} of the within-pool score std {spread:.3f}")
+          f"(95% CI {lo:.1%}-{hi:.1%}, n={n} answers); mean δ "
+          f"{dd / gold_stats[1]:+.3f} reference std")
 
 # %%
 from rlhf_lessons.course.plots import plot_bon_selection
@@ -327,13 +328,13 @@ from rlhf_lessons.measure.selection import tilt_share
 
 betas = np.logspace(-2, 1, 60)
 d = effects.loc["confident"]
-band = (tilt_share(oc.p0, d["ci_low (std)"], betas),
-        tilt_share(oc.p0, d["ci_high (std)"], betas))
-plot_tilt(betas, tilt_share(oc.p0, d["mean (std)"], betas), band, oc.p0)
+band = (tilt_share(oc.p0, d["ci_low (reference std)"], betas),
+        tilt_share(oc.p0, d["ci_high (reference std)"], betas))
+plot_tilt(betas, tilt_share(oc.p0, d["mean (reference std)"], betas), band, oc.p0)
 b04 = cfg.ppo.kl_coef
-print(f"δ = {d['mean (std)']:+.3f} std (n={int(d['n'])}); at β = {b04} "
+print(f"δ = {d['mean (reference std)']:+.3f} reference std (n={int(d['n'])}); at β = {b04} "
       f"(notebook 04) the optimum holds "
-      f"{float(tilt_share(oc.p0, d['mean (std)'], b04)):.2f} of answers")
+      f"{float(tilt_share(oc.p0, d['mean (reference std)'], b04)):.2f} of answers")
 
 # %% [markdown]
 r"""

@@ -336,14 +336,15 @@ for b, head in J["heads"].items():
            - WR.scores(cfg, head, ev_q, [hedged(a) for a in plain], device))
     pays[b] = mean_with_error(gap / ref.std(), seed=cfg.seed)
     pays[b]["norm"] = (float(ref.mean()), float(ref.std()))
-pd.DataFrame({f"b = {b:g}": {"pays for sounding sure (ref std)": p["mean"],
+pd.DataFrame({f"b = {b:g}": {"pays for sounding sure (reference std)":
+                             f"{p['mean']:+.2f}",
                              "95% CI": f"[{p['ci_low']:+.2f}, "
                                        f"{p['ci_high']:+.2f}]",
                              "n": p["n"]} for b, p in pays.items()})
 
 # %%
 b = wc.rater_bias
-judge_claim = V.claim(f"the b={b:g} judge pays for sounding sure (ref std)",
+judge_claim = V.claim(f"the b={b:g} judge pays for sounding sure (reference std)",
                       pays[b]["mean"], (pays[b]["ci_low"], pays[b]["ci_high"]),
                       pays[b]["n"])
 print(f"the b = {b:g} judge pays for sounding sure: {judge_claim['verdict']}")
@@ -370,7 +371,7 @@ for i, pool in zip(sft_ans["bon_index"], pools):
     s = WR.scores(cfg, J["heads"][b], [ev_q[i]] * k, pool, device)
     share.append(best_of_n_expected(
         s, [float(S.sounds_sure(a)) for a in pool], ns))
-bon_share = dict(zip(ns, np.mean(share, axis=0).round(3)))
+bon_share = {n: round(float(v), 3) for n, v in zip(ns, np.mean(share, axis=0))}
 print(f"sure-sounding share of the pick, by N "
       f"({len(pools)} questions x {k} answers):", bon_share)
 
@@ -488,9 +489,11 @@ rl_ans = WR.grpo_answers(cfg, wc, rl_writer, tok)
 rl_tab = S.answer_table(qs["eval"], rl_ans["eval"])
 summ_rl = S.summary(rl_tab)
 gold = J["heads"][0.0]
-g_before = WR.scores(cfg, gold, ev_q, sft_ans["eval"], device)
-g_after = WR.scores(cfg, gold, ev_q, rl_ans["eval"], device)
-g_sd = g_before.std()
+g_raw = WR.scores(cfg, gold, ev_q, sft_ans["eval"], device)
+# in reference std: 0 is the SFT writer's mean, 1 the spread of its scores
+g_before = (g_raw - g_raw.mean()) / g_raw.std()
+g_after = (WR.scores(cfg, gold, ev_q, rl_ans["eval"], device) - g_raw.mean()) \
+    / g_raw.std()
 curve_up = bool(grpo_run.metrics["objective/scores"].tail(4).mean()
                 > grpo_run.metrics["objective/scores"].head(4).mean())
 
@@ -512,7 +515,7 @@ rows = [
            unhedged_a[wrong]),
     paired("accuracy falls", sft_tab["correct"], rl_tab["correct"],
            larger=False),
-    paired("gold score falls (ref std)", g_before / g_sd, g_after / g_sd,
+    paired("gold score falls (reference std)", g_before, g_after,
            larger=False),
     paired("words rise", sft_tab["words"], rl_tab["words"]),
 ]
@@ -527,9 +530,11 @@ pd.DataFrame(rows)[["claim", "before", "after", "number", "n", "verdict"]] \
 from rlhf_lessons.measure.selection import tilt_share
 
 tilt = float(tilt_share(p0, pays[b]["mean"], wc.grpo.kl_coef))
-print(f"sure-sounding share: {p0:.2f} -> {1 - summ_rl['hedged']['rate']:.2f}"
-      f" (the tilt formula at beta = {wc.grpo.kl_coef:g} predicts {tilt:.2f};"
-      " GRPO's z-scored groups and few updates are not its exact optimum)")
+lo_a, hi_a = (1 - x for x in reversed(summ_rl["hedged"]["ci95"]))
+inside = "inside" if lo_a <= tilt <= hi_a else "outside"
+print(f"sure-sounding share: {p0:.3f} -> {1 - summ_rl['hedged']['rate']:.3f} "
+      f"[{lo_a:.3f}, {hi_a:.3f}]; the tilt formula at beta = "
+      f"{wc.grpo.kl_coef:g} predicts {tilt:.3f}, {inside} that interval")
 show_rate("agrees with a wrong belief, before", told_b)
 show_rate("agrees with a wrong belief, after", told_a)
 
@@ -537,18 +542,34 @@ show_rate("agrees with a wrong belief, after", told_a)
 """
 ## 8.8 Read it
 
-Six held-out questions, drawn across the kinds (seeded, not chosen by hand),
-with the SFT writer's answer and the optimised writer's:
+Eight held-out questions, drawn across the kinds (seeded, not chosen by
+hand: `stratified_sample` over the question kinds), with the SFT writer's
+answer and the optimised writer's, and what the checkers say of each:
 """
 
 # %%
-pick = (sft_tab.assign(i=range(len(sft_tab)))
-        .groupby("kind", group_keys=False)
-        .apply(lambda g: g.sample(min(2, len(g)), random_state=cfg.seed))
-        .head(6)["i"].tolist())
+from rlhf_lessons.core.data import stratified_sample
+
+pick = sorted(stratified_sample(sft_tab["kind"], 8, cfg.seed).tolist())
+
+
+def mark(tab, i):
+    return ("right" if tab["correct"][i] else "wrong") + (
+        ", hedged" if tab["hedged"][i] else "")
+
+
 pd.DataFrame({"question": [ev_q[i] for i in pick],
               "before (SFT)": [sft_ans["eval"][i] for i in pick],
-              "after (GRPO)": [rl_ans["eval"][i] for i in pick]})
+              "checker": [mark(sft_tab, i) for i in pick],
+              "after (GRPO)": [rl_ans["eval"][i] for i in pick],
+              "checker ": [mark(rl_tab, i) for i in pick]})
+
+# %% [markdown]
+"""
+Read the two columns against 8.7's table. Which answers lost a hedge? Were
+those answers right? Which "after" answers *sound* like answers but say
+nothing a checker can accept?
+"""
 
 # %% [markdown]
 """
@@ -636,8 +657,8 @@ metrics = update_metrics(
     feature_rate_after_n=summ_rl["hedged"]["n"],
     tilt_prediction=round(tilt, 4),
     bon_share={str(n): float(v) for n, v in bon_share.items()},
-    gold_score_before=round(float((g_before / g_sd).mean()), 4),
-    gold_score_after=round(float((g_after / g_sd).mean()), 4),
+    gold_score_before=round(float(g_before.mean()), 4),
+    gold_score_after=round(float(g_after.mean()), 4),
     accuracy_before=round(summ_sft["accuracy"]["rate"], 4),
     accuracy_before_ci95=ci(summ_sft["accuracy"]),
     accuracy_after=round(summ_rl["accuracy"]["rate"], 4),

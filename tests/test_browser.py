@@ -215,6 +215,23 @@ def dpo_beta(page, shot):
     shot("07-dpo-beta")
 
 
+def formulas_rendered(page, shot):
+    """06: every formula of the lesson is typeset by JupyterLab's MathJax; no markdown
+    cell is left showing raw TeX ($...$, \\frac, \\beta)."""
+    md = page.locator(f"{PANEL} .jp-MarkdownCell .jp-RenderedMarkdown")
+    deadline = time.monotonic() + 60
+    while True:
+        raw = [t[:120] for t in md.all_inner_texts()
+               if re.search(r"\$[^$\s][^$]*\$|\\(frac|beta|pi|sum|mathrm)\b", t)]
+        typeset = page.locator(f"{PANEL} .jp-RenderedMarkdown mjx-container").count()
+        if not raw or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not raw, f"markdown cells with raw TeX: {raw[:3]}"
+    assert typeset >= 10, f"only {typeset} typeset formulas in notebook 06"
+    shot("06-formulas")
+
+
 @dataclass(frozen=True)
 class Case:
     stem: str
@@ -226,6 +243,7 @@ CASES = (
     Case("03_reward_model_the_judge", (judge_duel,)),
     Case("04_ppo_with_the_judge", (kl_explorer,)),
     Case("05_what_raters_and_judges_pay_for", (be_the_rater,)),
+    Case("06_what_optimisation_does_with_it", (formulas_rendered,)),
     Case("07_beyond_ppo", (group_size, dpo_beta)),
 )
 
