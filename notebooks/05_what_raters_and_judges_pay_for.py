@@ -340,7 +340,8 @@ from rlhf_lessons.measure import verdicts as V
 
 def paid(tab, f, who="the raters"):
     r = tab.loc[f]
-    return V.claim(f"{who} pay for {f}", r.dp, (r.dp_low, r.dp_high), int(r.n))
+    verb = "pays" if who.startswith("the judge") else "pay"
+    return V.claim(f"{who} {verb} for {f}", r.dp, (r.dp_low, r.dp_high), int(r.n))
 
 
 for f in RATER_FEATURES:
