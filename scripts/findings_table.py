@@ -68,14 +68,14 @@ def tables(runs: dict[str, dict], where: str) -> str:
             lo, hi = c["ci"]
             side = ">" if c.get("larger", True) else "<"
             out.append(f"| {c['claim']} | {_num(c['number'])} | [{_num(lo)}, {_num(hi)}] | "
-                       f"{c['n']:,} | {side} {c.get('null', 0.0):g} | {c['verdict']} |")
+                       f"{c['n']:,} | {side} {c.get('null', 0.0):.3g} | {c['verdict']} |")
         out.append("")
     if runs:
         presets = sorted({str(m.get("preset", "default")) for m in runs.values()})
         day = dt.datetime.fromtimestamp(max(m["_mtime"] for m in runs.values()),
                                         dt.timezone.utc).date().isoformat()
-        out.append(f"Written by `make findings` from one `make run` ({', '.join(presets)} "
-                   f"preset) on {day}: {where}.")
+        out.append(f"Written by `make findings` from the last {', '.join(presets)}-preset run "
+                   f"of each notebook (`make run`), newest on {day}: {where}.")
     return "\n".join(out)
 
 

@@ -160,7 +160,7 @@ def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
         side = "<" if not r.get("larger", True) else ">"
         out.append({"claim": r["claim"], "number": _fmt(r["number"]),
                     "interval": f"[{_fmt(lo)}, {_fmt(hi)}]", "n": int(r["n"]),
-                    "holds if": f"{side} {r.get('null', 0.0):g}",
+                    "holds if": f"{side} {r.get('null', 0.0):.3g}",
                     "verdict": r["verdict"]})
     return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "holds if",
                                       "verdict"])
