@@ -313,8 +313,7 @@ print(f"held-out accuracy after {steps} steps: {acc:.3f} (95% CI "
       f"{demo_metrics['loss'].tail(5).mean():.3f} vs log 2 = 0.693")
 from rlhf_lessons.measure import verdicts as V
 
-demo_moved = bool(demo_metrics["loss"].tail(5).mean()
-                  < demo_metrics["loss"].head(5).mean())
+demo_moved = V.curve_moved(demo_metrics["loss"], rises=False)
 demo_claim = V.claim("the demo judge beats a coin (held-out accuracy)", acc,
                      (lo_d, hi_d), n_demo, null=0.5, curve_moved=demo_moved)
 print("better than a coin flip:", demo_claim["verdict"])

@@ -655,18 +655,10 @@ print(f"'you' per held-out answer: {rule_initial:.2f} -> {rule_final:.2f} "
 from rlhf_lessons.measure import verdicts as V
 
 
-def curve_rose(metrics, key):
-    """Did a logged curve end higher than it started (mean of the last vs the
-    first quarter of its updates)?"""
-    q = max(1, len(metrics) // 4)
-    return bool(metrics[key].tail(q).mean() > metrics[key].head(q).mean())
-
-
 rule_claim = V.claim("PPO raises the rule reward ('you' per answer)",
                      rule_d["mean"], (rule_d["ci_low"], rule_d["ci_high"]),
                      len(rule_after),
-                     curve_moved=curve_rose(rule_run.metrics,
-                                            "objective/raw_scores"))
+                     curve_moved=V.curve_moved(rule_run.metrics["objective/raw_scores"]))
 print("the loop learns:", rule_claim["verdict"])
 
 # %%
@@ -768,7 +760,7 @@ print(f"held-out judge score: {ref_mean:.3f} -> {final_mean:.3f} "
       "nats")
 gain_claim = V.claim("PPO raises the judge's held-out score (reference std)",
                      d["mean"], (d["ci_low"], d["ci_high"]), len(final_eval),
-                     curve_moved=curve_rose(run.metrics, "objective/scores"))
+                     curve_moved=V.curve_moved(run.metrics["objective/scores"]))
 print("PPO raises the judge's score:", gain_claim["verdict"])
 print(f"target (>= +1 std at KL <= 10): "
       f"{'met' if gain >= 1 and final_kl <= 10 else 'NOT met'}")
@@ -916,7 +908,7 @@ needs its curve to have moved the right way.
 claims = [rule_claim, gain_claim,
           V.claim("a second seed also raises it (reference std)", d_b["mean"],
                   (d_b["ci_low"], d_b["ci_high"]), len(eval_b),
-                  curve_moved=curve_rose(run_b.metrics, "objective/scores"))]
+                  curve_moved=V.curve_moved(run_b.metrics["objective/scores"]))]
 V.claims_table(claims)
 
 # %%

@@ -590,12 +590,12 @@ spread of its scores over these answers, as in notebooks 03 and 04):
 
 
 # %%
-def in_ref_std(row, name, claim):
+def in_ref_std(row, claim):
     return V.claim(claim, row["mean"] / ref_std,
                    (row.ci_low / ref_std, row.ci_high / ref_std), int(row.n))
 
 
-effect_claims = {name: in_ref_std(row, name, f"the judge pays for the {name} rewrite")
+effect_claims = {name: in_ref_std(row, f"the judge pays for the {name} rewrite")
                  for name, row in effects.iterrows()}
 for name, c in effect_claims.items():
     print(f"{name:20} {c['number']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] "
@@ -642,7 +642,7 @@ probes["mean (reference std)"] = probes["mean"] / ref_std
 probes.round(3)
 
 # %%
-probe_claims = {name: in_ref_std(row, name, f"{name}: the judge pays for agreeing")
+probe_claims = {name: in_ref_std(row, f"{name}: the judge pays for agreeing")
                 for name, row in probes.iterrows()}
 for name, c in probe_claims.items():
     print(f"{name:17} {c['number']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] "

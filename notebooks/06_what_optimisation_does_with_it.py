@@ -673,8 +673,7 @@ if pred < detectable:
 lo_a, hi_a = res.loc["after", "ci95"]
 d_mk = mean_with_error(after.marker.astype(float) - before.marker.astype(float),
                        oc.n_boot, cfg.seed)
-ppo_moved = bool(run.metrics["objective/scores"].tail(3).mean()
-                 > run.metrics["objective/scores"].head(3).mean())
+ppo_moved = V.curve_moved(run.metrics["objective/scores"])
 marker_claim = V.claim(f"PPO raises the marker's rate (b = {b_max:g} judge)",
                        d_mk["mean"], (d_mk["ci_low"], d_mk["ci_high"]),
                        len(after), curve_moved=ppo_moved,

@@ -208,12 +208,6 @@ def verdict(deltas, claim, higher=True, curve_moved=None):
     return {**c, **st}
 
 
-def fell(log, key="loss"):
-    """Did a training curve end lower than it started (last vs first quarter)?"""
-    q = max(1, len(log) // 4)
-    return bool(log[key].tail(q).mean() < log[key].head(q).mean())
-
-
 # %% [markdown]
 r"""
 ## 7.2 Best-of-N: how far does picking go without training?
@@ -380,7 +374,7 @@ measure("grpo", grpo_policy)
 # %%
 grpo_st = verdict(samples["grpo"].proxy_score - samples["sft"].proxy_score,
                   "GRPO raises the proxy score on held-out prompts",
-                  curve_moved=not fell(grpo_log, "objective/scores"))
+                  curve_moved=V.curve_moved(grpo_log["objective/scores"]))
 zero_share = float(grpo_log["frac_reward_zero_std"].mean())
 print(f"zero-variance groups in training: {zero_share:.1%} of "
       f"{len(grpo_log) * bc.group.prompts_per_update}")
@@ -536,7 +530,7 @@ loss_st = mean_with_error(heldout_loss, seed=cfg.seed)
 dpo_learns = V.claim("DPO's held-out loss falls below log 2 (nats per pair)",
                      loss_st["mean"], (loss_st["ci_low"], loss_st["ci_high"]),
                      loss_st["n"], null=math.log(2), larger=False,
-                     curve_moved=fell(dpo_log))
+                     curve_moved=V.curve_moved(dpo_log["loss"], rises=False))
 print(f"held-out DPO loss: log 2 = {math.log(2):.3f} -> {loss_st['mean']:.3f} "
       f"[{loss_st['ci_low']:.3f}, {loss_st['ci_high']:.3f}] nats per pair, "
       f"n = {loss_st['n']}: {dpo_learns['verdict']}")
@@ -628,8 +622,9 @@ frontier.drop(columns="kl_bound").round(3)
 ax = plots.plot_frontier(frontier)
 
 # %%
-curves = {"ppo": not fell(ppo_run.metrics, "objective/scores"),
-          "grpo": not fell(grpo_log, "objective/scores"), "dpo": fell(dpo_log)}
+curves = {"ppo": V.curve_moved(ppo_run.metrics["objective/scores"]),
+          "grpo": V.curve_moved(grpo_log["objective/scores"]),
+          "dpo": V.curve_moved(dpo_log["loss"], rises=False)}
 gold_claims = {m: verdict(gold_per_prompt[m] - gold_per_prompt["sft"],
                           f"{m} beats SFT on the gold judge",
                           curve_moved=curves.get(m))

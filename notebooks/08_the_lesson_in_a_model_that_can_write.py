@@ -301,7 +301,7 @@ for k in ("hedged_hard", "hedged_easy", "accuracy"):
 # %%
 from rlhf_lessons.measure import verdicts as V
 
-moved = bool(loss.iloc[-1] < loss.iloc[0])
+moved = V.curve_moved(loss, rises=False)
 d_h = mean_with_error(sft_tab["hedged"].astype(float)
                       - base_tab["hedged"].astype(float), seed=cfg.seed)
 room = V.claim("SFT makes the writer hedge more", d_h["mean"],
@@ -494,8 +494,7 @@ g_raw = WR.scores(cfg, gold, ev_q, sft_ans["eval"], device)
 g_before = (g_raw - g_raw.mean()) / g_raw.std()
 g_after = (WR.scores(cfg, gold, ev_q, rl_ans["eval"], device) - g_raw.mean()) \
     / g_raw.std()
-curve_up = bool(grpo_run.metrics["objective/scores"].tail(4).mean()
-                > grpo_run.metrics["objective/scores"].head(4).mean())
+curve_up = V.curve_moved(grpo_run.metrics["objective/scores"])
 
 
 def paired(name, before, after, larger=True, curve=curve_up):

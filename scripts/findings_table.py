@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from runtime_table import machine  # noqa: E402
 
-from rlhf_lessons.measure.verdicts import check_claims  # noqa: E402
+from rlhf_lessons.measure.verdicts import check_claims, claims_table  # noqa: E402
 
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
 
@@ -54,21 +54,16 @@ def collect(outputs: Path) -> dict[str, dict]:
     return runs
 
 
-def _num(x: float) -> str:
-    return f"{x:+.3f}" if abs(x) < 10 else f"{x:+.1f}"
-
-
 def tables(runs: dict[str, dict], where: str) -> str:
-    """The markdown between the markers: a table per notebook and where it was measured."""
+    """The markdown between the markers: each notebook's closing table
+    (:func:`rlhf_lessons.measure.verdicts.claims_table`) and where it was measured."""
     out = []
     for stem, m in sorted(runs.items()):
-        out += [f"**{stem}**", "", "| claim | number | 95% interval | n | holds if | verdict |",
-                "|---|---|---|---|---|---|"]
-        for c in m["claims"]:
-            lo, hi = c["ci"]
-            side = ">" if c.get("larger", True) else "<"
-            out.append(f"| {c['claim']} | {_num(c['number'])} | [{_num(lo)}, {_num(hi)}] | "
-                       f"{c['n']:,} | {side} {c.get('null', 0.0):.3g} | {c['verdict']} |")
+        table = claims_table(m["claims"])
+        out += [f"**{stem}**", "", "| " + " | ".join(table.columns) + " |",
+                "|" + "---|" * len(table.columns)]
+        out += ["| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in row)
+                + " |" for row in table.itertuples(index=False)]
         out.append("")
     if runs:
         presets = sorted({str(m.get("preset", "default")) for m in runs.values()})

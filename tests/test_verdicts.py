@@ -77,3 +77,13 @@ def test_claim_computes_its_verdict_and_check_claims_catches_a_typed_one():
     assert V.check_claims([up, typed]) == [
         "accuracy beats a coin: says 'holds', its numbers give 'cannot tell with n = 200'"]
     assert list(V.claims_table([down, flat])["holds if"]) == ["< 0", "> 0.5"]
+
+
+def test_curve_moved_compares_the_last_quarter_with_the_first():
+    assert V.curve_moved([1.0, 0.9, 0.5, 0.4], rises=False)
+    assert not V.curve_moved([1.0, 0.9, 0.5, 0.4])
+    # a loss that ends on one high step still fell: quarters, not end points
+    assert V.curve_moved([0.9, 0.9, 0.8, 0.5, 0.5, 0.4, 0.3, 0.95], rises=False)
+    assert V.curve_moved([3.0]) is False
+    with pytest.raises(ValueError, match="empty"):
+        V.curve_moved([])

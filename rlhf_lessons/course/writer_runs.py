@@ -158,7 +158,7 @@ def rater_judges(cfg: LessonConfig, wc: WriterConfig, train_answers, device="cpu
     qs = questions(cfg, wc)["train"]
 
     def build():
-        judge, jtok, _ = load_judge(cfg, device, verbose=False)
+        judge, jtok = _judge(cfg, str(device))
         plain = [S.unhedged(a) for a in train_answers]
         prompts = [hh_prompt(q.text) for q in qs]
         xa = embed_answers(judge, jtok, prompts, plain, device=device)["x"]

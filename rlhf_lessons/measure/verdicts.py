@@ -119,6 +119,22 @@ def compare_effects(first: float, first_ci: Sequence[float], second: float,
     return "follows"
 
 
+def curve_moved(values: Sequence[float], rises: bool = True) -> bool:
+    """Did a training curve move the way a claim needs: the mean of its last quarter
+    above (``rises``) or below (``rises=False``) the mean of its first quarter? One
+    noisy step at either end does not decide it.
+
+    >>> curve_moved([1.0, 0.9, 0.5, 0.4], rises=False)
+    True
+    """
+    v = [float(x) for x in values]
+    if not v:
+        raise ValueError("an empty curve cannot have moved")
+    q = max(1, len(v) // 4)
+    first, last = sum(v[:q]) / q, sum(v[-q:]) / q
+    return last > first if rises else last < first
+
+
 def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float = 0.0,
           larger: bool = True, curve_moved: bool | None = None,
           n_needed: int | None = None) -> dict:
