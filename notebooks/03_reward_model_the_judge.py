@@ -313,9 +313,10 @@ print(f"held-out accuracy after {steps} steps: {acc:.3f} (95% CI "
       f"{demo_metrics['loss'].tail(5).mean():.3f} vs log 2 = 0.693")
 from rlhf_lessons.measure import verdicts as V
 
-demo_moved = V.curve_moved(demo_metrics["loss"], rises=False)
+# no curve gate: the claim is the held-out accuracy itself, measured once, against
+# the 0.5 an untrained head scores (12 one-batch training losses are too noisy to say)
 demo_claim = V.claim("the demo judge beats a coin (held-out accuracy)", acc,
-                     (lo_d, hi_d), n_demo, null=0.5, curve_moved=demo_moved)
+                     (lo_d, hi_d), n_demo, null=0.5)
 print("better than a coin flip:", demo_claim["verdict"])
 
 # %% [markdown]

@@ -84,6 +84,6 @@ def test_curve_moved_compares_the_last_quarter_with_the_first():
     assert not V.curve_moved([1.0, 0.9, 0.5, 0.4])
     # a loss that ends on one high step still fell: quarters, not end points
     assert V.curve_moved([0.9, 0.9, 0.8, 0.5, 0.5, 0.4, 0.3, 0.95], rises=False)
-    assert V.curve_moved([3.0]) is False
-    with pytest.raises(ValueError, match="empty"):
-        V.curve_moved([])
+    for one_point in ([], [3.0]):
+        with pytest.raises(ValueError, match="cannot have moved"):
+            V.curve_moved(one_point)

@@ -128,8 +128,8 @@ def curve_moved(values: Sequence[float], rises: bool = True) -> bool:
     True
     """
     v = [float(x) for x in values]
-    if not v:
-        raise ValueError("an empty curve cannot have moved")
+    if len(v) < 2:
+        raise ValueError(f"a curve of {len(v)} point(s) cannot have moved: need two or more")
     q = max(1, len(v) // 4)
     first, last = sum(v[:q]) / q, sum(v[-q:]) / q
     return last > first if rises else last < first
