@@ -43,6 +43,16 @@ def test_verdict_rules():
     # the classic mistake: an interval above chance while the training loss never moved
     assert V.verdict(0.51, 0.62, n=300, null=0.5, curve_moved=False).startswith(
         "does not hold")
+    # sized to see a predicted rise of 0.28: an interval around 0 that stops short
+    # of it decides (the rise did not come); one that reaches it cannot tell
+    assert V.verdict(-0.02, 0.03, n=256, predicted=0.28) == \
+        "does not hold (below the predicted +0.28)"
+    assert V.verdict(-0.02, 0.3, n=256, predicted=0.28).startswith("cannot tell")
+    assert V.verdict(0.01, 0.03, n=256, predicted=0.28) == "holds"
+    assert V.verdict(-0.3, 0.02, n=256, larger=False, predicted=-0.1) == \
+        "cannot tell with n = 256"
+    assert V.verdict(-0.05, 0.02, n=256, larger=False, predicted=-0.1) == \
+        "does not hold (above the predicted -0.1)"
     assert V.verdict(float("nan"), 1.0, n=3).startswith("cannot tell")
     with pytest.raises(ValueError):
         V.verdict(0.5, 0.1, n=3)
@@ -77,6 +87,12 @@ def test_claim_computes_its_verdict_and_check_claims_catches_a_typed_one():
     assert V.check_claims([up, typed]) == [
         "accuracy beats a coin: says 'holds', its numbers give 'cannot tell with n = 200'"]
     assert list(V.claims_table([down, flat])["holds if"]) == ["< 0", "> 0.5"]
+    short = V.claim("PPO raises the marker", 0.004, (-0.02, 0.03), 256, predicted=0.28)
+    assert short["verdict"].startswith("does not hold") and V.check_claims([short]) == []
+    assert V.claims_table([short]).loc[0, "holds if"] == "> 0 (predicted +0.28)"
+    assert V.check_claims([dict(short, predicted=None)]) == [
+        "PPO raises the marker: says 'does not hold (below the predicted +0.28)', its "
+        "numbers give 'cannot tell with n = 256'"]
 
 
 def test_curve_moved_compares_the_last_quarter_with_the_first():

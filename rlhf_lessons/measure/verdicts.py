@@ -7,8 +7,12 @@ typed by hand:
   and, when the claim rests on a training run, that run's curve moved the way
   the claim needs (``curve_moved``).
 - **does not hold**: the interval excludes the null on the other side (the
-  opposite holds), or the training run the claim rests on did not move.
-- **cannot tell with n = …, would need n ≈ …**: the interval covers the null.
+  opposite holds), or the training run the claim rests on did not move, or the
+  claim names the effect its theory predicts and the interval covers the null
+  but lies wholly short of that prediction (an experiment sized to see the
+  predicted effect saw less: "does not hold (below the predicted +x)").
+- **cannot tell with n = …, would need n ≈ …**: the interval covers the null
+  (and, for a claim with a prediction, the predicted effect too).
 
 For two effects on one feature (the raters' and the judge's, the judge's and the
 policy's): **exaggerates** (the second is larger, beyond the first's interval),
@@ -78,7 +82,7 @@ def min_detectable_mean(sd: float, n: int, paired: bool = True) -> float:
 
 def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
             larger: bool = True, curve_moved: bool | None = None,
-            n_needed: int | None = None) -> str:
+            n_needed: int | None = None, predicted: float | None = None) -> str:
     """The verdict of a claim "the effect is above ``null``" (``larger=False``:
     below it), from its 95% interval ``[ci_low, ci_high]`` over ``n``.
 
@@ -86,6 +90,10 @@ def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
     the right way (a loss that fell, a score that rose)? False makes the claim
     "does not hold (training did not move)" whatever the interval says.
     ``n_needed``: the n the effect would need (said when it cannot tell).
+    ``predicted``: the effect a theory predicts (beyond ``null`` on the claim's
+    side); an interval that covers the null but stops short of it says "does not
+    hold (below the predicted …)": the experiment could have seen that effect and
+    did not.
     """
     if math.isnan(ci_low) or math.isnan(ci_high):
         return f"{CANNOT_TELL}: no interval (n = {n})"
@@ -98,6 +106,11 @@ def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
         return HOLDS
     if above or below:
         return f"{DOES_NOT_HOLD} (the opposite holds)"
+    if predicted is not None and (predicted > null if larger else predicted < null):
+        short = ci_high < predicted if larger else ci_low > predicted
+        if short:
+            side = "below" if larger else "above"
+            return f"{DOES_NOT_HOLD} ({side} the predicted {predicted:+.3g})"
     need = f", would need n ≈ {n_needed:,}" if n_needed else ""
     return f"{CANNOT_TELL} with n = {n:,}{need}"
 
@@ -137,17 +150,21 @@ def curve_moved(values: Sequence[float], rises: bool = True) -> bool:
 
 def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float = 0.0,
           larger: bool = True, curve_moved: bool | None = None,
-          n_needed: int | None = None) -> dict:
+          n_needed: int | None = None, predicted: float | None = None) -> dict:
     """One row of a closing table: the claim "``number`` is above ``null``" (below it
     with ``larger=False``), its 95% interval ``ci`` over ``n`` and the
     :func:`verdict` its numbers give. Everything the verdict rests on travels in
     the row, so :func:`check_claims` can recompute it from a saved metrics.json."""
     lo, hi = (float(x) for x in ci)
-    return {"claim": name, "number": float(number), "ci": [lo, hi], "n": int(n),
-            "null": float(null), "larger": bool(larger), "curve_moved": curve_moved,
-            "n_needed": n_needed,
-            "verdict": verdict(lo, hi, n=int(n), null=null, larger=larger,
-                               curve_moved=curve_moved, n_needed=n_needed)}
+    row = {"claim": name, "number": float(number), "ci": [lo, hi], "n": int(n),
+           "null": float(null), "larger": bool(larger), "curve_moved": curve_moved,
+           "n_needed": n_needed,
+           "verdict": verdict(lo, hi, n=int(n), null=null, larger=larger,
+                              curve_moved=curve_moved, n_needed=n_needed,
+                              predicted=predicted)}
+    if predicted is not None:
+        row["predicted"] = float(predicted)
+    return row
 
 
 def check_claims(rows: Sequence[dict]) -> list[str]:
@@ -158,7 +175,8 @@ def check_claims(rows: Sequence[dict]) -> list[str]:
     for r in rows:
         lo, hi = r["ci"]
         want = verdict(lo, hi, n=r["n"], null=r.get("null", 0.0), larger=r.get("larger", True),
-                       curve_moved=r.get("curve_moved"), n_needed=r.get("n_needed"))
+                       curve_moved=r.get("curve_moved"), n_needed=r.get("n_needed"),
+                       predicted=r.get("predicted"))
         if r["verdict"] != want:
             bad.append(f"{r['claim']}: says {r['verdict']!r}, its numbers give {want!r}")
     return bad
@@ -176,7 +194,9 @@ def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
         side = "<" if not r.get("larger", True) else ">"
         out.append({"claim": r["claim"], "number": _fmt(r["number"]),
                     "interval": f"[{_fmt(lo)}, {_fmt(hi)}]", "n": int(r["n"]),
-                    "holds if": f"{side} {r.get('null', 0.0):.3g}",
+                    "holds if": f"{side} {r.get('null', 0.0):.3g}" + (
+                        f" (predicted {r['predicted']:+.3g})"
+                        if r.get("predicted") is not None else ""),
                     "verdict": r["verdict"]})
     return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "holds if",
                                       "verdict"])
