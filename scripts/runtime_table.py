@@ -70,6 +70,20 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
+def speed(outputs: Path) -> str:
+    """``; a 2048² fp32 matmul at 41-44 GFLOP/s`` from the ``run.json`` that
+    ``make run`` leaves in ``outputs`` (its speed before and after the series), or
+    "" when there is none (a run by hand, notebook by notebook)."""
+    try:
+        run = json.loads((Path(outputs) / "run.json").read_text())
+        lo, hi = sorted((float(run["matmul_fp32_gflops_before"]),
+                         float(run["matmul_fp32_gflops_after"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    span = f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}"
+    return f"; a 2048² fp32 matmul at {span} GFLOP/s"
+
+
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
@@ -151,7 +165,7 @@ def main() -> int:
     path = Path(args.readme)
     old = path.read_text(encoding="utf-8")
     stems = {p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-    new = rewrite(old, runs, machine(), existing=stems)
+    new = rewrite(old, runs, machine() + speed(Path(args.outputs)), existing=stems)
     if args.check:
         return 0 if new == old else 1
     path.write_text(new, encoding="utf-8")

@@ -82,3 +82,23 @@ def test_rewrite_drops_rows_of_deleted_notebooks(tmp_path):
     runs = rt.collect(_fake_outputs(tmp_path, {"01_browse": {"wall_s": 3, "preset": "default"}}))
     new = rt.rewrite(README, runs, "x", existing={"01_browse"})
     assert "00_setup_check" not in new and "| 01 | `01_browse` | data | seconds | 3 s |" in new
+
+
+def test_speed_reads_the_run_summary_or_says_nothing(tmp_path):
+    assert rt.speed(tmp_path) == ""
+    (tmp_path / "run.json").write_text('{"matmul_fp32_gflops_before": 44.4, '
+                                       '"matmul_fp32_gflops_after": 41.2}')
+    assert rt.speed(tmp_path) == "; a 2048² fp32 matmul at 41-44 GFLOP/s"
+    (tmp_path / "run.json").write_text('{"matmul_fp32_gflops_before": 40.2, '
+                                       '"matmul_fp32_gflops_after": 39.9}')
+    assert rt.speed(tmp_path) == "; a 2048² fp32 matmul at 40 GFLOP/s"
+    (tmp_path / "run.json").write_text("{not json")
+    assert rt.speed(tmp_path) == ""
+
+
+def test_matmul_gflops_measures_and_refuses_an_empty_matrix():
+    from rlhf_lessons.course.runner import matmul_gflops
+
+    assert matmul_gflops(n=64, repeats=2) > 0
+    with pytest.raises(ValueError):
+        matmul_gflops(n=0)

@@ -127,7 +127,8 @@ def fill_exercises(nb, solutions_nb) -> list[str]:
 
 
 def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900,
-                     env: dict | None = None, solve: bool = True) -> NotebookRun:
+                     env: dict | None = None, solve: bool = True,
+                     show_progress: bool = False) -> NotebookRun:
     """Execute ``path`` top to bottom in a fresh kernel; never raises on a cell error.
 
     ``env`` entries are set for the kernel (e.g. ``RLHF_LESSONS_FAST=1``), plus the
@@ -136,6 +137,8 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     failure to write them fails the run with a one-line reason (it never raises).
     With ``solve`` every exercise stub runs its solution (``fill_exercises``); an
     exercise without a solution raises ``ValueError`` before anything runs.
+    ``show_progress``: a bar over the code cells whose label names the cell now
+    running (``make run``), so a cell that hangs is seen, and where.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -152,9 +155,14 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     start = time.perf_counter()
     ok, error = True, ""
     try:
+        hooks = _progress_hooks(nb, path.stem) if show_progress else {}
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
+                                resources={"metadata": {"path": str(path.parent)}}, **hooks)
+        try:
+            client.execute()
+        finally:
+            if hooks:
+                hooks["on_cell_complete"].bar.close()
     except CellExecutionError as err:
         ok, error = False, _short_error(str(err))
     except Exception as err:  # noqa: BLE001 - a kernel death must still be reported
@@ -180,6 +188,55 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
                 f"{err.strerror or err})")
             ok = False
     return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
+
+
+def _progress_hooks(nb, stem: str) -> dict:
+    """nbclient's ``on_cell_start`` / ``on_cell_complete`` hooks driving one bar over
+    the code cells of ``nb``; the bar's label is the running cell's index and
+    first line."""
+    from rlhf_lessons.core.utils import progress
+
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    bar = progress(total=len(code), desc=stem[:2], unit="cell", delay=0, leave=False)
+
+    def start(cell, cell_index, **kw):
+        if cell.cell_type != "code":
+            return
+        first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+        bar.set_postfix_str(f"cell {cell_index}: {first[:40]}", refresh=True)
+
+    def complete(cell, cell_index, **kw):
+        bar.update(1)
+
+    complete.bar = bar
+    return {"on_cell_start": start, "on_cell_complete": complete}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None) -> float:
+    """This machine's speed now: GFLOP/s of an ``n × n`` fp32 matmul (2·n³ flops each),
+    the best of ``repeats`` after one warm-up, on torch's threads (or ``threads``).
+
+    A run's wall times mean little without it: the same code ran 2-3× slower on a
+    2-core machine that did 40 GFLOP/s here than on one that did 180.
+    """
+    import torch
+
+    if n < 1 or repeats < 1:
+        raise ValueError(f"n={n}, repeats={repeats}: both must be >= 1")
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(old)
+    return 2 * n ** 3 / max(best, 1e-9) / 1e9
 
 
 def _write_copies(nb, out_dir: Path, stem: str, cache: Path) -> None:
