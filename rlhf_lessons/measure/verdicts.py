@@ -155,8 +155,10 @@ def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float 
     with ``larger=False``), its 95% interval ``ci`` over ``n`` and the
     :func:`verdict` its numbers give. Everything the verdict rests on travels in
     the row, so :func:`check_claims` can recompute it from a saved metrics.json."""
-    lo, hi = (float(x) for x in ci)
-    row = {"claim": name, "number": float(number), "ci": [lo, hi], "n": int(n),
+    # six decimals: readable in metrics.json, and the verdict is computed from the
+    # same rounded numbers that check_claims will read back
+    lo, hi = (round(float(x), 6) for x in ci)
+    row = {"claim": name, "number": round(float(number), 6), "ci": [lo, hi], "n": int(n),
            "null": float(null), "larger": bool(larger), "curve_moved": curve_moved,
            "n_needed": n_needed,
            "verdict": verdict(lo, hi, n=int(n), null=null, larger=larger,
