@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lessons.core.config import REPO_ROOT
+from rlhf_lessons.core.utils import progress
 from rlhf_lessons.course.handouts import handout_html
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -194,8 +195,6 @@ def _progress_hooks(nb, stem: str) -> dict:
     """nbclient's ``on_cell_start`` / ``on_cell_complete`` hooks driving one bar over
     the code cells of ``nb``; the bar's label is the running cell's index and
     first line."""
-    from rlhf_lessons.core.utils import progress
-
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     bar = progress(total=len(code), desc=stem[:2], unit="cell", delay=0, leave=False)
 
