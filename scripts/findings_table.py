@@ -71,7 +71,28 @@ def tables(runs: dict[str, dict], where: str) -> str:
                                         dt.timezone.utc).date().isoformat()
         out.append(f"Written by `make findings` from the last {', '.join(presets)}-preset run "
                    f"of each notebook (`make run`), newest on {day}: {where}.")
+        spread = seed_spread(runs)
+        if spread:
+            out += ["", spread]
     return "\n".join(out)
+
+
+def seed_spread(runs: dict[str, dict]) -> str:
+    """One sentence on how far a trained number moves between two seeds of one run:
+    notebook 04's judge gain (``score_gain_in_ref_std``) against its second seed's
+    (``second_seed_gain``), each with its interval; "" when that run is missing."""
+    m = next((m for stem, m in runs.items() if stem.startswith("04_")), None)
+    keys = ("score_gain_in_ref_std", "score_gain_ci95", "second_seed_gain",
+            "second_seed_gain_ci95")
+    if m is None or any(k not in m for k in keys):
+        return ""
+    a, (alo, ahi), b, (blo, bhi) = (m[k] for k in keys)
+    half = ((ahi - alo) + (bhi - blo)) / 4
+    return (f"How much a trained number moves between seeds, in this run: notebook 04's PPO "
+            f"raised the judge's held-out score by {a:+.2f} [{alo:.2f}, {ahi:.2f}] reference "
+            f"std with seed 1 and {b:+.2f} [{blo:.2f}, {bhi:.2f}] with seed 2, "
+            f"{abs(a - b):.2f} apart, against intervals ±{half:.2f} wide: read a single "
+            f"run's size within about its own interval, its sign with more trust.")
 
 
 def rewrite(doc: str, runs: dict[str, dict], where: str) -> str:

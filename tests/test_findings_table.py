@@ -48,3 +48,18 @@ def test_rewrite_needs_the_markers():
 def test_the_findings_doc_has_the_markers():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "findings.md").read_text()
     assert doc.count(F.BEGIN) == 1 and doc.count(F.END) == 1
+
+
+def test_seed_spread_is_written_from_notebook_04s_two_seeds(tmp_path):
+    d = tmp_path / "04_ppo"
+    d.mkdir()
+    (d / "metrics.json").write_text(json.dumps({
+        "preset": "default", "claims": [V.claim("PPO raises the score", 1.4, (1.2, 1.6), 64)],
+        "score_gain_in_ref_std": 1.4, "score_gain_ci95": [1.2, 1.6],
+        "second_seed_gain": 1.1, "second_seed_gain_ci95": [0.9, 1.3]}))
+    runs = F.collect(tmp_path)
+    # 0.30 apart; half-widths 0.2 and 0.2 -> ±0.20
+    assert "+1.40 [1.20, 1.60]" in F.seed_spread(runs)
+    assert "0.30 apart, against intervals ±0.20 wide" in F.seed_spread(runs)
+    assert "0.30 apart" in F.rewrite(DOC, runs, "a CPU, fp32")
+    assert F.seed_spread({}) == ""
