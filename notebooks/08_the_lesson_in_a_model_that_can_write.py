@@ -36,7 +36,7 @@ experiment before running it, and see optimisation amplify what a judge pays
 for, in sentences you can read.
 
 **Run time:** at most 6 minutes on a 2-core CPU (default preset). The
-answers behind every rate (about 2,200: 384 held-out questions and 256
+answers behind every rate (about 2,600: 384 held-out questions and 378
 belief probes per writer, sampled at about one answer a second on two cores)
 and the finished SFT and GRPO runs travel in `data/runs/`; the notebook
 trains a one-update GRPO demo live. `RETRAIN = True` rebuilds everything

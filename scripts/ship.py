@@ -250,9 +250,9 @@ SHIPPED_RUNS = {
     NOTEBOOKS["raters"]: ("judge-scores-",),
     NOTEBOOKS["optimisation"]: ("pool-scores-", "bon-samples-", "ppo-b", "proxy-"),
     NOTEBOOKS["beyond"]: ("dpo-", "ppo-"),
-    # the writer: its answers (about a thousand, ~20 min to sample on 2 cores), the
-    # hedge SFT's and GRPO's LoRA adapters (fp16), the simulated raters' heads
-    NOTEBOOKS["writer"]: ("base-answers-", "sft-", "rater-judges-", "grpo-"),
+    # the writer: its answers and belief probes (about 2,600, ~45 min to sample on 2
+    # cores), the hedge SFT's and GRPO's LoRA adapters (fp16), the simulated raters' heads
+    NOTEBOOKS["writer"]: ("base-answers-", "base-beliefs-", "sft-", "rater-judges-", "grpo-"),
 }
 
 

@@ -624,7 +624,9 @@ class WriterConfig:
     # +-0.05 wide (1.96 * sqrt(0.25 / 384) = 0.050)
     eval_per_kind: int = 90  # held-out questions of each generated kind (+ 24 facts)
     train_per_kind: int = 32  # training questions of each kind (SFT, judge, GRPO)
-    belief_questions: int = 256  # numeric held-out questions asked with a wrong belief
+    # every numeric held-out question (378 of the 384) asked with a wrong belief: the
+    # agreement rate's interval at most +-0.05 (1.96 * sqrt(0.65 * 0.35 / 378) = 0.048)
+    belief_questions: int = 378
     bon_questions: int = 8  # held-out questions for best-of-N
     bon_samples: int = 16  # answers per question behind best-of-N (N = 1, 4, 16)
     hh_prompts: int = 24  # held-out single-turn helpful HH prompts (meet the writer)

@@ -78,32 +78,48 @@ def _settings(wc: WriterConfig, *parts: str) -> dict:
     return {k: d[k] for k in parts}
 
 
-def _ask_all(model, tok, cfg: LessonConfig, wc: WriterConfig, qs, tag: str,
-             seed: int) -> dict:
-    """Answers to the held-out questions and the belief probes (with and without)."""
-    ev = qs["eval"]
-    bq, beliefs, bprompts = S.belief_questions(ev, wc.belief_questions, seed=cfg.seed + 3)
-    return {
-        "eval": S.ask(model, tok, [q.text for q in ev], wc.grpo, seed,
-                      desc=f"{tag}: held-out questions"),
-        "belief": S.ask(model, tok, bprompts, wc.grpo, seed + 1, desc=f"{tag}: with a belief"),
-        "belief_questions": [q.text for q in bq], "beliefs": beliefs}
+def _with_beliefs(cfg: LessonConfig, wc: WriterConfig, answers: dict, who: str,
+                  settings: dict, get_model, seed: int, tag: str) -> dict:
+    """``answers`` plus the belief probes of writer ``who``: ``belief`` (its answers
+    to the numeric held-out questions asked with a user's wrong belief),
+    ``belief_questions`` and ``beliefs``. A product of its own (``<who>-beliefs``),
+    keyed by the writer's ``settings`` and ``belief_questions``, so resizing the
+    probes never resamples the held-out answers. ``get_model()`` gives
+    ``(model, tokenizer)`` and is called only when the probes are built."""
+    def build():
+        model, tok = get_model()
+        bq, beliefs, bprompts = S.belief_questions(questions(cfg, wc)["eval"],
+                                                   wc.belief_questions, seed=cfg.seed + 3)
+        return {"belief": S.ask(model, tok, bprompts, wc.grpo, seed, desc=f"{tag}: with a belief"),
+                "belief_questions": [q.text for q in bq], "beliefs": beliefs}
+    probes = load_or_build(cfg, f"{who}-beliefs",
+                           {**settings, **_settings(wc, "belief_questions")}, build,
+                           f"{tag}: belief probes", notebook=NB)
+    return {**answers, **probes}
 
 
 def base_answers(cfg: LessonConfig, wc: WriterConfig, device="cpu") -> dict:
     """The writer as shipped: answers to held-out questions, belief probes and
     helpful HH prompts."""
-    def build():
+    @functools.cache
+    def writer():
         model, tok, _ = load_writer(cfg, device, verbose=False)
+        return model, tok
+
+    def build():
+        model, tok = writer()
         qs = questions(cfg, wc)
-        out = _ask_all(model, tok, cfg, wc, qs, "the writer", cfg.seed + 10)
+        out = {"eval": S.ask(model, tok, [q.text for q in qs["eval"]], wc.grpo, cfg.seed + 10,
+                             desc="the writer: held-out questions")}
         hh = hh_questions(cfg, wc)
         out["hh"] = hh.assign(answer=S.ask(model, tok, hh["question"].tolist(), wc.grpo,
                                            cfg.seed + 12, desc="the writer: HH prompts"))
         return out
-    return load_or_build(cfg, "base-answers", _settings(wc, "eval_per_kind", "belief_questions",
-                                                        "hh_prompts", "grpo"),
-                         build, "the writer's answers", notebook=NB)
+    settings = _settings(wc, "eval_per_kind", "hh_prompts", "grpo")
+    out = load_or_build(cfg, "base-answers", settings, build, "the writer's answers",
+                        notebook=NB)
+    return _with_beliefs(cfg, wc, out, "base", _settings(wc, "eval_per_kind", "grpo"), writer,
+                         cfg.seed + 11, "the writer")
 
 
 def lora_cfg(wc: WriterConfig) -> LoRAGRPOConfig:
@@ -129,7 +145,8 @@ def sft_answers(cfg: LessonConfig, wc: WriterConfig, model, tok) -> dict:
     the raters' pairs) and ``wc.bon_samples`` answers each to ``wc.bon_questions``."""
     def build():
         qs = questions(cfg, wc)
-        out = _ask_all(model, tok, cfg, wc, qs, "after SFT", cfg.seed + 20)
+        out = {"eval": S.ask(model, tok, [q.text for q in qs["eval"]], wc.grpo, cfg.seed + 20,
+                             desc="after SFT: held-out questions")}
         out["train"] = S.ask(model, tok, [q.text for q in qs["train"]], wc.grpo,
                              cfg.seed + 22, desc="after SFT: training questions")
         rng = np.random.default_rng(cfg.seed + 4)
@@ -139,10 +156,13 @@ def sft_answers(cfg: LessonConfig, wc: WriterConfig, model, tok) -> dict:
                            cfg.seed + 23, n_per_prompt=wc.bon_samples,
                            desc="after SFT: best-of-N pools")
         return out
-    return load_or_build(cfg, "sft-answers", _settings(wc, "eval_per_kind", "train_per_kind",
-                                                       "belief_questions", "bon_questions",
-                                                       "bon_samples", "sft", "grpo"),
-                         build, "the SFT writer's answers", notebook=NB)
+    out = load_or_build(cfg, "sft-answers", _settings(wc, "eval_per_kind", "train_per_kind",
+                                                      "bon_questions", "bon_samples", "sft",
+                                                      "grpo"),
+                        build, "the SFT writer's answers", notebook=NB)
+    return _with_beliefs(cfg, wc, out, "sft", _settings(wc, "eval_per_kind", "train_per_kind",
+                                                        "sft", "grpo"),
+                         lambda: (model, tok), cfg.seed + 21, "after SFT")
 
 
 def rater_judges(cfg: LessonConfig, wc: WriterConfig, train_answers, device="cpu") -> dict:
@@ -236,9 +256,12 @@ def grpo_writer(cfg: LessonConfig, wc: WriterConfig, sft_model, tok, reward,
 
 def grpo_answers(cfg: LessonConfig, wc: WriterConfig, model, tok) -> dict:
     """The optimised writer's answers to the held-out questions and belief probes."""
+    settings = _settings(wc, "eval_per_kind", "train_per_kind", "rater_bias", "sft", "grpo")
+
     def build():
-        return _ask_all(model, tok, cfg, wc, questions(cfg, wc), "after GRPO", cfg.seed + 30)
-    return load_or_build(cfg, "grpo-answers", _settings(wc, "eval_per_kind", "train_per_kind",
-                                                        "belief_questions", "rater_bias",
-                                                        "sft", "grpo"),
-                         build, "the optimised writer's answers", notebook=NB)
+        return {"eval": S.ask(model, tok, [q.text for q in questions(cfg, wc)["eval"]], wc.grpo,
+                              cfg.seed + 30, desc="after GRPO: held-out questions")}
+    out = load_or_build(cfg, "grpo-answers", settings, build, "the optimised writer's answers",
+                        notebook=NB)
+    return _with_beliefs(cfg, wc, out, "grpo", settings, lambda: (model, tok), cfg.seed + 31,
+                         "after GRPO")
