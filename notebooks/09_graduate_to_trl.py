@@ -266,6 +266,7 @@ pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
               for k, v in acc.items()])
 
 # %%
+from rlhf_lessons.measure import verdicts as V
 from rlhf_lessons.measure.evaluate import mean_with_error
 
 a, b = acc["TRL RewardTrainer"], acc["course judge (03)"]
@@ -279,6 +280,12 @@ if lo > 0 or hi < 0:
           "TRL ahead" if lo > 0 else "the judge ahead")
 else:
     print(f"cannot tell them apart with n = {diff['n']}")
+# TRL's reward model beats a coin only if its training loss fell too
+rm_claim = V.claim("TRL's reward model beats a coin (held-out accuracy)",
+                   a["accuracy"], a["ci95"], a["n"], null=0.5,
+                   curve_moved=V.curve_moved(rm_log["loss"], rises=False))
+print(f"TRL's reward model: {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, "
+      f"{a['ci95'][1]:.3f}] against a coin's 0.5: {rm_claim['verdict']}")
 
 # %% [markdown]
 r"""
@@ -323,6 +330,10 @@ that moved at random, is 0.5.
 """
 
 # %%
+import math
+
+import numpy as np
+
 from rlhf_lessons.measure.evaluate import wilson_ci
 from rlhf_lessons.train.trl_bridge import implicit_reward_accuracy
 
@@ -330,14 +341,31 @@ policy.eval()
 dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs,
                                    gc.dpo_beta, tok.pad_token_id, device)
 dpo_ci = wilson_ci(dpo_acc["k"], dpo_acc["n"])
-print(f"DPO implicit-reward accuracy: {dpo_acc['accuracy']:.3f} "
-      f"(95% CI {dpo_ci[0]:.3f}-{dpo_ci[1]:.3f}, n = {dpo_acc['n']})")
-if dpo_ci[0] > 0.5:
-    print("above chance: holds")
-elif dpo_ci[1] < 0.5:
-    print("below chance: does not hold on our models")
-else:
-    print(f"cannot tell from chance with n = {dpo_acc['n']}")
+# DPO's loss on the held-out pairs: log 2 before training (every margin 0),
+# -log sigma(margin) per pair after it
+loss_st = mean_with_error(-np.log(1 / (1 + np.exp(-np.asarray(dpo_acc["margin"])))),
+                          seed=cfg.seed)
+dpo_learns = V.claim("TRL's DPO: held-out loss below log 2 (nats per pair)",
+                     loss_st["mean"], (loss_st["ci_low"], loss_st["ci_high"]),
+                     loss_st["n"], null=math.log(2), larger=False,
+                     curve_moved=V.curve_moved(dpo_log["loss"], rises=False))
+dpo_coin = V.claim("TRL's DPO: implicit reward beats a coin (held-out)",
+                   dpo_acc["accuracy"], dpo_ci, dpo_acc["n"], null=0.5,
+                   curve_moved=dpo_learns["verdict"] == V.HOLDS)
+print(f"training loss, first -> last logged step: {dpo_log['loss'].iloc[0]:.3f} -> "
+      f"{dpo_log['loss'].iloc[-1]:.3f}")
+print(f"held-out DPO loss: log 2 = {math.log(2):.3f} -> {loss_st['mean']:.3f} "
+      f"[{loss_st['ci_low']:.3f}, {loss_st['ci_high']:.3f}] (n = {loss_st['n']}): "
+      f"{dpo_learns['verdict']}")
+print(f"implicit-reward accuracy: {dpo_acc['accuracy']:.3f} [{dpo_ci[0]:.3f}, "
+      f"{dpo_ci[1]:.3f}] (n = {dpo_acc['n']}): {dpo_coin['verdict']}")
+
+# %% [markdown]
+"""
+The accuracy claim rests on the training: it holds only when DPO's held-out
+loss fell below log 2 too. An accuracy a little above 0.5 from a policy whose
+loss did not fall is a policy that moved at random, by luck in our favour.
+"""
 
 # %% [markdown]
 """
@@ -461,11 +489,15 @@ after = sample_and_score(grpo_policy, score, tok, eval_prompts, gen,
 after["rule"] = rule_reward(eval_prompts, list(after["answer"]))
 rise = {k: mean_with_error(after[c] - before[c])
         for k, c in [("judge", "score"), ("rule", "rule")]}
+# both claims rest on the run: the judge's training reward must have risen
+grpo_moved = V.curve_moved(grpo_log["rewards/judge/mean"])
+grpo_claims = {k: V.claim(f"TRL's GRPO raises the {k}'s score (held-out prompts)",
+                          r["mean"], (r["ci_low"], r["ci_high"]), r["n"],
+                          curve_moved=grpo_moved)
+               for k, r in rise.items()}
 for k, r in rise.items():
-    lo, hi = r["ci_low"], r["ci_high"]
-    verdict = ("rises: holds" if lo > 0 else "falls: does not hold" if hi < 0
-               else f"cannot tell with n = {r['n']}")
-    print(f"{k}: {r['mean']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}) {verdict}")
+    print(f"{k}: {r['mean']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
+          f"(n = {r['n']}): {grpo_claims[k]['verdict']}")
 
 # %%
 SHOW = 3
@@ -606,6 +638,19 @@ The data formats, the losses and the log names are the ones you now know.
 - Shao et al. 2024, *DeepSeekMath* (arXiv 2402.03300): GRPO.
 """
 
+# %% [markdown]
+"""
+## What this notebook showed
+
+Each claim with its number, 95% interval, n and the verdict of the course's
+one rule (`rlhf_lessons.measure.verdicts`); a claim about a trained model
+also needs its training curve to have moved the right way.
+"""
+
+# %%
+claims = [rm_claim, dpo_learns, dpo_coin, *grpo_claims.values()]
+V.claims_table(claims)
+
 # %%
 from rlhf_lessons.course.artefacts import update_metrics
 
@@ -623,6 +668,9 @@ metrics = update_metrics(
     grpo_judge_after=float(after["score"].mean()),
     grpo_rule_before=float(before["rule"].mean()),
     grpo_rule_after=float(after["rule"].mean()),
-    grpo_n=len(eval_prompts))
+    grpo_n=len(eval_prompts),
+    dpo_loss_start=round(math.log(2), 4), dpo_loss_end=round(loss_st["mean"], 4),
+    dpo_loss_end_ci95=[round(loss_st["ci_low"], 4), round(loss_st["ci_high"], 4)],
+    claims=claims)
 pd.Series({k: v for k, v in metrics.items() if isinstance(v, float)},
           name="metrics.json").round(3).to_frame()

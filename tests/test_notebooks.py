@@ -40,7 +40,7 @@ def test_notebook_runs_in_fast_preset(path):
                                             f"cells {run.noise['progress_bars']}")
     # From 03 on, each notebook closes with its claims; every verdict in them follows
     # the one rule of rlhf_lessons.measure.verdicts (issue 27)
-    if "03" <= path.stem[:2] <= "08":
+    if path.stem[:2] >= "03":
         assert run.metrics.get("claims"), f"{path.stem}/metrics.json has no closing claims"
         assert not check_claims(run.metrics["claims"]), check_claims(run.metrics["claims"])
 

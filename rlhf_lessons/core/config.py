@@ -724,6 +724,7 @@ class GraduateConfig:
     def for_preset(cls, cfg: LessonConfig) -> GraduateConfig:
         """Small budgets for the fast preset (tests: seconds), full ones otherwise."""
         if cfg.preset == "fast":
-            return cls(n_train_pairs=32, n_eval_pairs=32, rm_batch=8, dpo_pairs=16,
+            # at least two logged points per training curve (the verdicts check them)
+            return cls(n_train_pairs=32, n_eval_pairs=32, rm_batch=8, dpo_pairs=32,
                        grpo_steps=2, grpo_max_new_tokens=8, n_eval_prompts=8)
         return cls()
