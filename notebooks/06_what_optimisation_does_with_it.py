@@ -581,37 +581,12 @@ raters.round(3)
 `judge_effect` is δ for the marker on held-out answers (n printed in the
 effect cell of 6.1's answers), in units of that judge's std on reference
 samples; the accuracy is on held-out human labels (n =
-`rater_eval_pairs`). Now PPO against the **most biased** judge, at notebook
-04's β:
-"""
+`rater_eval_pairs`).
 
-# %%
-import copy
-
-from rlhf_lessons.train import ppo
-from rlhf_lessons.train import rollout as rl
-from rlhf_lessons.course.artefacts import sweep_checkpoint
-from rlhf_lessons.measure.biased_raters import linear_judge_fn
-
-b_max = max(oc.rater_biases)
-biased = linear_judge_fn(gold_model, gold_tok, heads[b_max],
-                         cfg.reward.max_len, device)
-policy = copy.deepcopy(ref_policy)
-value_model = rl.make_value_model(reward_model=gold_model)
-ck = sweep_checkpoint(cfg, oc, f"ppo-b{b_max:g}")
-if not ck.exists():
-    print(f"PPO: training now ({oc.ppo_updates} updates), saved to {ck}")
-run = ppo.train_ppo(policy, ref_policy, value_model, biased, tok,
-                    train_prompts, ppo_cfg, seed=cfg.seed,
-                    n_updates=oc.ppo_updates, score_norm=heads[b_max]["stats"],
-                    checkpoint=ck, desc=f"PPO vs the b={b_max:g} judge")
-run.metrics[["step", "objective/scores", "objective/kl"]].round(3).tail(3)
-
-# %% [markdown]
-"""
-Held-out answers before and after ("before" is the SFT policy), several per
-prompt, scored by the biased judge and by the unbiased (b = 0) judge, each
-in its own reference-std units:
+**Before PPO runs: can this experiment decide?** The SFT policy's held-out
+answers give p0, the marker's rate before; the tilt formula of 6.3 turns p0
+and the most biased judge's δ into the rate at PPO's optimum (notebook 04's
+β); and n answers per policy set the smallest rate we could tell from p0.
 """
 
 # %%
@@ -634,7 +609,55 @@ def answers_of(pol):
     return df
 
 
-before, after = answers_of(ref_policy), answers_of(policy)
+b_max = max(oc.rater_biases)
+before = answers_of(ref_policy)
+p0_m = float(before.marker.mean())
+delta_m = raters.loc[b_max, "judge_effect"]
+pred = float(tilt_share(p0_m, delta_m, cfg.ppo.kl_coef))
+detectable = V.min_detectable_rate(p0_m, len(before))
+print(f"p0 = {p0_m:.3f} ({int(before.marker.sum())} of {len(before)} answers); the "
+      f"b = {b_max:g} judge pays δ = {delta_m:+.2f} reference std for the marker; "
+      f"the tilt formula at β = {cfg.ppo.kl_coef} predicts {pred:.3f}")
+print(f"power: with n = {len(before)} answers per policy the smallest rate this "
+      f"experiment can tell from p0 is {detectable:.3f}")
+print("-> sized to decide: the predicted rate lies beyond the noise" if pred >= detectable
+      else "-> this n cannot see the predicted rate: raise eval_samples or b")
+
+# %% [markdown]
+"""
+Now PPO against the **most biased** judge, at notebook 04's β:
+"""
+
+# %%
+import copy
+
+from rlhf_lessons.train import ppo
+from rlhf_lessons.train import rollout as rl
+from rlhf_lessons.course.artefacts import sweep_checkpoint
+from rlhf_lessons.measure.biased_raters import linear_judge_fn
+
+biased = linear_judge_fn(gold_model, gold_tok, heads[b_max],
+                         cfg.reward.max_len, device)
+policy = copy.deepcopy(ref_policy)
+value_model = rl.make_value_model(reward_model=gold_model)
+ck = sweep_checkpoint(cfg, oc, f"ppo-b{b_max:g}")
+if not ck.exists():
+    print(f"PPO: training now ({oc.ppo_updates} updates), saved to {ck}")
+run = ppo.train_ppo(policy, ref_policy, value_model, biased, tok,
+                    train_prompts, ppo_cfg, seed=cfg.seed,
+                    n_updates=oc.ppo_updates, score_norm=heads[b_max]["stats"],
+                    checkpoint=ck, desc=f"PPO vs the b={b_max:g} judge")
+run.metrics[["step", "objective/scores", "objective/kl"]].round(3).tail(3)
+
+# %% [markdown]
+"""
+The same held-out prompts after PPO, sampled with the same seed, scored by the
+biased judge and by the unbiased (b = 0) judge, each in its own
+reference-std units:
+"""
+
+# %%
+after = answers_of(policy)
 print(f"KL after PPO: {after.kl.mean():.2f} nats (n={len(after)})")
 
 # %%
@@ -659,17 +682,6 @@ res = pd.DataFrame(res).set_index("policy")
 res.round(3).assign(ci95=res.ci95.map(ci3))
 
 # %%
-p0_m = res.loc["before", "marker rate"]
-delta_m = raters.loc[b_max, "judge_effect"]
-pred = float(tilt_share(p0_m, delta_m, cfg.ppo.kl_coef))
-detectable = V.min_detectable_rate(p0_m, len(after))
-print(f"power: with n = {len(after)} answers per policy and p0 = {p0_m:.3f}, "
-      f"the smallest rate this experiment can tell from p0 is {detectable:.3f}; "
-      f"the tilt formula at β = {cfg.ppo.kl_coef} predicts {pred:.3f}")
-if pred < detectable:
-    print("-> by design this experiment cannot decide: even the optimum lies "
-          "inside its noise. Notebook 08 runs it again, sized to decide, on a "
-          "model whose answers can be read; this one shows the mechanics.")
 lo_a, hi_a = res.loc["after", "ci95"]
 d_mk = mean_with_error(after.marker.astype(float) - before.marker.astype(float),
                        oc.n_boot, cfg.seed)
@@ -677,10 +689,19 @@ ppo_moved = V.curve_moved(run.metrics["objective/scores"])
 marker_claim = V.claim(f"PPO raises the marker's rate (b = {b_max:g} judge)",
                        d_mk["mean"], (d_mk["ci_low"], d_mk["ci_high"]),
                        len(after), curve_moved=ppo_moved,
-                       n_needed=V.n_per_arm(p0_m, pred) if pred > p0_m else None)
-print(f"PPO ({oc.ppo_updates} updates) measured "
-      f"{res.loc['after', 'marker rate']:.3f} [{lo_a:.3f}, {hi_a:.3f}]: "
-      f"{marker_claim['verdict']}")
+                       n_needed=V.n_per_arm(p0_m, pred) if pred > p0_m else None,
+                       predicted=pred - p0_m)
+print(f"marker rate: {p0_m:.3f} before, {res.loc['after', 'marker rate']:.3f} "
+      f"[{lo_a:.3f}, {hi_a:.3f}] after PPO ({oc.ppo_updates} updates), the tilt's "
+      f"optimum {pred:.3f}; change {d_mk['mean']:+.3f} [{d_mk['ci_low']:+.3f}, "
+      f"{d_mk['ci_high']:+.3f}]: {marker_claim['verdict']}")
+d_own = mean_with_error(after[f"judge b={b_max:g}"] - before[f"judge b={b_max:g}"],
+                        oc.n_boot, cfg.seed)
+own_claim = V.claim(f"PPO raises its own (b = {b_max:g}) judge's score on held-out "
+                    "prompts (reference std)", d_own["mean"],
+                    (d_own["ci_low"], d_own["ci_high"]), len(after), curve_moved=ppo_moved)
+print(f"its own judge, before -> after: {d_own['mean']:+.3f} [{d_own['ci_low']:+.3f}, "
+      f"{d_own['ci_high']:+.3f}] reference std: {own_claim['verdict']}")
 d_gold = mean_with_error(after["judge b=0"] - before["judge b=0"], oc.n_boot,
                          cfg.seed)
 gold_claim = V.claim("PPO raises the unbiased (b = 0) judge's score "
@@ -690,6 +711,23 @@ print(f"the unbiased judge, before -> after: {res.loc['before', 'judge b=0']:+.3
       f" -> {res.loc['after', 'judge b=0']:+.3f} reference std, difference "
       f"{d_gold['mean']:+.3f} [{d_gold['ci_low']:+.3f}, {d_gold['ci_high']:+.3f}]: "
       f"{gold_claim['verdict']}")
+seen = p0_m * oc.rollout_batch * oc.ppo_updates
+print(f"PPO's training answers: {oc.rollout_batch * oc.ppo_updates}, of which about "
+      f"{seen:.0f} carry the marker at p0; words per answer {res.loc['before', 'words']:.1f}"
+      f" -> {res.loc['after', 'words']:.1f}")
+
+# %% [markdown]
+"""
+**Reading the verdict.** The tilt formula gives the *optimum* of the
+KL-regularised objective; PPO gets there only through the answers it samples.
+A marker on about one answer in sixty appears a handful of times in a short run
+(the line above), so the gradient hardly sees it, while the judge also pays for
+other things the policy writes on every answer. When the marker claim does not
+hold but PPO still raised its own judge's score, PPO found that judge's reward
+by another road: compare the words column before and after, and 6.7 on length.
+The same experiment on a model that writes its sure-sounding form on most
+answers is notebook 08's.
+"""
 
 # %% [markdown]
 r"""
@@ -847,8 +885,9 @@ else:
    say about the model's confidence?
 
 ✏️ **Try it:**
-- set `oc = dataclasses.replace(oc, rater_biases=(0.0, 0.5))` and re-run 6.5;
-- raise `ppo_updates` to 40 and compare the marker rate with the formula;
+- set `oc = dataclasses.replace(oc, rater_biases=(0.0, 0.25))` and re-run 6.5:
+  does the power cell still say the experiment can decide?
+- halve `ppo_updates` and compare the marker rate with the formula;
 - set `p0` to 0.1 in 6.2: does best-of-N amplify a rare feature more?
 
 ## Reading list
@@ -883,7 +922,7 @@ own score to have risen during training.
 """
 
 # %%
-claims = [*bon_claims.values(), marker_claim, gold_claim]
+claims = [*bon_claims.values(), marker_claim, own_claim, gold_claim]
 if split["total"] > 0 and np.isfinite(ls_lo):
     claims.append(length_claim)
 V.claims_table(claims)

@@ -434,12 +434,14 @@ class OptimisationConfig:
     rater_pairs: int = 800  # single-turn TRAIN pairs the simulated raters label (6.5)
     rater_eval_pairs: int = 200  # single-turn held-out pairs: accuracy and judge calibration
     marker_share: float = 0.5  # share of answers given the marker opener
-    rater_biases: tuple[float, ...] = (0.0, 0.1, 0.25)
+    # b = 0.8 pays enough for the marker that the tilt optimum lies far beyond the
+    # noise of n_eval_prompts x eval_samples answers: the experiment can decide
+    rater_biases: tuple[float, ...] = (0.0, 0.25, 0.8)
     n_train_prompts: int = 512  # TRAIN prompts PPO samples from
     n_eval_prompts: int = 128  # held-out prompts for rates, scores and samples
     eval_samples: int = 2  # answers per held-out prompt
     n_norm_prompts: int = 64  # TRAIN prompts for the reward normalisation
-    ppo_updates: int = 12  # PPO against the most biased judge
+    ppo_updates: int = 40  # PPO against the most biased judge
     ppo_lr: float = 1e-4
     n_calib_texts: int = 48  # held-out transcripts for next-token calibration (6.6)
     # Smaller rollouts and fewer epochs per update than notebook 04 keep the
