@@ -353,6 +353,9 @@ The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
 """
 
 # %%
+# power before scoring: the smallest accuracy these pairs can tell from a coin
+print(V.power_line("held-out accuracy", len(eval_pairs),
+                   V.min_detectable_rate(0.5, len(eval_pairs), one_sample=True)))
 ev = E.judge_accuracy(judge, eval_pairs, device, pad_id=tok.pad_token_id,
                 show_progress=True)
 directions = E.length_judge_directions(train_pairs)

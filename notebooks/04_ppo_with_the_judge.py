@@ -625,6 +625,13 @@ def rule_reward(prompts, answers):
 rule_before = E.sample_and_score(
     ref_policy, rule_reward, tok, eval_prompts, cfg.ppo, seed=cfg.seed + 1)
 print(f"held-out answers before: {rule_before.score.mean():.2f} points")
+from rlhf_lessons.measure import verdicts as V
+
+# power before training: a paired difference of two answers spreads about
+# sqrt(2) times one answer's std
+print(V.power_line("rise in 'you' per answer", len(rule_before),
+                   V.min_detectable_mean(2 ** 0.5 * rule_before.score.std(),
+                                         len(rule_before))))
 
 # %%
 import dataclasses
@@ -652,9 +659,6 @@ print(f"'you' per held-out answer: {rule_initial:.2f} -> {rule_final:.2f} "
       f"({rule_d['mean']:+.2f}, 95% CI {rule_d['ci_low']:+.2f} to "
       f"{rule_d['ci_high']:+.2f}, n = {len(rule_after)}) after "
       f"{len(rule_run.metrics)} updates")
-from rlhf_lessons.measure import verdicts as V
-
-
 rule_claim = V.claim("PPO raises the rule reward ('you' per answer)",
                      rule_d["mean"], (rule_d["ci_low"], rule_d["ci_high"]),
                      len(rule_after),
@@ -687,6 +691,10 @@ ref_eval = E.sample_and_score(ref_policy, judge_fn, tok, eval_prompts,
 ref_mean, ref_std = ref_eval.score.mean(), ref_eval.score.std(ddof=0)
 print(f"reference on {len(ref_eval)} held-out prompts: mean {ref_mean:.3f}, "
       f"std {ref_std:.3f}")
+# power before PPO runs, in reference std (a paired difference spreads about
+# sqrt(2) of them); the course's target is a gain of at least 1
+print(V.power_line("gain", len(ref_eval), V.min_detectable_mean(2 ** 0.5, len(ref_eval)),
+                   " reference std", expected=1.0))
 
 # %%
 stats = norm if cfg.ppo.normalize_scores else None

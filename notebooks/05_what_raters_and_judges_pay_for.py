@@ -571,6 +571,11 @@ print(pd.Series([evalp.subset[i] for i in probe_idx]).value_counts()
 from rlhf_lessons.measure.evaluate import judge_effects
 from rlhf_lessons.course.plots import plot_judge_effects
 
+# power before scoring: if a rewrite's Δ spreads by one reference std across
+# answers, the smallest mean Δ these answers can tell from 0
+print(V.power_line("mean Δ", len(probe_answers),
+                   V.min_detectable_mean(1.0, len(probe_answers)), " reference std"))
+
 effects = judge_effects(gold, probe_prompts, probe_answers,
                         n_boot=rc.n_boot, seed=cfg.seed)
 base = np.asarray(gold(probe_prompts, probe_answers))

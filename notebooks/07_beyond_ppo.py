@@ -510,6 +510,8 @@ from rlhf_lessons.train.reward import prepare_pairs
 
 acc_rows = hh_rows("eval", bc.n_acc_pairs)
 acc_pairs = policy_pairs(acc_rows, tok, bc.dpo_max_len, False)
+print(V.power_line("held-out accuracy", bc.n_acc_pairs,
+                   V.min_detectable_rate(0.5, bc.n_acc_pairs, one_sample=True)))
 ref_acc = all_pair_logprobs(ref_policy, acc_pairs, tok.pad_token_id, device)
 dpo_acc_lp = all_pair_logprobs(dpo_policy, acc_pairs, tok.pad_token_id,
                                device)

@@ -257,6 +257,11 @@ from rlhf_lessons.measure.evaluate import judge_accuracy
 
 judge, judge_tok, judge_card = load_judge(cfg, device)
 eval_pairs = hh_pairs(cfg, tok, "eval").select(ev_rows)
+from rlhf_lessons.measure import verdicts as V
+
+# power before scoring (these pairs serve TRL's reward model and DPO alike)
+print(V.power_line("held-out accuracy", len(eval_pairs),
+                   V.min_detectable_rate(0.5, len(eval_pairs), one_sample=True)))
 acc = {"TRL RewardTrainer": judge_accuracy(
            reward_model.eval(), eval_pairs, device, tok.pad_token_id),
        "course judge (03)": judge_accuracy(
@@ -266,7 +271,6 @@ pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
               for k, v in acc.items()])
 
 # %%
-from rlhf_lessons.measure import verdicts as V
 from rlhf_lessons.measure.evaluate import mean_with_error
 
 a, b = acc["TRL RewardTrainer"], acc["course judge (03)"]
@@ -446,6 +450,9 @@ before = sample_and_score(grpo_policy, score, tok, eval_prompts, gen,
 before["rule"] = rule_reward(eval_prompts, list(before["answer"]))
 print(f"before: judge {before['score'].mean():+.3f}, "
       f"rule {before['rule'].mean():.3f}")
+# power before training: a paired difference spreads about sqrt(2) answers' std
+print(V.power_line("judge rise", len(before),
+                   V.min_detectable_mean(2 ** 0.5 * before["score"].std(), len(before))))
 
 # %%
 from trl import GRPOConfig, GRPOTrainer

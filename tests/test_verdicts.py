@@ -19,6 +19,22 @@ def test_n_per_arm_by_hand():
         V.n_per_arm(0.2, 1.5)
 
 
+def test_n_one_sample_by_hand():
+    # (1.95996·0.5 + 0.84162·√0.24)² / 0.1² = (0.97998 + 0.41231)² / 0.01 = 193.8 -> 194
+    assert V.n_one_sample(0.5, 0.6) == 194
+    assert V.n_one_sample(0.5, 0.6) < V.n_per_arm(0.5, 0.6)  # one arm is known exactly
+    assert V.min_detectable_rate(0.5, 194, one_sample=True) == 0.6
+    with pytest.raises(ValueError):
+        V.n_one_sample(0.5, 0.5)
+
+
+def test_power_line_says_whether_the_experiment_can_decide():
+    assert V.power_line("gain", 64, 0.35, " std", expected=1.0).endswith("it can decide)")
+    assert "resize it" in V.power_line("gain", 64, 0.35, expected=0.1)
+    assert V.power_line("accuracy", 857, 0.548) == (
+        "power: with n = 857, the smallest accuracy this can tell from its null is 0.548")
+
+
 def test_min_detectable_rate_is_the_inverse_of_n_per_arm():
     p1 = V.min_detectable_rate(0.5, 388)
     assert p1 == pytest.approx(0.6, abs=0.001)

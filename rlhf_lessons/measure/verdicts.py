@@ -56,19 +56,57 @@ def n_per_arm(p0: float, p1: float, alpha_z: float = Z_ALPHA,
     return math.ceil(num / (p1 - p0) ** 2)
 
 
-def min_detectable_rate(p0: float, n: int, upward: bool = True) -> float:
+def n_one_sample(p0: float, p1: float, alpha_z: float = Z_ALPHA,
+                 power_z: float = Z_POWER) -> int:
+    """Trials needed to tell a rate ``p1`` from a fixed ``p0`` (a judge's accuracy
+    against a coin's 0.5): ``n = (z_a·√(p0q0) + z_b·√(p1q1))² / (p1 − p0)²``.
+
+    >>> n_one_sample(0.5, 0.6)
+    194
+    """
+    for name, p in (("p0", p0), ("p1", p1)):
+        if not 0 <= p <= 1:
+            raise ValueError(f"{name}={p}: a rate in [0, 1]")
+    if p0 == p1:
+        raise ValueError(f"p0 = p1 = {p0}: no difference to detect")
+    num = (alpha_z * math.sqrt(p0 * (1 - p0)) + power_z * math.sqrt(p1 * (1 - p1))) ** 2
+    return math.ceil(num / (p1 - p0) ** 2)
+
+
+def min_detectable_rate(p0: float, n: int, upward: bool = True,
+                        one_sample: bool = False) -> float:
     """The smallest rate ``p1`` (above ``p0``, or below it with ``upward=False``)
     that ``n`` answers per policy detect: the first p1 on a 0.001 grid with
-    :func:`n_per_arm` ≤ n (1.0 or 0.0 when none does)."""
+    :func:`n_per_arm` ≤ n (1.0 or 0.0 when none does). ``one_sample``: against a
+    fixed ``p0`` instead (:func:`n_one_sample`; ``n`` trials in all)."""
     if n < 1:
         raise ValueError(f"n={n}: need at least one answer per policy")
+    needed = n_one_sample if one_sample else n_per_arm
     step = 0.001 if upward else -0.001
     p1 = p0 + step
     while 0 <= p1 <= 1:
-        if p1 != p0 and n_per_arm(p0, p1) <= n:
+        if abs(p1 - p0) > 1e-12 and needed(p0, p1) <= n:
             return round(p1, 3)
         p1 += step
     return 1.0 if upward else 0.0
+
+
+def power_line(what: str, n: int, smallest: float, unit: str = "",
+               expected: float | None = None) -> str:
+    """The line an experiment prints before it runs: the smallest effect its ``n``
+    detects (two-sided 95%, power 0.8) and, given the effect expected, whether it
+    can decide.
+
+    >>> power_line("accuracy", 256, 0.588, expected=0.6)
+    'power: with n = 256, the smallest accuracy this can tell from its null is 0.588 (expected about 0.6: it can decide)'
+    """
+    line = (f"power: with n = {n:,}, the smallest {what} this can tell from its null is "
+            f"{smallest:.3g}{unit}")
+    if expected is not None:
+        ok = abs(expected) >= abs(smallest)
+        line += (f" (expected about {expected:.3g}{unit}: "
+                 + ("it can decide)" if ok else "it may not decide: resize it)"))
+    return line
 
 
 def min_detectable_mean(sd: float, n: int, paired: bool = True) -> float:
