@@ -106,6 +106,13 @@ def test_claim_computes_its_verdict_and_check_claims_catches_a_typed_one():
     short = V.claim("PPO raises the marker", 0.004, (-0.02, 0.03), 256, predicted=0.28)
     assert short["verdict"].startswith("does not hold") and V.check_claims([short]) == []
     assert V.claims_table([short]).loc[0, "holds if"] == "> 0 (predicted +0.28)"
+    # a loss that must fall below log 2 and counts as learned at 0.65: an interval
+    # wholly above 0.65 decides, named for the target
+    stuck = V.claim("DPO's loss falls", 0.69, (0.676, 0.705), 300, null=0.693, larger=False,
+                    predicted=0.65, predicted_name="target")
+    assert stuck["verdict"] == "does not hold (above the target +0.65)"
+    assert V.check_claims([stuck]) == []
+    assert V.claims_table([stuck]).loc[0, "holds if"] == "< 0.693 (target +0.65)"
     assert V.check_claims([dict(short, predicted=None)]) == [
         "PPO raises the marker: says 'does not hold (below the predicted +0.28)', its "
         "numbers give 'cannot tell with n = 256'"]

@@ -120,7 +120,8 @@ def min_detectable_mean(sd: float, n: int, paired: bool = True) -> float:
 
 def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
             larger: bool = True, curve_moved: bool | None = None,
-            n_needed: int | None = None, predicted: float | None = None) -> str:
+            n_needed: int | None = None, predicted: float | None = None,
+            predicted_name: str = "predicted") -> str:
     """The verdict of a claim "the effect is above ``null``" (``larger=False``:
     below it), from its 95% interval ``[ci_low, ci_high]`` over ``n``.
 
@@ -131,7 +132,8 @@ def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
     ``predicted``: the effect a theory predicts (beyond ``null`` on the claim's
     side); an interval that covers the null but stops short of it says "does not
     hold (below the predicted …)": the experiment could have seen that effect and
-    did not.
+    did not. ``predicted_name`` names where that effect comes from ("target" for
+    the smallest effect a lesson counts as success, such as a DPO loss of 0.65).
     """
     if math.isnan(ci_low) or math.isnan(ci_high):
         return f"{CANNOT_TELL}: no interval (n = {n})"
@@ -148,7 +150,7 @@ def verdict(ci_low: float, ci_high: float, *, n: int, null: float = 0.0,
         short = ci_high < predicted if larger else ci_low > predicted
         if short:
             side = "below" if larger else "above"
-            return f"{DOES_NOT_HOLD} ({side} the predicted {predicted:+.3g})"
+            return f"{DOES_NOT_HOLD} ({side} the {predicted_name} {predicted:+.3g})"
     need = f", would need n ≈ {n_needed:,}" if n_needed else ""
     return f"{CANNOT_TELL} with n = {n:,}{need}"
 
@@ -188,7 +190,8 @@ def curve_moved(values: Sequence[float], rises: bool = True) -> bool:
 
 def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float = 0.0,
           larger: bool = True, curve_moved: bool | None = None,
-          n_needed: int | None = None, predicted: float | None = None) -> dict:
+          n_needed: int | None = None, predicted: float | None = None,
+          predicted_name: str = "predicted") -> dict:
     """One row of a closing table: the claim "``number`` is above ``null``" (below it
     with ``larger=False``), its 95% interval ``ci`` over ``n`` and the
     :func:`verdict` its numbers give. Everything the verdict rests on travels in
@@ -201,9 +204,10 @@ def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float 
            "n_needed": n_needed,
            "verdict": verdict(lo, hi, n=int(n), null=null, larger=larger,
                               curve_moved=curve_moved, n_needed=n_needed,
-                              predicted=predicted)}
+                              predicted=predicted, predicted_name=predicted_name)}
     if predicted is not None:
         row["predicted"] = float(predicted)
+        row["predicted_name"] = predicted_name
     return row
 
 
@@ -216,7 +220,8 @@ def check_claims(rows: Sequence[dict]) -> list[str]:
         lo, hi = r["ci"]
         want = verdict(lo, hi, n=r["n"], null=r.get("null", 0.0), larger=r.get("larger", True),
                        curve_moved=r.get("curve_moved"), n_needed=r.get("n_needed"),
-                       predicted=r.get("predicted"))
+                       predicted=r.get("predicted"),
+                       predicted_name=r.get("predicted_name", "predicted"))
         if r["verdict"] != want:
             bad.append(f"{r['claim']}: says {r['verdict']!r}, its numbers give {want!r}")
     return bad
@@ -235,7 +240,7 @@ def claims_table(rows: Sequence[dict]) -> pd.DataFrame:
         out.append({"claim": r["claim"], "number": _fmt(r["number"]),
                     "interval": f"[{_fmt(lo)}, {_fmt(hi)}]", "n": int(r["n"]),
                     "holds if": f"{side} {r.get('null', 0.0):.3g}" + (
-                        f" (predicted {r['predicted']:+.3g})"
+                        f" ({r.get('predicted_name', 'predicted')} {r['predicted']:+.3g})"
                         if r.get("predicted") is not None else ""),
                     "verdict": r["verdict"]})
     return pd.DataFrame(out, columns=["claim", "number", "interval", "n", "holds if",
