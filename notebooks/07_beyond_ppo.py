@@ -789,9 +789,7 @@ metrics = update_metrics(
     dpo_loss_end_ci95=[round(loss_st["ci_low"], 4), round(loss_st["ci_high"], 4)],
     dpo_learns=dpo_learns["verdict"],
     gold_gain_per_nat={m: round(float(v), 4) for m, v in per_nat.items()},
-    claims=[{k: c[k] for k in ("claim", "number", "ci", "n", "null", "larger",
-                               "curve_moved", "n_needed", "verdict")}
-            for c in claims],
+    claims=[V.saved_claim(c) for c in claims],
 )
 {k: metrics[k] for k in ("wall_s", "dpo_heldout_implicit_acc",
                          "grpo_zero_variance_share")}

@@ -113,6 +113,8 @@ def test_claim_computes_its_verdict_and_check_claims_catches_a_typed_one():
     assert stuck["verdict"] == "does not hold (above the target +0.65)"
     assert V.check_claims([stuck]) == []
     assert V.claims_table([stuck]).loc[0, "holds if"] == "< 0.693 (target +0.65)"
+    widened = {**stuck, "mean": 0.69, "ci_low": 0.676}  # a notebook's own extra numbers
+    assert V.saved_claim(widened) == stuck and V.check_claims([V.saved_claim(widened)]) == []
     assert V.check_claims([dict(short, predicted=None)]) == [
         "PPO raises the marker: says 'does not hold (below the predicted +0.28)', its "
         "numbers give 'cannot tell with n = 256'"]

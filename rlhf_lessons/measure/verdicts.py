@@ -211,6 +211,16 @@ def claim(name: str, number: float, ci: Sequence[float], n: int, *, null: float 
     return row
 
 
+CLAIM_KEYS = ("claim", "number", "ci", "n", "null", "larger", "curve_moved", "n_needed",
+              "predicted", "predicted_name", "verdict")
+
+
+def saved_claim(row: dict) -> dict:
+    """The fields of a :func:`claim` row that metrics.json keeps (a row a notebook has
+    widened with its own numbers loses those, and keeps all the verdict rests on)."""
+    return {k: row[k] for k in CLAIM_KEYS if k in row}
+
+
 def check_claims(rows: Sequence[dict]) -> list[str]:
     """The claims whose saved verdict is not the one their numbers give (the
     rule of :func:`verdict`), each as "claim: says X, its numbers give Y"; [] when
