@@ -37,6 +37,15 @@ Z_ALPHA = 1.959963984540054  # two-sided 95%
 Z_POWER = 0.8416212335729143  # power 0.8
 
 
+def _two_rates(p0: float, p1: float) -> None:
+    """Refuse rates outside [0, 1], or two equal ones (nothing to detect)."""
+    for name, p in (("p0", p0), ("p1", p1)):
+        if not 0 <= p <= 1:
+            raise ValueError(f"{name}={p}: a rate in [0, 1]")
+    if p0 == p1:
+        raise ValueError(f"p0 = p1 = {p0}: no difference to detect")
+
+
 def n_per_arm(p0: float, p1: float, alpha_z: float = Z_ALPHA,
               power_z: float = Z_POWER) -> int:
     """Answers per policy needed to tell rate ``p0`` from ``p1`` (two-proportion z
@@ -45,11 +54,7 @@ def n_per_arm(p0: float, p1: float, alpha_z: float = Z_ALPHA,
     >>> n_per_arm(0.5, 0.6)
     388
     """
-    for name, p in (("p0", p0), ("p1", p1)):
-        if not 0 <= p <= 1:
-            raise ValueError(f"{name}={p}: a rate in [0, 1]")
-    if p0 == p1:
-        raise ValueError(f"p0 = p1 = {p0}: no difference to detect")
+    _two_rates(p0, p1)
     pbar = (p0 + p1) / 2
     num = (alpha_z * math.sqrt(2 * pbar * (1 - pbar))
            + power_z * math.sqrt(p0 * (1 - p0) + p1 * (1 - p1))) ** 2
@@ -64,11 +69,7 @@ def n_one_sample(p0: float, p1: float, alpha_z: float = Z_ALPHA,
     >>> n_one_sample(0.5, 0.6)
     194
     """
-    for name, p in (("p0", p0), ("p1", p1)):
-        if not 0 <= p <= 1:
-            raise ValueError(f"{name}={p}: a rate in [0, 1]")
-    if p0 == p1:
-        raise ValueError(f"p0 = p1 = {p0}: no difference to detect")
+    _two_rates(p0, p1)
     num = (alpha_z * math.sqrt(p0 * (1 - p0)) + power_z * math.sqrt(p1 * (1 - p1))) ** 2
     return math.ceil(num / (p1 - p0) ** 2)
 
