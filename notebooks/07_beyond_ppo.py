@@ -527,8 +527,7 @@ print(f"DPO implicit reward: {imp['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f},"
       f"(95% CI {gold_acc['ci95'][0]:.3f}-{gold_acc['ci95'][1]:.3f})")
 # DPO's loss on these held-out pairs: log 2 at the start (the policy is the
 # reference, every margin 0), -log sigma(margin) per pair after training
-heldout_loss = -np.log(1 / (1 + np.exp(-imp["margins"])))
-loss_st = mean_with_error(heldout_loss, seed=cfg.seed)
+loss_st = mean_with_error(imp["losses"], seed=cfg.seed)
 dpo_learns = V.claim("DPO's held-out loss falls below log 2 (nats per pair)",
                      loss_st["mean"], (loss_st["ci_low"], loss_st["ci_high"]),
                      loss_st["n"], null=math.log(2), larger=False,
@@ -547,13 +546,13 @@ print(f"DPO's implicit reward beats a coin on held-out pairs: "
 # %% [markdown]
 """
 **Reading the verdict.** DPO counts as learned here when its held-out loss
-reaches 0.65 (`LEARNED_LOSS`), a clear step below the coin's log 2; with
-these n its interval is narrow enough to tell. When it stays above, look at
-the training log: `logps/chosen` and `logps/rejected` both fall, so DPO
-widens the margin mostly by making the rejected answer *less* likely than the
-chosen one falls, and the small policy's margins on pairs it never saw stay
-near 0. The accuracy claim above rests on this one, so it cannot hold while
-this does not.
+reaches 0.65 (`LEARNED_LOSS`), a clear step below the coin's log 2; the
+interval printed above says whether this n can tell. When the loss stays
+above, look at the training log's `logps/chosen` and `logps/rejected`: when
+both fall, DPO widens its margin by making the rejected answer fall faster
+than the chosen one, not by raising the chosen one, and margins on pairs it
+never saw stay near 0 (7.8 measures both log-probs on held-out pairs). The
+accuracy claim above rests on this one, so it cannot hold while this does not.
 """
 
 # %% [markdown]

@@ -336,8 +336,6 @@ that moved at random, is 0.5.
 # %%
 import math
 
-import numpy as np
-
 from rlhf_lessons.measure.evaluate import wilson_ci
 from rlhf_lessons.train.dpo import LEARNED_LOSS
 from rlhf_lessons.train.trl_bridge import implicit_reward_accuracy
@@ -348,8 +346,7 @@ dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs,
 dpo_ci = wilson_ci(dpo_acc["k"], dpo_acc["n"])
 # DPO's loss on the held-out pairs: log 2 before training (every margin 0),
 # -log sigma(margin) per pair after it
-loss_st = mean_with_error(-np.log(1 / (1 + np.exp(-np.asarray(dpo_acc["margin"])))),
-                          seed=cfg.seed)
+loss_st = mean_with_error(dpo_acc["losses"], seed=cfg.seed)
 dpo_learns = V.claim("TRL's DPO: held-out loss below log 2 (nats per pair)",
                      loss_st["mean"], (loss_st["ci_low"], loss_st["ci_high"]),
                      loss_st["n"], null=math.log(2), larger=False,
@@ -377,9 +374,10 @@ When the verdict says DPO did not learn, the log above says why: one epoch
 of `gc.dpo_pairs` pairs, so every logged loss is on a batch the policy has
 not trained on yet, and a loss that wanders around log 2 (or climbs) means
 the steps taught it nothing that carries to the next pairs. HH-RLHF's two
-answers often differ in ways the course's judge, trained on every train
-pair, tells apart only about 59% of the time (notebook 03); a 4M-parameter
-policy learning from a hundred pairs gets less still. Notebook 07 runs the
+answers often differ in ways that even the course's judge, trained on every
+train pair, ranks right only about six times in ten on these same held-out
+pairs (9.2's table); a 4M-parameter policy learning from a hundred pairs
+gets less still. Notebook 07 runs the
 course's own DPO on more pairs and reaches the same verdict on held-out
 pairs: DPO's loss is the place to look before trusting its accuracy.
 """

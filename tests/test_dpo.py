@@ -69,6 +69,8 @@ def test_implicit_reward_and_accuracy_by_hand_on_two_pairs():
     acc = implicit_accuracy(([-5.0, -2.0], [-7.0, -3.0]), ([-6.0, -1.0], [-6.5, -4.0]), 0.5)
     assert acc["k"] == 1 and acc["n"] == 2 and acc["accuracy"] == 0.5
     assert acc["margins"].tolist() == pytest.approx([0.75, -1.0])
+    # −log σ(0.75) = log(1 + e^−0.75) = log 1.47237 = 0.38687; −log σ(−1) = log(1 + e) = 1.31326
+    assert acc["losses"].tolist() == pytest.approx([0.38687, 1.31326], abs=1e-5)
     tie = implicit_accuracy(([-5.0], [-7.0]), ([-6.0], [-6.5]), 0.5, identical=[True])
     assert tie["k"] == 0  # identical pairs are ties: wrong
     with pytest.raises(ValueError, match="beta"):

@@ -156,14 +156,14 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     start = time.perf_counter()
     ok, error = True, ""
     try:
-        hooks = _progress_hooks(nb, path.stem) if show_progress else {}
+        bar, hooks = _progress_hooks(nb, path.stem) if show_progress else (None, {})
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}}, **hooks)
         try:
             client.execute()
         finally:
-            if hooks:
-                hooks["on_cell_complete"].bar.close()
+            if bar is not None:
+                bar.close()
     except CellExecutionError as err:
         ok, error = False, _short_error(str(err))
     except Exception as err:  # noqa: BLE001 - a kernel death must still be reported
@@ -191,10 +191,10 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 900
     return NotebookRun(path.name, seconds, ok, error, metrics, output_noise(nb))
 
 
-def _progress_hooks(nb, stem: str) -> dict:
-    """nbclient's ``on_cell_start`` / ``on_cell_complete`` hooks driving one bar over
-    the code cells of ``nb``; the bar's label is the running cell's index and
-    first line."""
+def _progress_hooks(nb, stem: str):
+    """``(bar, hooks)``: one bar over the code cells of ``nb`` and nbclient's
+    ``on_cell_start`` / ``on_cell_complete`` hooks that drive it; the bar's label is
+    the running cell's index and first line."""
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     bar = progress(total=len(code), desc=stem[:2], unit="cell", delay=0, leave=False)
 
@@ -207,13 +207,12 @@ def _progress_hooks(nb, stem: str) -> dict:
     def complete(cell, cell_index, **kw):
         bar.update(1)
 
-    complete.bar = bar
-    return {"on_cell_start": start, "on_cell_complete": complete}
+    return bar, {"on_cell_start": start, "on_cell_complete": complete}
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None) -> float:
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     """This machine's speed now: GFLOP/s of an ``n × n`` fp32 matmul (2·n³ flops each),
-    the best of ``repeats`` after one warm-up, on torch's threads (or ``threads``).
+    the best of ``repeats`` after one warm-up, on torch's threads.
 
     A run's wall times mean little without it: the same code ran 2-3× slower on a
     2-core machine that did 40 GFLOP/s here than on one that did 180.
@@ -222,19 +221,13 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None) -
 
     if n < 1 or repeats < 1:
         raise ValueError(f"n={n}, repeats={repeats}: both must be >= 1")
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
         a @ b
-        best = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t)
-    finally:
-        torch.set_num_threads(old)
+        best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / max(best, 1e-9) / 1e9
 
 

@@ -78,6 +78,12 @@ def _settings(wc: WriterConfig, *parts: str) -> dict:
     return {k: d[k] for k in parts}
 
 
+def _held_out(model, tok, cfg: LessonConfig, wc: WriterConfig, seed: int, tag: str) -> list:
+    """A writer's answers to the held-out questions (one per question, sampled with ``seed``)."""
+    return S.ask(model, tok, [q.text for q in questions(cfg, wc)["eval"]], wc.grpo, seed,
+                 desc=f"{tag}: held-out questions")
+
+
 def _with_beliefs(cfg: LessonConfig, wc: WriterConfig, answers: dict, who: str,
                   settings: dict, get_model, seed: int, tag: str) -> dict:
     """``answers`` plus the belief probes of writer ``who``: ``belief`` (its answers
@@ -108,9 +114,7 @@ def base_answers(cfg: LessonConfig, wc: WriterConfig, device="cpu") -> dict:
 
     def build():
         model, tok = writer()
-        qs = questions(cfg, wc)
-        out = {"eval": S.ask(model, tok, [q.text for q in qs["eval"]], wc.grpo, cfg.seed + 10,
-                             desc="the writer: held-out questions")}
+        out = {"eval": _held_out(model, tok, cfg, wc, cfg.seed + 10, "the writer")}
         hh = hh_questions(cfg, wc)
         out["hh"] = hh.assign(answer=S.ask(model, tok, hh["question"].tolist(), wc.grpo,
                                            cfg.seed + 12, desc="the writer: HH prompts"))
@@ -145,8 +149,7 @@ def sft_answers(cfg: LessonConfig, wc: WriterConfig, model, tok) -> dict:
     the raters' pairs) and ``wc.bon_samples`` answers each to ``wc.bon_questions``."""
     def build():
         qs = questions(cfg, wc)
-        out = {"eval": S.ask(model, tok, [q.text for q in qs["eval"]], wc.grpo, cfg.seed + 20,
-                             desc="after SFT: held-out questions")}
+        out = {"eval": _held_out(model, tok, cfg, wc, cfg.seed + 20, "after SFT")}
         out["train"] = S.ask(model, tok, [q.text for q in qs["train"]], wc.grpo,
                              cfg.seed + 22, desc="after SFT: training questions")
         rng = np.random.default_rng(cfg.seed + 4)
@@ -259,8 +262,7 @@ def grpo_answers(cfg: LessonConfig, wc: WriterConfig, model, tok) -> dict:
     settings = _settings(wc, "eval_per_kind", "train_per_kind", "rater_bias", "sft", "grpo")
 
     def build():
-        return {"eval": S.ask(model, tok, [q.text for q in questions(cfg, wc)["eval"]], wc.grpo,
-                              cfg.seed + 30, desc="after GRPO: held-out questions")}
+        return {"eval": _held_out(model, tok, cfg, wc, cfg.seed + 30, "after GRPO")}
     out = load_or_build(cfg, "grpo-answers", settings, build, "the optimised writer's answers",
                         notebook=NB)
     return _with_beliefs(cfg, wc, out, "grpo", settings, lambda: (model, tok), cfg.seed + 31,

@@ -198,7 +198,9 @@ def implicit_accuracy(policy_logps, ref_logps, beta: float, identical=None) -> d
 
     policy_logps, ref_logps: ``(chosen, rejected)`` arrays ``(n,)`` each. A pair is
     right when the chosen answer's implicit reward is higher; identical pairs are
-    ties and count as wrong (as for the judge). Returns accuracy, k, n, margins (n,).
+    ties and count as wrong (as for the judge). Returns accuracy, k, n, margins (n,)
+    and losses (n,): DPO's loss per pair, −log σ(margin) (log 2 while the policy
+    is its reference).
     """
     pc, pr = (np.asarray(x, dtype=np.float64) for x in policy_logps)
     rc, rr = (np.asarray(x, dtype=np.float64) for x in ref_logps)
@@ -209,7 +211,8 @@ def implicit_accuracy(policy_logps, ref_logps, beta: float, identical=None) -> d
     if identical is not None:
         right &= ~np.asarray(identical, dtype=bool)
     k, n = int(right.sum()), int(right.size)
-    return {"accuracy": k / n if n else float("nan"), "k": k, "n": n, "margins": margins}
+    return {"accuracy": k / n if n else float("nan"), "k": k, "n": n, "margins": margins,
+            "losses": np.logaddexp(0.0, -margins)}
 
 
 def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device="cpu",

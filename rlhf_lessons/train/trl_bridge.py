@@ -127,13 +127,14 @@ def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int
     :func:`rlhf_lessons.train.dpo.all_pair_logprobs` and :func:`~rlhf_lessons.train.dpo.implicit_accuracy`
     do the work, so TRL's policy is measured exactly as notebook 07's.
 
-    Returns ``{"accuracy", "k", "n", "margin"}``; margin: (n,) reward differences.
+    Returns ``{"accuracy", "k", "n", "margin", "losses"}``; margin: (n,) reward
+    differences; losses: (n,) DPO's loss per pair.
     """
     out = implicit_accuracy(all_pair_logprobs(policy, pairs, pad_id, device, batch_size),
                             all_pair_logprobs(ref_policy, pairs, pad_id, device, batch_size),
                             beta)
     return {"accuracy": out["accuracy"], "k": out["k"], "n": out["n"],
-            "margin": out["margins"]}
+            "margin": out["margins"], "losses": out["losses"]}
 
 
 # --------------------------------------------------------------------------
