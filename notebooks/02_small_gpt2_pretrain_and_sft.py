@@ -447,13 +447,27 @@ pd.DataFrame({"prompt": [p[-80:] for p in demo_prompts],
               "pretrained": before.texts, "after SFT": after.texts})
 
 # %%
+from rlhf_lessons.course.artefacts import load_or_build, weights_digest
 from rlhf_lessons.measure.evaluate import wilson_ci
 from rlhf_lessons.train.sft import evaluate_sft
 
-ev_pre = evaluate_sft(cfg, pretrained, tok)
-ev_sft = evaluate_sft(cfg, sft_model, tok)
-sft_stream_ppl = math.exp(stream_loss(
-    sft_model, eval_stream, cfg.pretrain.seq_len, device, max_windows=n_win))
+
+def evaluate_both():
+    return {"pretrained": evaluate_sft(cfg, pretrained, tok),
+            "sft": evaluate_sft(cfg, sft_model, tok),
+            "sft_stream_ppl": math.exp(stream_loss(
+                sft_model, eval_stream, cfg.pretrain.seq_len, device, max_windows=n_win))}
+
+
+# about a minute of sampling on 2 cores, so the result is kept in outputs/, keyed by
+# the two models' exact weights and these budgets
+ev = load_or_build(cfg, "sft-eval",
+                   {"weights": [weights_digest(pretrained), weights_digest(sft_model)],
+                    "prompts": cfg.budget.sft_eval_prompts,
+                    "tokens": cfg.budget.sft_new_tokens, "windows": n_win},
+                   evaluate_both, "the EOS rates and perplexities of both models",
+                   notebook="pretrain")
+ev_pre, ev_sft, sft_stream_ppl = ev["pretrained"], ev["sft"], ev["sft_stream_ppl"]
 compare = pd.DataFrame({
     "EOS rate": [ev_pre["eos_rate"], ev_sft["eos_rate"]],
     "answer ppl": [ev_pre["answer_ppl"], ev_sft["answer_ppl"]],

@@ -330,7 +330,7 @@ changed) and says which, in one line. Here are its own training curves:
 """
 
 # %%
-from rlhf_lessons.course.artefacts import load_judge, load_training_metrics
+from rlhf_lessons.course.artefacts import judge_pair_scores, load_judge, load_training_metrics
 
 judge, tok, card = load_judge(cfg, device)
 full_metrics = load_training_metrics(cfg)
@@ -356,8 +356,9 @@ The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
 # power before scoring: the smallest accuracy these pairs can tell from a coin
 print(V.power_line("held-out accuracy", len(eval_pairs),
                    V.min_detectable_rate(0.5, len(eval_pairs), one_sample=True)))
-ev = E.judge_accuracy(judge, eval_pairs, device, pad_id=tok.pad_token_id,
-                show_progress=True)
+# the judge's scores of every eval pair, kept in outputs/ (notebook 05 reads them too)
+ev = E.judge_accuracy(judge, eval_pairs, scores=judge_pair_scores(cfg, judge, tok,
+                                                                  eval_pairs, device))
 directions = E.length_judge_directions(train_pairs)
 table = E.accuracy_table(eval_pairs, ev["correct"], directions)
 lo, hi = ev["ci95"]

@@ -34,9 +34,10 @@ so it cannot simply drift into whatever text the judge happens to like.
 
 **Run time:** about 3 minutes on a 2-core CPU (default preset), most of it
 two live PPO runs (about 1 and 1.5 minutes); seconds in the fast preset. A
-GPU is not needed. A second "Restart & Run All" loads both finished runs from
-`outputs/` and says so; set `RETRAIN = True` below (or
-`RLHF_LESSONS_RETRAIN=1`) to train them again.
+GPU is not needed. The judge run's second seed (4.6) travels finished in
+`data/runs/` and loads in a second. A second "Restart & Run All" loads both
+live runs from `outputs/` and says so; set `RETRAIN = True` below (or
+`RLHF_LESSONS_RETRAIN=1`) to train all three (1.5 minutes more).
 
 **Instructor's path (50 minutes):** 4.1-4.2 (5 min), 4.3 one update by hand,
 skipping the exercises' hints (20 min), 4.4 the rule-reward run (5 min, live
@@ -780,7 +781,8 @@ print(f"target (>= +1 std at KL <= 10): "
 That interval covers the 64 held-out prompts, not the training run. PPO
 samples its own training data, so a run with another seed draws other answers
 from its first token on and ends as another policy. A second run from the same
-SFT model, with only the seed changed:
+SFT model, with only the seed changed (it travels finished in `data/runs/`, so
+the series stays within its time; `RETRAIN = True` trains it here):
 """
 
 # %%

@@ -506,21 +506,35 @@ never saw? Beside it, the gold judge on the same pairs.
 # %%
 from rlhf_lessons.train.dpo import LEARNED_LOSS, implicit_accuracy
 from rlhf_lessons.measure.evaluate import judge_accuracy, wilson_ci
-from rlhf_lessons.train.reward import prepare_pairs
+from rlhf_lessons.course.artefacts import load_or_build, weights_digest
+from rlhf_lessons.train.reward import prepare_pairs, score_pairs
 
 acc_rows = hh_rows("eval", bc.n_acc_pairs)
 acc_pairs = policy_pairs(acc_rows, tok, bc.dpo_max_len, False)
 print(V.power_line("held-out accuracy", bc.n_acc_pairs,
                    V.min_detectable_rate(0.5, bc.n_acc_pairs, one_sample=True)))
-ref_acc = all_pair_logprobs(ref_policy, acc_pairs, tok.pad_token_id, device)
-dpo_acc_lp = all_pair_logprobs(dpo_policy, acc_pairs, tok.pad_token_id,
-                               device)
-imp = implicit_accuracy(dpo_acc_lp, ref_acc, bc.dpo.beta, acc_pairs.identical)
-lo, hi = wilson_ci(imp["k"], imp["n"])
 judge_pairs = prepare_pairs(acc_rows, gold_tok, cfg.reward.max_len,
                             drop_identical=False, allow_empty=True)
-gold_acc = judge_accuracy(gold_model, judge_pairs, device,
-                          pad_id=gold_tok.pad_token_id)
+
+
+def held_out_passes():
+    return {"ref": all_pair_logprobs(ref_policy, acc_pairs, tok.pad_token_id, device),
+            "dpo": all_pair_logprobs(dpo_policy, acc_pairs, tok.pad_token_id, device),
+            "gold": score_pairs(gold_model, judge_pairs, device,
+                                pad_id=gold_tok.pad_token_id)}
+
+
+# three forward passes over the pairs (most of a minute on 2 cores): kept in
+# outputs/, keyed by the three models' exact weights and the pairs' settings
+held = load_or_build(cfg, "dpo-heldout",
+                     {"weights": [weights_digest(m) for m in (ref_policy, dpo_policy,
+                                                              gold_model)],
+                      "pairs": bc.n_acc_pairs, "max_len": bc.dpo_max_len},
+                     held_out_passes, f"the held-out passes over {bc.n_acc_pairs} pairs",
+                     notebook="beyond")
+imp = implicit_accuracy(held["dpo"], held["ref"], bc.dpo.beta, acc_pairs.identical)
+lo, hi = wilson_ci(imp["k"], imp["n"])
+gold_acc = judge_accuracy(gold_model, judge_pairs, scores=held["gold"])
 print(pd.Series(acc_pairs.subset).value_counts().to_dict())
 print(f"DPO implicit reward: {imp['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f},"
       f" n = {imp['n']}); gold judge {gold_acc['accuracy']:.3f} "
@@ -678,8 +692,8 @@ On held-out pairs, the change of each side's log-prob from the reference:
 """
 
 # %%
-d_chosen = dpo_acc_lp[0] - ref_acc[0]
-d_rejected = dpo_acc_lp[1] - ref_acc[1]
+d_chosen = held["dpo"][0] - held["ref"][0]
+d_rejected = held["dpo"][1] - held["ref"][1]
 st_c = verdict(d_chosen, "log p(chosen) falls", higher=False)
 st_r = verdict(d_rejected, "log p(rejected) falls", higher=False)
 both = st_c["verdict"] == V.HOLDS and st_r["verdict"] == V.HOLDS

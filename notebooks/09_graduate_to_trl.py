@@ -252,11 +252,14 @@ judge (trained on every train pair in notebook 03), each scored by the course's
 # %%
 import pandas as pd
 
-from rlhf_lessons.course.artefacts import hh_pairs, load_judge
+from rlhf_lessons.course.artefacts import hh_pairs, judge_pair_scores, load_judge
 from rlhf_lessons.measure.evaluate import judge_accuracy
 
 judge, judge_tok, judge_card = load_judge(cfg, device)
 eval_pairs = hh_pairs(cfg, tok, "eval").select(ev_rows)
+# the course judge's scores of every eval pair were kept by notebook 03: read these
+all_eval = hh_pairs(cfg, judge_tok, "eval")
+judge_rc, judge_rr = judge_pair_scores(cfg, judge, judge_tok, all_eval, device)
 from rlhf_lessons.measure import verdicts as V
 
 # power before scoring (these pairs serve TRL's reward model and DPO alike)
@@ -265,7 +268,7 @@ print(V.power_line("held-out accuracy", len(eval_pairs),
 acc = {"TRL RewardTrainer": judge_accuracy(
            reward_model.eval(), eval_pairs, device, tok.pad_token_id),
        "course judge (03)": judge_accuracy(
-           judge, eval_pairs, device, judge_tok.pad_token_id)}
+           judge, all_eval.select(ev_rows), scores=(judge_rc[ev_rows], judge_rr[ev_rows]))}
 pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
                "95% CI": tuple(round(x, 3) for x in v["ci95"]), "n": v["n"]}
               for k, v in acc.items()])

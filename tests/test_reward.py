@@ -438,3 +438,22 @@ def test_stratified_sample_by_hand():
     assert list(data.stratified_sample(subsets, 5, seed=0)) == list(idx)
     assert any(list(data.stratified_sample(subsets, 5, seed=s)) != list(idx) for s in range(1, 6))
     assert len(data.stratified_sample(subsets, 50, seed=0)) == 10  # never more than there are
+
+
+def test_accuracy_from_given_scores_runs_no_model_and_checks_their_shape(tok):
+    """Scores kept from an earlier pass give the same accuracy as scoring afresh:
+    pairs 1 and 3 won (2 > 1, 0.5 > -1), pair 2 is identical (a tie counts as wrong)."""
+    rows = rows_of(("Yes.", "No."), ("Same.", "Same."), ("Sure thing.", "Nope."))
+    ev = R.prepare_pairs(rows, tok, 64, drop_identical=False)
+    got = E.judge_accuracy(None, ev, scores=([2.0, 3.0, 0.5], [1.0, 3.0, -1.0]))
+    assert got["accuracy"] == pytest.approx(2 / 3)
+    assert got["correct"].tolist() == [True, False, True]
+    # loss: mean of -log sigma(margin) over margins 1, 0, 1.5
+    want = np.mean([math.log1p(math.exp(-m)) for m in (1.0, 0.0, 1.5)])
+    assert got["loss"] == pytest.approx(want)
+    judge = tiny_judge_for(tok)
+    fresh = E.judge_accuracy(judge, ev)
+    kept = E.judge_accuracy(judge, ev, scores=(fresh["r_chosen"], fresh["r_rejected"]))
+    assert kept["correct"].tolist() == fresh["correct"].tolist()
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        E.judge_accuracy(None, ev, scores=([1.0, 2.0], [0.0, 1.0]))

@@ -160,3 +160,15 @@ def test_every_shipped_file_is_in_the_manifest_and_passes_its_check():
             assert f"`{digest[:16]}`" in readme, name
     for item in {n.split("/")[0] + "/" + n.split("/")[1] for n in sums}:
         assert A.check_shipped(A.RUNS_DIR / item)
+
+
+def test_weights_digest_follows_the_weights_not_the_object():
+    """A cached result keyed by weights_digest is reused by a copy of the same weights
+    and never by a model whose weights changed in one place."""
+    mc = ModelConfig(n_layer=1, n_embd=8, n_head=2, n_positions=16)
+    a = build_gpt2(11, mc, eos_id=0, seed=0)
+    b = copy.deepcopy(a)
+    assert A.weights_digest(a) == A.weights_digest(b) and len(A.weights_digest(a)) == 12
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-3
+    assert A.weights_digest(a) != A.weights_digest(b)

@@ -370,10 +370,12 @@ def judge_reward_fn(judge, tokenizer, max_len: int = 256, device="cpu",
 # PPO (notebook 04)
 # ---------------------------------------------------------------------------
 def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
-    """Where notebook 04's PPO run ``name`` ("rule", "judge") resumes from (cleared
-    first with ``cfg.retrain``)."""
+    """Where notebook 04's PPO run ``name`` ("rule", "judge", "judge-seed2") resumes
+    from (cleared first with ``cfg.retrain``). The second seed travels finished in
+    ``data/runs/`` (:func:`from_shipped`): the default series trains two PPO runs
+    live, not three."""
     path = output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
-    return retrain_path(cfg, path)
+    return from_shipped(cfg, retrain_path(cfg, path))
 
 
 # ---------------------------------------------------------------------------
@@ -582,6 +584,18 @@ def load_or_build(cfg: LessonConfig, name: str, settings: dict, build, what: str
     return out
 
 
+def weights_digest(model) -> str:
+    """The first 12 hex of a sha256 over ``model``'s parameters and buffers (names,
+    shapes, dtypes and bytes): keys a cached result to the exact weights it measured,
+    so a rebuilt shipped model never reuses an old result."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:12]
+
+
 def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu",
                       name: str = "eval") -> tuple[np.ndarray, np.ndarray]:
     """``(r_chosen, r_rejected)``: the judge's scores of ``pairs``, each ``(n,)``.
@@ -595,7 +609,7 @@ def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu
     ).encode()).hexdigest()[:8]
 
     def build():
-        rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id)
+        rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id, show_progress=True)
         return np.asarray(rc, np.float64), np.asarray(rr, np.float64)
 
     return load_or_build(cfg, f"judge-scores-{name}", {"judge": judge_key(cfg), "texts": digest},

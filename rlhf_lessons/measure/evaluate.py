@@ -56,14 +56,16 @@ def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def judge_accuracy(model, pairs: PairSet, device="cpu", pad_id: int = 0,
-                   batch_size: int = 32, show_progress: bool = False) -> dict:
+                   batch_size: int = 32, show_progress: bool = False,
+                   scores: tuple | None = None) -> dict:
     """Held-out pairwise accuracy of a judge with its 95% Wilson interval.
 
     Identical pairs are ties and count as wrong. Returns ``{"accuracy", "ci95",
     "loss", "n", "r_chosen", "r_rejected", "correct"}``; ``correct`` (n,) bool says
     per pair whether the judge sided with the raters (to compare judges pair by pair).
+    ``scores``: the judge's ``(r_chosen, r_rejected)`` if already computed.
     """
-    ev = held_out_accuracy(model, pairs, device, pad_id, batch_size, show_progress)
+    ev = held_out_accuracy(model, pairs, device, pad_id, batch_size, show_progress, scores)
     ev["ci95"] = wilson_ci(int(ev["correct"].sum()), ev["n"])
     return ev
 

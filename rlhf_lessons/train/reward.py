@@ -485,13 +485,25 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
 
 
 def held_out_accuracy(model, pairs: PairSet, device="cpu", pad_id: int = 0,
-                      batch_size: int = 32, show_progress: bool = False) -> dict:
+                      batch_size: int = 32, show_progress: bool = False,
+                      scores: tuple | None = None) -> dict:
     """Pairwise accuracy and loss on ``pairs``; identical pairs are ties and count
     as wrong. Returns ``{"accuracy", "loss", "n", "r_chosen", "r_rejected",
     "correct"}`` (scores and ``correct`` are (n,) arrays). Intervals and baselines:
-    :func:`rlhf_lessons.measure.evaluate.judge_accuracy`."""
-    r_chosen, r_rejected = score_pairs(model, pairs, device, batch_size, pad_id,
-                                       show_progress)
+    :func:`rlhf_lessons.measure.evaluate.judge_accuracy`.
+
+    ``scores``: ``(r_chosen (n,), r_rejected (n,))`` already computed by ``model``
+    (e.g. kept by :func:`rlhf_lessons.course.artefacts.judge_pair_scores`); then
+    no forward pass runs."""
+    if scores is None:
+        r_chosen, r_rejected = score_pairs(model, pairs, device, batch_size, pad_id,
+                                           show_progress)
+    else:
+        r_chosen, r_rejected = (np.asarray(s, np.float64) for s in scores)
+        if r_chosen.shape != (len(pairs),) or r_rejected.shape != (len(pairs),):
+            raise ValueError(f"scores: expected two arrays of shape ({len(pairs)},) for "
+                             f"{len(pairs)} pairs, got {r_chosen.shape} and "
+                             f"{r_rejected.shape}")
     correct = (r_chosen > r_rejected) & ~pairs.identical
     loss = float(-F.logsigmoid(torch.tensor(r_chosen - r_rejected)).mean())
     return {"accuracy": float(correct.mean()) if len(pairs) else float("nan"),
