@@ -68,8 +68,15 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
     train_s = time.perf_counter() - t0
     acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy.eval(), ref), held,
                               tok.pad_token_id)
+    # The yardstick of the reward benchmark, for DPO: the policy's forward and backward
+    # (6·N·T) and the reference's forward (2·N·T) over every real token of both
+    # sequences (prompt + answer); N without the position table, the LM head (tied to the
+    # token table) included, since every position's logits are computed.
+    n_lm = W.n_params(policy) - policy.transformer.wpe.weight.numel()
+    n_tokens = sum(len(p["chosen_ids"]) + len(p["rejected_ids"]) for p in train)
     return {
         "impl": "rlhf_lessons", "task": "dpo",
+        "gflop_per_s_8nt": round(8 * n_lm * n_tokens * WB.DPO_EPOCHS / train_s / 1e9, 1),
         "pairs_per_s": round(len(pairs) * WB.DPO_EPOCHS / train_s, 2),
         "heldout_implicit_acc": round(acc, 4),
         "peak_rss_mb": round(W.peak_rss_mb(), 1),
@@ -96,7 +103,8 @@ def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
             "dpo_pairs_per_s_ratio": round(ours["pairs_per_s"] / theirs["pairs_per_s"], 3),
             "dpo_heldout_acc_delta": round(ours["heldout_implicit_acc"]
                                            - theirs["heldout_implicit_acc"], 4),
-            "dpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)}
+            "dpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3),
+            "dpo_ours_gflop_per_s_8nt": ours.get("gflop_per_s_8nt")}
 
 
 if __name__ == "__main__":

@@ -217,18 +217,26 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     A run's wall times mean little without it: the same code ran 2-3× slower on a
     2-core machine that did 40 GFLOP/s here than on one that did 180.
     """
+    return 2 * n ** 3 / gemm_seconds(n, n, n, repeats=repeats) / 1e9
+
+
+def gemm_seconds(m: int, k: int, n: int, dtype=None, repeats: int = 5) -> float:
+    """Best-of-``repeats`` seconds of one ``(m, k) @ (k, n)`` matmul in ``dtype``
+    (default fp32) after one warm-up, on torch's threads: ``2·m·k·n`` flops.
+    ``benchmarks/machine_peak.py`` times a model's own shapes with it."""
     import torch
 
-    if n < 1 or repeats < 1:
-        raise ValueError(f"n={n}, repeats={repeats}: both must be >= 1")
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    if min(m, k, n) < 1 or repeats < 1:
+        raise ValueError(f"m={m}, k={k}, n={n}, repeats={repeats}: all must be >= 1")
+    dtype = dtype or torch.float32
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / max(best, 1e-9) / 1e9
+    return max(best, 1e-9)
 
 
 def _write_copies(nb, out_dir: Path, stem: str, cache: Path) -> None:

@@ -1,0 +1,62 @@
+"""benchmarks/table.py: README's benchmark table from a run's JSON lines."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import run as bench_run  # noqa: E402
+import table as T  # noqa: E402
+
+
+def lines(tmp_path, recs):
+    p = tmp_path / "bench.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return p
+
+
+def test_a_row_per_workload_both_sides_ran_and_the_fraction_of_peak(tmp_path):
+    recs = [{"task": "machine_peak", "square_2048": {"fp32": 70.0}},
+            {"impl": "rlhf_lessons", "task": "reward", "pairs_per_s": 90.0,
+             "heldout_acc": 0.558, "peak_rss_mb": 641.0},
+            {"impl": "trl", "task": "reward", "pairs_per_s": 30.0, "heldout_acc": 0.545,
+             "peak_rss_mb": 1100.0},
+            {"impl": "rlhf_lessons", "task": "dpo", "pairs_per_s": 20.0,
+             "heldout_implicit_acc": 0.6, "peak_rss_mb": 900.0},
+            {"task": "summary", "mode": "fp32", "reward_pairs_per_s_ratio": 3.0,
+             "reward_fraction_of_peak": 0.25, "dpo_pairs_per_s_ratio": None,
+             "peak_gflop_per_s": {"square_2048": 70.0, "model_shapes": 40.0},
+             "targets_met": {"reward_5x": False, "reward_half_of_peak": False}}]
+    ours, peer, summary = T.read(lines(tmp_path, recs))
+    rows = T.table(ours, peer, summary)
+    assert len(rows) == 3  # header, rule, the reward model (DPO ran on one side only)
+    assert rows[2] == ("| reward model | 90.0 pairs/s | 30.0 pairs/s | 3.00x | 25% | "
+                       "held-out acc 0.558 vs 0.545 | 641 / 1,100 MB |")
+    foot = T.footer(summary, "a test machine")
+    assert "0 of 2" in foot and "reward_5x, reward_half_of_peak" in foot
+    readme = f"# x\n{T.BEGIN}\nold\n{T.END}\ntail\n"
+    new = T.rewrite(readme, rows, foot)
+    assert new.startswith(f"# x\n{T.BEGIN}\n| workload") and new.endswith(f"{T.END}\ntail\n")
+    assert "old" not in new
+
+
+def test_a_run_without_its_summary_or_markers_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no summary line"):
+        T.read(lines(tmp_path, [{"task": "reward", "impl": "trl"}]))
+    with pytest.raises(ValueError, match="line 1: not JSON"):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text("{oops\n")
+        T.read(bad)
+    with pytest.raises(ValueError, match="bench-table:begin"):
+        T.rewrite("no markers here", [], "")
+
+
+def test_speed_targets_check_only_what_ran():
+    s = {"reward_pairs_per_s_ratio": 5.2, "dpo_pairs_per_s_ratio": 4.9,
+         "ppo_episodes_per_s_ratio": None, "reward_fraction_of_peak": 0.5,
+         "dpo_peak_rss_ratio": 1.01, "writer_episodes_per_s_ratio": 1.5}
+    assert bench_run.speed_targets(s) == {
+        "reward_5x": True, "dpo_5x": False, "reward_half_of_peak": True,
+        "dpo_rss_at_most_trl": False, "writer_1.5x": True}
