@@ -38,16 +38,29 @@ def peer_dir(path: str | Path | None = None) -> Path:
     return p
 
 
-def ensure_venv(trl_version: str, log=sys.stderr) -> Path:
-    """Path to the python of a venv with ``trl==trl_version`` (created if missing)."""
-    venv = VENVS_DIR / f"trl-{trl_version}"
+def venv_name(trl_version: str, extra_pins: tuple[str, ...] | list[str] = ()) -> str:
+    """``trl-<version>``, plus ``-<package>`` for each extra pin (``peft==0.21.2`` ->
+    ``trl-1.16.0-peft``): a venv with more packages is a venv of its own, so the
+    venvs the other benchmarks measure in never change under them."""
+    names = [pin.split("==")[0].split(">")[0].split("<")[0].strip() for pin in extra_pins]
+    return "-".join([f"trl-{trl_version}", *names])
+
+
+def ensure_venv(trl_version: str, log=sys.stderr,
+                extra_pins: tuple[str, ...] | list[str] = ()) -> Path:
+    """Path to the python of a venv with ``trl==trl_version`` (created if missing).
+
+    ``extra_pins`` (e.g. ``("peft==0.21.2",)`` for the writer benchmark) are installed
+    beside the usual pins, in the venv :func:`venv_name` names."""
+    venv = VENVS_DIR / venv_name(trl_version, extra_pins)
     python = venv / "bin" / "python"
     stamp = venv / ".ready"
-    pkgs = [TORCH_PIN, TRANSFORMERS_PIN, f"trl=={trl_version}", *PEER_PINS]
+    pkgs = [TORCH_PIN, TRANSFORMERS_PIN, f"trl=={trl_version}", *PEER_PINS, *extra_pins]
     # A venv made with other pins (e.g. by an older checkout) is rebuilt, not reused.
     if stamp.exists() and python.exists() and stamp.read_text().split() == pkgs:
         return python
-    print(f"[peers] creating {venv} (trl=={trl_version}, {TORCH_PIN}); this happens once",
+    print(f"[peers] creating {venv} (trl=={trl_version}, {TORCH_PIN}"
+          + "".join(f", {p}" for p in extra_pins) + "); this happens once",
           file=log, flush=True)
     VENVS_DIR.mkdir(exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
