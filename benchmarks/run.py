@@ -6,7 +6,10 @@
    returns ``{"ours": {...}, "peer": {...}}``);
 3. DPO and GRPO (``bench_dpo.py``, ``bench_grpo.py``) against TRL 1.16.0's
    ``DPOTrainer`` and ``GRPOTrainer``;
-4. a summary line ``{"task": "summary", "reward_pairs_per_s_ratio": ..., ...}``, with
+4. GRPO at the writer's scale (``bench_writer.py``, issue 29): SmolLM2-135M-Instruct
+   through LoRA, our loop against TRL 1.16.0's ``GRPOTrainer`` with peft, in
+   ``.bench-venvs/trl-1.16.0-peft``;
+5. a summary line ``{"task": "summary", "reward_pairs_per_s_ratio": ..., ...}``, with
    the machine's peak measured before and after (``machine_peak.py``: a 2048² matmul
    and the benchmark model's own matmul shapes), each trainer's achieved GFLOP/s as a
    fraction of the latter where its flops are counted (reward model: 6·N·T; DPO:
@@ -16,6 +19,7 @@ Every result is one JSON line on stdout. Speeds only mean something as a ratio t
 peer measured in the same run (the machine is shared and noisy).
 
     .venv/bin/python benchmarks/run.py [--peer-dir benchmarks/peer] [--skip-ppo] [--skip-dpo] [--skip-grpo]
+        [--skip-writer]
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def main():
     ap.add_argument("--skip-grpo", action="store_true")
     ap.add_argument("--skip-table", action="store_true",
                     help="do not rewrite README's benchmark table (outputs/bench.jsonl still)")
+    ap.add_argument("--skip-writer", action="store_true",
+                    help="skip GRPO at the writer's scale (SmolLM2-135M through LoRA)")
     o = ap.parse_args()
     peer = peers.peer_dir(o.peer_dir)
     from rlhf_lessons.core.utils import cpu_has_native_bf16
@@ -110,6 +116,7 @@ def main():
     else:
         summary["ppo_episodes_per_s_ratio"] = None
     summary.update(_beyond(peer, o))
+    summary.update(_writer(peer, o))
     if summary.get("dpo_ours_gflop_per_s_8nt"):
         summary["dpo_fraction_of_peak"] = round(summary["dpo_ours_gflop_per_s_8nt"]
                                                 / peak["model_shapes"][mode], 3)
@@ -174,6 +181,25 @@ def _beyond(peer, o) -> dict:
         emit(res["peer"])
         out.update({k: v for k, v in res.items() if k not in ("ours", "peer")})
         out[f"{name}_targets_met"] = targets(res)
+    return out
+
+
+def _writer(peer, o) -> dict:
+    """4. GRPO at the writer's scale (issue 29) against TRL 1.16.0 with peft, with that
+    issue's targets (at least 1.5x TRL's episodes/s; a held-out reward rise not
+    smaller beyond two standard errors)."""
+    script = HERE / "bench_writer.py"
+    if o.skip_writer or not script.exists():
+        return {"writer_episodes_per_s_ratio": None}
+    spec = importlib.util.spec_from_file_location("bench_writer", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.run(peer, str(peers.ensure_venv(mod.TRL_VERSION,
+                                              extra_pins=mod.PEER_EXTRA_PINS)))
+    emit(res["ours"])
+    emit(res["peer"])
+    out = {k: v for k, v in res.items() if k not in ("ours", "peer")}
+    out["writer_targets_met"] = mod.targets(res)
     return out
 
 
