@@ -67,7 +67,7 @@ def main():
     model, tok = WW.load_writer(opts.writer_dir)
     before = WW.heldout_reward(model, tok, heldout, S["eval_samples"],
                                max_new_tokens=S["max_new_tokens"])
-    runs = []
+    runs, trainer = [], None
     for seed in WW.TRAIN_SEEDS[:1] if opts.quick else WW.TRAIN_SEEDS:
         if runs:  # a fresh writer for each seed
             del model, trainer
