@@ -6,6 +6,9 @@ writer, so every case runs in seconds and its answers can be counted by hand.
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -102,8 +105,44 @@ def test_grpo_teaches_the_tiny_writer_what_the_judge_counts():
                          temperature=1.0, top_p=1.0, lora_targets=("q_proj", "v_proj",
                                                                    "o_proj"))
     model = L.add_lora(tiny_writer(seed=1), cfg)
+    ids = L.chat_prompt_ids(tok, QUESTIONS)
+
+    def says_a():  # mean count of "a" over 4 x 50 fresh answers (seeds unseen in training)
+        b = L.sample_answers(model, tok, ids, 50, cfg, seed=10_000)
+        return sum(count_a(None, b["texts"])) / len(b["texts"])
+
+    before = says_a()
     run = L.train_lora_grpo(model, tok, count_a, QUESTIONS, cfg, seed=1, show_progress=False)
-    s = run.metrics["objective/scores"]
-    first, last = s.iloc[:8].mean(), s.iloc[-8:].mean()
-    assert last > first + 0.3, (first, last)  # seeds 1-3 gained 0.5-0.55
-    assert run.metrics["objective/kl"].iloc[-1] > 0  # it moved away from the reference
+    after = says_a()
+    # seeds 1-6: about 0.54 before and 0.71-1.09 over the last 8 updates
+    assert after > before + 0.25, (before, after)
+    # it moved away from the reference (k1 per batch is noisy: the last 8 together)
+    assert run.metrics["objective/kl"].iloc[-8:].mean() > 0.05, run.metrics["objective/kl"]
+
+
+def test_the_shared_prompt_gives_the_plain_forwards_log_probs_and_gradients():
+    """Running each group's prompt once (group_size=3) is only a saving: the answer
+    log-probs and the adapters' gradients match the plain forward over every row."""
+    tok = tiny_tokenizer()
+    cfg = dataclasses.replace(CFG, lora_r=2, lora_alpha=4)
+    model = L.add_lora(tiny_writer(), cfg)
+    with torch.no_grad():  # adapters that matter: B != 0
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
+    batch = L.sample_answers(model, tok, L.chat_prompt_ids(tok, ["b c", "c d b b"]), 3,
+                             CFG, seed=0)
+    grads = []
+    for g in (1, 3):
+        model.zero_grad()
+        lp = L.answer_logprobs(model, batch, 0.7, group_size=g)
+        (lp * batch["answer_mask"]).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+        if g == 1:
+            plain = lp.detach()
+    assert torch.allclose(lp.detach(), plain, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+    with pytest.raises(ValueError, match="not whole groups"):
+        L.answer_logprobs(model, batch, 0.7, group_size=4)
+    with pytest.raises(ValueError, match="do not share their prompt"):
+        L.answer_logprobs(model, batch, 0.7, group_size=2)

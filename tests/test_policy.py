@@ -70,6 +70,25 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.equal(filter_logits(logits), logits)
 
 
+def test_top_p_over_a_wide_vocabulary_is_the_full_sorts_nucleus():
+    """Beyond 256 words the nucleus is first looked for among the top 256; rows whose
+    nucleus is wider (a flat row: 0.9 of 1,000 equal words is 900 words) fall back
+    to the full sort. Either way the kept set is the smallest prefix reaching top_p."""
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.randn(3, 1000, generator=g) * 4  # nucleus within the top 256
+    flat = torch.zeros(1, 1000)
+    for logits, kept in ((peaked, None), (flat, 900)):
+        got = filter_logits(logits, top_p=0.9)
+        srt, order = torch.sort(logits, descending=True, dim=-1)
+        p = srt.softmax(-1)
+        want_n = ((p.cumsum(-1) - p) < 0.9).sum(-1)  # the smallest prefix reaching 0.9
+        assert torch.isfinite(got).sum(-1).tolist() == want_n.tolist()
+        if kept:
+            assert want_n.tolist() == [kept]
+        for r in range(len(logits)):  # and they are the top words
+            assert torch.isfinite(got[r, order[r, :want_n[r]]]).all()
+
+
 def _always_eos(model, eos):
     """Make every next-token prediction EOS: constant final hidden state aligned with EOS."""
     with torch.no_grad():

@@ -51,16 +51,22 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # The nucleus is usually a few dozen words: look for it among the top 256 first
+        # (a partial sort), and sort the whole vocabulary only for rows where it is wider.
+        k = min(logits.size(-1), 256)
+        top, order = torch.topk(logits, k, dim=-1)  # (B, k), descending
+        p_top = (top - logits.logsumexp(-1, keepdim=True)).exp()
+        if k < logits.size(-1) and not bool((p_top.sum(-1) >= top_p).all()):
+            top, order = torch.sort(logits, descending=True, dim=-1)
+            p_top = top.softmax(-1)
         # drop a token when the tokens before it already reach top_p (keep at least one)
-        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        keep_sorted = (p_top.cumsum(-1) - p_top) < top_p
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, keep_sorted)
+        logits = logits.masked_fill(~keep, float("-inf"))
     return logits
 
 
-def _draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
+def draw_tokens(probs: torch.Tensor, generator=None) -> torch.Tensor:
     """One token per row from probs (B, V) by inverse-CDF sampling: (B, 1).
 
     The same distribution as ``torch.multinomial`` but one uniform per row instead
@@ -166,7 +172,7 @@ def _sample(policy, prompt_ids, prompt_mask, R, temperature, eos_id, generator, 
                 logits = logits / temperature
             logp_all = torch.log_softmax(filter_logits(logits, top_k, top_p), dim=-1)
             probs = logp_all.exp()
-            tok = _draw(probs, generator)  # (B, 1)
+            tok = draw_tokens(probs, generator)  # (B, 1)
         tokens[:, t] = tok[:, 0]
         logps[:, t] = logp_all.gather(1, tok)[:, 0]
         if filtered:

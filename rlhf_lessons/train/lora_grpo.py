@@ -30,6 +30,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 
 from rlhf_lessons.core.batching import left_pad
 from rlhf_lessons.core.config import LoRAGRPOConfig
+from rlhf_lessons.core.generation import draw_tokens, filter_logits
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.group_pg import group_advantages, group_pg_loss, zero_variance_groups
 from rlhf_lessons.train.ppo import kl_per_token
@@ -84,36 +85,85 @@ def sample_answers(model, tokenizer, prompt_ids: Sequence[Sequence[int]], n_per_
     """``n_per_prompt`` sampled answers to each prompt, rows grouped by prompt.
 
     Returns ``{"ids": (B·n, P + R), "mask": (B·n, P + R), "P": P, "answer_mask":
-    (B·n, R), "texts": [str] * (B·n)}``. Seeded: the same seed draws the same
-    answers (``generate`` reads the global generator).
+    (B·n, R), "texts": [str] * (B·n)}``. Seeded by ``seed`` alone (a generator of
+    its own; the global one is not touched), so the same seed draws the same answers.
+
+    A KV-cache loop of the course's own rather than ``model.generate``: each prompt
+    runs through the model once and its keys and values serve its ``n`` answers;
+    each step computes one position's logits, scales them by the temperature, keeps
+    the top-p nucleus (:func:`rlhf_lessons.core.generation.filter_logits`) and
+    draws one token per row by inverse CDF (one uniform per row, not one per word
+    of a 49k vocabulary). Rows that have stopped get the pad token; the loop ends
+    when every row has stopped or after ``cfg.max_new_tokens``.
     """
-    ids, mask = left_pad(prompt_ids, tokenizer.pad_token_id)
-    ids, mask = ids.repeat_interleave(n_per_prompt, 0), mask.repeat_interleave(n_per_prompt, 0)
-    torch.manual_seed(seed)
-    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
-                         temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
-                         max_new_tokens=cfg.max_new_tokens,
-                         pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    P = ids.size(1)
-    answers = out[:, P:]
-    a_mask = answer_mask(answers, tokenizer.eos_token_id)
+    G, pad, eos = n_per_prompt, tokenizer.pad_token_id, tokenizer.eos_token_id
+    ids, mask = left_pad(prompt_ids, pad)  # (B/G, P)
+    gen = torch.Generator().manual_seed(seed)
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(G)
+    logits = out.logits[:, -1].repeat_interleave(G, 0)  # (B, V)
+    ids, mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)
+    B, P = ids.shape
+    done = torch.zeros(B, dtype=torch.bool)
+    steps = []
+    for t in range(cfg.max_new_tokens):
+        probs = filter_logits(logits.float() / cfg.temperature, top_p=cfg.top_p).softmax(-1)
+        tok = draw_tokens(probs, gen)[:, 0].masked_fill(done, pad)  # (B,)
+        steps.append(tok)
+        done |= tok == eos
+        if done.all() or t + 1 == cfg.max_new_tokens:
+            break
+        mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype)], 1)
+        logits = model(input_ids=tok[:, None], attention_mask=mask, past_key_values=cache,
+                       use_cache=True).logits[:, -1]
+    answers = torch.stack(steps, 1)  # (B, R)
+    a_mask = answer_mask(answers, eos)
     texts = [tokenizer.decode(a[m.bool()], skip_special_tokens=True).strip()
              for a, m in zip(answers, a_mask)]
-    return {"ids": out, "mask": torch.cat([mask, a_mask], 1), "P": P,
-            "answer_mask": a_mask, "texts": texts}
+    return {"ids": torch.cat([ids, answers], 1), "mask": torch.cat([mask[:, :P], a_mask], 1),
+            "P": P, "answer_mask": a_mask, "texts": texts}
 
 
-def answer_logprobs(model, batch: dict, temperature: float) -> torch.Tensor:
+def answer_logprobs(model, batch: dict, temperature: float,
+                    group_size: int = 1) -> torch.Tensor:
     """log π(a_t | prompt, a_<t) of every answer token at ``temperature``: (B, R).
 
-    Positions after an answer's EOS hold numbers that its mask drops.
+    Positions after an answer's EOS hold numbers that its mask drops. Only the
+    positions that predict an answer token go through the LM head (49k words wide:
+    the prompt's logits would cost time and memory for nothing).
+
+    ``group_size`` G > 1: the rows come in groups of G answers to one prompt, as
+    :func:`sample_answers` returns them. The prompt then runs through the model once
+    per group and its keys and values are repeated for the G answers, so the
+    prompt's share of the work falls by (G − 1)/G; the numbers (and gradients) are
+    those of the plain forward, up to rounding (tests/test_lora_grpo.py).
     """
-    P = batch["P"]
-    logits = model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits
-    logits = logits[:, P - 1:-1].float() / temperature  # (B, R, V): predicts each answer token
-    B, R, V = logits.shape
-    return -F.cross_entropy(logits.reshape(-1, V), batch["ids"][:, P:].reshape(-1),
+    P, ids, mask = batch["P"], batch["ids"], batch["mask"]
+    B, R = ids.size(0), ids.size(1) - P
+    if group_size == 1:
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=R + 1).logits
+        logits = logits[:, :-1]  # (B, R, V): position P-1+t predicts answer token t
+    else:
+        G = group_size
+        if G < 1 or B % G:
+            raise ValueError(f"group_size={G}: the batch's {B} rows are not whole groups")
+        prompt, p_mask = ids[::G, :P], mask[::G, :P]  # (B/G, P)
+        if not (torch.equal(ids[:, :P], prompt.repeat_interleave(G, 0))
+                and torch.equal(mask[:, :P], p_mask.repeat_interleave(G, 0))):
+            raise ValueError(f"group_size={G}: rows of a group do not share their prompt")
+        out = model(input_ids=prompt, attention_mask=p_mask, use_cache=True,
+                    logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(G)  # (B/G, ...) -> (B, ...), differentiable
+        logits = out.logits.repeat_interleave(G, 0)  # (B, 1, V): predicts answer token 0
+        if R > 1:  # answer tokens 0..R-2 predict tokens 1..R-1, reading the prompt's cache
+            rest = model(input_ids=ids[:, P:-1], attention_mask=mask[:, :-1],
+                         past_key_values=cache, use_cache=True).logits  # (B, R-1, V)
+            logits = torch.cat([logits, rest], 1)
+    logits = logits.float() / temperature
+    V = logits.size(-1)
+    return -F.cross_entropy(logits.reshape(-1, V), ids[:, P:].reshape(-1),
                             reduction="none").view(B, R)
 
 
@@ -180,8 +230,8 @@ def train_lora_grpo(model, tokenizer, reward: RewardFn, questions: Sequence[str]
         a_mask = batch["answer_mask"]
         # 3. reference log-probs (adapters off), then the loss with gradients
         with torch.no_grad(), model.disable_adapter():
-            ref = answer_logprobs(model, batch, cfg.temperature)
-        new = answer_logprobs(model, batch, cfg.temperature)
+            ref = answer_logprobs(model, batch, cfg.temperature, G)
+        new = answer_logprobs(model, batch, cfg.temperature, G)
         out = group_pg_loss(new, new.detach(), ref, adv, a_mask, cfg.cliprange, cfg.kl_coef)
         if (~flat).any():
             optimizer_step(out["loss"], opt, params, cfg.max_grad_norm)
