@@ -15,6 +15,7 @@ after, and the targets that run met. A workload the run skipped keeps no row.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import platform
 import sys
@@ -66,6 +67,11 @@ def read(path: Path) -> tuple[dict, dict, dict]:
     return ours, peer, summary
 
 
+def speed(x: float) -> str:
+    """Three significant digits, thousands separated: 56.1, 0.707, 1,250."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def table(ours: dict, peer: dict, summary: dict) -> list[str]:
     """The markdown rows (header included) of the workloads both sides ran."""
     rows = ["| workload | rlhf_lessons | TRL | ratio | fraction of peak | result (ours vs TRL) "
@@ -76,17 +82,18 @@ def table(ours: dict, peer: dict, summary: dict) -> list[str]:
         o, p = ours[task], peer[task]
         frac = summary.get(FRACTION.get(task, ""), None)
         rows.append(
-            f"| {label} | {o[key]:,.1f} {unit} | {p[key]:,.1f} {unit} | "
+            f"| {label} | {speed(o[key])} {unit} | {speed(p[key])} {unit} | "
             f"{summary[ratio_key]:.2f}x | {f'{frac:.0%}' if frac is not None else 'not counted'} | "
             f"{result(o, p)} | {o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f} MB |")
     return rows
 
 
-def footer(summary: dict, machine: str) -> str:
+def footer(summary: dict, machine: str, day: str = "") -> str:
     pk, after = summary.get("peak_gflop_per_s", {}), summary.get("peak_gflop_per_s_after", {})
     met = summary.get("targets_met", {})
     missed = [k for k, v in met.items() if not v]
-    return (f"One `make bench` ({summary.get('mode')}) on {machine}. The machine's peak in "
+    return (f"One `make bench` ({summary.get('mode')}){' on ' + day if day else ''}, "
+            f"on {machine}. The machine's peak in "
             f"the same run, before / after: a 2048² matmul {pk.get('square_2048')} / "
             f"{after.get('square_2048')} GFLOP/s, the benchmark model's own matmul shapes "
             f"{pk.get('model_shapes')} / {after.get('model_shapes')} GFLOP/s (the "
@@ -119,8 +126,9 @@ def machine() -> str:
 
 def write(path: Path = LINES, readme: Path = README) -> None:
     ours, peer, summary = read(path)
+    day = dt.datetime.fromtimestamp(Path(path).stat().st_mtime, dt.timezone.utc).date()
     readme.write_text(rewrite(readme.read_text(), table(ours, peer, summary),
-                              footer(summary, machine())))
+                              footer(summary, machine(), day.isoformat())))
     print(f"rewrote the benchmark table in {readme.name} from {path}", flush=True)
 
 

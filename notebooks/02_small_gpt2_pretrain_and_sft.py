@@ -253,6 +253,7 @@ Both are scored on the **eval** transcripts, which no model has seen.
 """
 
 # %%
+from rlhf_lessons.course.artefacts import load_or_build, weights_digest
 from rlhf_lessons.train.pretrain import encode_stream, stream_loss
 from rlhf_lessons.train.pretrain import unigram_perplexity
 
@@ -260,8 +261,14 @@ train_stream = encode_stream(tok, train_texts)
 eval_stream = encode_stream(tok, eval_texts)
 unigram_ppl = unigram_perplexity(train_stream, eval_stream, len(tok))
 n_win = cfg.pretrain.eval_windows
-pre_loss = stream_loss(pretrained, eval_stream, cfg.pretrain.seq_len, device,
-                       max_windows=n_win)
+# kept in outputs/, keyed by the model's exact weights
+pre_loss = load_or_build(
+    cfg, "pretrain-eval",
+    {"weights": weights_digest(pretrained), "windows": n_win},
+    lambda: stream_loss(pretrained, eval_stream, cfg.pretrain.seq_len, device,
+                        max_windows=n_win),
+    f"the pretrained model's held-out loss ({n_win} windows)",
+    notebook="pretrain")
 pretrain_ppl = math.exp(pre_loss)
 print(f"unigram ppl {unigram_ppl:.0f} | pretrained ppl {pretrain_ppl:.1f} | "
       f"{unigram_ppl / pretrain_ppl:.1f}x lower (on {n_win} windows)")
@@ -459,13 +466,14 @@ def evaluate_both():
                 sft_model, eval_stream, cfg.pretrain.seq_len, device, max_windows=n_win))}
 
 
-# about a minute of sampling on 2 cores, so the result is kept in outputs/, keyed by
-# the two models' exact weights and these budgets
+# about a minute of sampling on 2 cores, so the result is kept in outputs/,
+# keyed by the two models' exact weights and these budgets
 ev = load_or_build(cfg, "sft-eval",
                    {"weights": [weights_digest(pretrained), weights_digest(sft_model)],
                     "prompts": cfg.budget.sft_eval_prompts,
                     "tokens": cfg.budget.sft_new_tokens, "windows": n_win},
-                   evaluate_both, "the EOS rates and perplexities of both models",
+                   evaluate_both,
+                   "the EOS rates and perplexities of both models",
                    notebook="pretrain")
 ev_pre, ev_sft, sft_stream_ppl = ev["pretrained"], ev["sft"], ev["sft_stream_ppl"]
 compare = pd.DataFrame({

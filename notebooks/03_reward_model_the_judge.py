@@ -330,7 +330,11 @@ changed) and says which, in one line. Here are its own training curves:
 """
 
 # %%
-from rlhf_lessons.course.artefacts import judge_pair_scores, load_judge, load_training_metrics
+from rlhf_lessons.course.artefacts import (
+    judge_pair_scores,
+    load_judge,
+    load_training_metrics,
+)
 
 judge, tok, card = load_judge(cfg, device)
 full_metrics = load_training_metrics(cfg)
@@ -356,9 +360,9 @@ The 95% interval is Wilson's; with about 850 eval pairs it is about ±3 points.
 # power before scoring: the smallest accuracy these pairs can tell from a coin
 print(V.power_line("held-out accuracy", len(eval_pairs),
                    V.min_detectable_rate(0.5, len(eval_pairs), one_sample=True)))
-# the judge's scores of every eval pair, kept in outputs/ (notebook 05 reads them too)
-ev = E.judge_accuracy(judge, eval_pairs, scores=judge_pair_scores(cfg, judge, tok,
-                                                                  eval_pairs, device))
+# the judge's scores of every eval pair, kept in outputs/ (05 reads them too)
+scores = judge_pair_scores(cfg, judge, tok, eval_pairs, device)
+ev = E.judge_accuracy(judge, eval_pairs, scores=scores)
 directions = E.length_judge_directions(train_pairs)
 table = E.accuracy_table(eval_pairs, ev["correct"], directions)
 lo, hi = ev["ci95"]
@@ -464,7 +468,11 @@ for name, text in rewrites.rewrite_all(example).items():
     print(f"{name:>10}: {text}")
 
 # %%
-from rlhf_lessons.course.artefacts import judge_reward_fn
+from rlhf_lessons.course.artefacts import (
+    judge_reward_fn,
+    load_or_build,
+    weights_digest,
+)
 
 judge_fn = judge_reward_fn(judge, tok, cfg.reward.max_len, device)
 idx = stratified_sample(eval_pairs.subset, cfg.budget.judge_probe_answers,
@@ -472,9 +480,15 @@ idx = stratified_sample(eval_pairs.subset, cfg.budget.judge_probe_answers,
 probe_subsets = (pd.Series(eval_pairs.subset).iloc[idx].value_counts()
                  .sort_index().to_dict())
 print("answers per subset:", probe_subsets)
-probe = E.judge_effects(judge_fn, [eval_pairs.prompt[i] for i in idx],
-                        [eval_pairs.chosen[i] for i in idx], n_boot=200,
-                        seed=cfg.seed)
+# six rewrites of each answer, scored by the judge: kept in outputs/, keyed
+# by the judge's exact weights and the answers
+probe = load_or_build(
+    cfg, "judge-effects", {"weights": weights_digest(judge),
+                           "rows": [int(i) for i in idx], "n_boot": 200},
+    lambda: E.judge_effects(judge_fn, [eval_pairs.prompt[i] for i in idx],
+                            [eval_pairs.chosen[i] for i in idx], n_boot=200,
+                            seed=cfg.seed),
+    f"the judge's reactions to {len(idx)} rewritten answers", notebook="judge")
 probe[["n", "mean", "ci_low", "ci_high", "share_up", "mean_dwords"]].round(3)
 
 # %% [markdown]

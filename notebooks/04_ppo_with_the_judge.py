@@ -32,16 +32,19 @@ so it cannot simply drift into whatever text the judge happens to like.
 - compare answers to held-out prompts before and after PPO;
 - re-run with another KL coefficient or estimator and compare.
 
-**Run time:** about 3 minutes on a 2-core CPU (default preset), most of it
-two live PPO runs (about 1 and 1.5 minutes); seconds in the fast preset. A
-GPU is not needed. The judge run's second seed (4.6) travels finished in
-`data/runs/` and loads in a second. A second "Restart & Run All" loads both
-live runs from `outputs/` and says so; set `RETRAIN = True` below (or
-`RLHF_LESSONS_RETRAIN=1`) to train all three (1.5 minutes more).
+**Run time:** about 2.5 minutes on a 2-core CPU (default preset), most of it
+the live PPO run against the judge (about 1.5 minutes); seconds in the fast
+preset. A GPU is not needed. The rule-reward run (4.4) and the judge run's
+second seed (4.6) travel finished in `data/runs/` and load in a second; edit
+`rule_reward` and your version trains live (about 1 minute). A second
+"Restart & Run All" loads the judge run from `outputs/` and says so; set
+`RETRAIN = True` below (or `RLHF_LESSONS_RETRAIN=1`) to train all three
+(2.5 minutes more).
 
 **Instructor's path (50 minutes):** 4.1-4.2 (5 min), 4.3 one update by hand,
-skipping the exercises' hints (20 min), 4.4 the rule-reward run (5 min, live
-training about 1 min on a 2-core laptop; start it, then talk), 4.5-4.6 the
+skipping the exercises' hints (20 min), 4.4 the rule-reward run (5 min; it
+loads finished: change the rule in class and it trains live, about 1 min on
+a 2-core laptop; start it, then talk), 4.5-4.6 the
 judge run and the before/after table (15 min, live training about 1.5 min),
 and the KL explorer if time is left. The exercises are homework.
 
@@ -614,7 +617,9 @@ print({k: round(upd[k], 4) for k in keys})
 
 Before trusting PPO with an opaque judge, give it a reward we can read: **one
 point per "you" in the answer** (at most 5). If the loop is right, the count
-must go up. The value model here is a zero-head copy of the policy.
+must go up. The value model here is a zero-head copy of the policy. The run
+of this very rule travels finished in `data/runs/`; change the rule (another
+word, another cap) and the next cell trains your version, about a minute.
 """
 
 # %%
@@ -637,11 +642,13 @@ print(V.power_line("rise in 'you' per answer", len(rule_before),
 # %%
 import dataclasses
 
-from rlhf_lessons.course.artefacts import loaded_or_trained
+from rlhf_lessons.course.artefacts import loaded_or_trained, source_digest
 
 rule_policy = copy.deepcopy(policy)
 rule_cfg = dataclasses.replace(cfg.ppo, n_updates=cfg.budget.ppo_sanity_updates)
-rule_ck, t_run = ppo_checkpoint(cfg, "rule"), time.time()
+# named with the reward's source: edit rule_reward and your version trains afresh
+rule_ck = ppo_checkpoint(cfg, f"rule-{source_digest(rule_reward)}")
+t_run = time.time()
 rule_run = ppo.train_ppo(
     rule_policy, ref_policy, rl.make_value_model(policy=rule_policy),
     rule_reward, tok, train_prompts, rule_cfg, seed=cfg.seed,
@@ -874,13 +881,24 @@ updates with your β and estimator, and draws it beside the run above (grey).
 # %%
 from functools import partial
 
+from rlhf_lessons.course.artefacts import load_or_build
 from rlhf_lessons.course.widgets import make_kl_explorer
 
 variant = partial(ppo.run_kl_variant, ref_policy, ref_policy, judge_fn, tok,
                   train_prompts, cfg.ppo, n_updates=cfg.budget.ppo_explore_updates,
                   seed=cfg.seed, value_init=judge, score_norm=stats)
-make_kl_explorer(lambda b, e: variant(kl_coef=b, kl_estimator=e),
-                 run.metrics, kl_coef=4 * cfg.ppo.kl_coef, kl_estimator="k3")
+
+
+def kl_run(b, e):  # each setting's run is kept in outputs/: a second click is free
+    return load_or_build(
+        cfg, "kl-variant", {"kl_coef": round(b, 6), "estimator": e,
+                            "updates": cfg.budget.ppo_explore_updates},
+        lambda: variant(kl_coef=b, kl_estimator=e),
+        f"the PPO run at beta = {b:.3g} ({e})", notebook="ppo")
+
+
+make_kl_explorer(kl_run, run.metrics, kl_coef=4 * cfg.ppo.kl_coef,
+                 kl_estimator="k3")
 
 # %% [markdown]
 """

@@ -568,6 +568,7 @@ print(pd.Series([evalp.subset[i] for i in probe_idx]).value_counts()
       .to_dict())
 
 # %%
+from rlhf_lessons.course.artefacts import load_or_build, weights_digest
 from rlhf_lessons.measure.evaluate import judge_effects
 from rlhf_lessons.course.plots import plot_judge_effects
 
@@ -576,9 +577,17 @@ from rlhf_lessons.course.plots import plot_judge_effects
 print(V.power_line("mean Δ", len(probe_answers),
                    V.min_detectable_mean(1.0, len(probe_answers)), " reference std"))
 
-effects = judge_effects(gold, probe_prompts, probe_answers,
-                        n_boot=rc.n_boot, seed=cfg.seed)
-base = np.asarray(gold(probe_prompts, probe_answers))
+# the judge's scores of each answer and of its rewrites: kept in outputs/,
+# keyed by the judge's exact weights and the answers
+probe_key = {"weights": weights_digest(judge),
+             "rows": [int(i) for i in probe_idx], "n_boot": rc.n_boot}
+effects, base = load_or_build(
+    cfg, "gold-effects", probe_key,
+    lambda: (judge_effects(gold, probe_prompts, probe_answers,
+                           n_boot=rc.n_boot, seed=cfg.seed),
+             np.asarray(gold(probe_prompts, probe_answers))),
+    f"the judge's reactions to {len(probe_answers)} rewritten answers",
+    notebook="raters")
 ref_std = base.std()  # the judge's reference std: its spread over these answers
 effects["mean (reference std)"] = effects["mean"] / ref_std
 plot_judge_effects(effects, title="What the judge pays for: rewrites")
@@ -641,8 +650,12 @@ for name, build in BUILDERS.items():
           f"  B: {b[:90]!r}")
 
 # %%
-probes = probe_effects(gold, probe_prompts, probe_answers,
-                       n_boot=rc.n_boot, seed=cfg.seed)
+probes = load_or_build(
+    cfg, "gold-probes", probe_key,
+    lambda: probe_effects(gold, probe_prompts, probe_answers, n_boot=rc.n_boot,
+                          seed=cfg.seed),
+    f"the judge's reactions to {len(probe_answers)} probed answers",
+    notebook="raters")
 probes["mean (reference std)"] = probes["mean"] / ref_std
 probes.round(3)
 

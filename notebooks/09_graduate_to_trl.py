@@ -341,11 +341,21 @@ import math
 
 from rlhf_lessons.measure.evaluate import wilson_ci
 from rlhf_lessons.train.dpo import LEARNED_LOSS
+from rlhf_lessons.course.artefacts import load_or_build, weights_digest
+from rlhf_lessons.train.dpo import all_pair_logprobs
 from rlhf_lessons.train.trl_bridge import implicit_reward_accuracy
 
 policy.eval()
-dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs,
-                                   gc.dpo_beta, tok.pad_token_id, device)
+# the reference never trains: its log-probs of these pairs are kept in outputs/
+ref_lp = load_or_build(cfg, "ref-logprobs",
+                       {"weights": weights_digest(ref_policy),
+                        "rows": [int(i) for i in ev_rows]},
+                       lambda: all_pair_logprobs(ref_policy, eval_pairs,
+                                                 tok.pad_token_id, device),
+                       f"the reference's log-probs of the {len(eval_pairs)} "
+                       "held-out pairs", notebook="graduate")
+dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs, gc.dpo_beta,
+                                   tok.pad_token_id, device, ref_logps=ref_lp)
 dpo_ci = wilson_ci(dpo_acc["k"], dpo_acc["n"])
 # DPO's loss on the held-out pairs: log 2 before training (every margin 0),
 # -log sigma(margin) per pair after it

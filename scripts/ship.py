@@ -247,17 +247,22 @@ Limits: a small model trained on about 7.7k pairs; it leans on surface features
 # ---------------------------------------------------------------------------
 # What travels, by notebook folder: name prefixes of keyed results in outputs/.
 SHIPPED_RUNS = {
-    # 02: the two shipped models' EOS rates and perplexities (a minute of sampling)
-    NOTEBOOKS["pretrain"]: ("sft-eval-",),
-    # 04: the judge run's second seed (the rule run and the judge run stay live)
-    NOTEBOOKS["ppo"]: ("ppo-judge-seed2-",),
-    NOTEBOOKS["raters"]: ("judge-scores-",),
+    # 02: the shipped models' EOS rates and perplexities (a minute of sampling)
+    NOTEBOOKS["pretrain"]: ("sft-eval-", "pretrain-eval-"),
+    # 03: the judge's reactions to rewritten answers
+    NOTEBOOKS["judge"]: ("judge-effects-",),
+    # 04: the rule-reward run (named with the rule's source), the judge run's
+    # second seed and the KL explorer's default run; the judge run stays live
+    NOTEBOOKS["ppo"]: ("ppo-rule-", "ppo-judge-seed2-", "kl-variant-"),
+    NOTEBOOKS["raters"]: ("judge-scores-", "gold-effects-", "gold-probes-"),
     NOTEBOOKS["optimisation"]: ("pool-scores-", "bon-samples-", "ppo-b", "proxy-",
                                  "rater-embeddings-"),
     NOTEBOOKS["beyond"]: ("dpo-", "ppo-"),  # dpo-heldout-: its held-out passes
     # the writer: its answers and belief probes (about 2,600, ~45 min to sample on 2
     # cores), the hedge SFT's and GRPO's LoRA adapters (fp16), the simulated raters' heads
     NOTEBOOKS["writer"]: ("base-answers-", "base-beliefs-", "sft-", "rater-judges-", "grpo-"),
+    # 09: the reference's log-probs of the held-out pairs
+    NOTEBOOKS["graduate"]: ("ref-logprobs-",),
 }
 
 

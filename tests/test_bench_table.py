@@ -32,7 +32,7 @@ def test_a_row_per_workload_both_sides_ran_and_the_fraction_of_peak(tmp_path):
     ours, peer, summary = T.read(lines(tmp_path, recs))
     rows = T.table(ours, peer, summary)
     assert len(rows) == 3  # header, rule, the reward model (DPO ran on one side only)
-    assert rows[2] == ("| reward model | 90.0 pairs/s | 30.0 pairs/s | 3.00x | 25% | "
+    assert rows[2] == ("| reward model | 90 pairs/s | 30 pairs/s | 3.00x | 25% | "
                        "held-out acc 0.558 vs 0.545 | 641 / 1,100 MB |")
     foot = T.footer(summary, "a test machine")
     assert "0 of 2" in foot and "reward_5x, reward_half_of_peak" in foot
@@ -60,3 +60,7 @@ def test_speed_targets_check_only_what_ran():
     assert bench_run.speed_targets(s) == {
         "reward_5x": True, "dpo_5x": False, "reward_half_of_peak": True,
         "dpo_rss_at_most_trl": False, "writer_1.5x": True}
+
+
+def test_speeds_keep_three_significant_digits():
+    assert [T.speed(x) for x in (56.12, 0.7071, 19.22, 1250.4)] == ["56.1", "0.707", "19.2", "1,250"]

@@ -172,3 +172,22 @@ def test_weights_digest_follows_the_weights_not_the_object():
     with torch.no_grad():
         next(b.parameters()).view(-1)[0] += 1e-3
     assert A.weights_digest(a) != A.weights_digest(b)
+
+
+def test_source_digest_follows_the_functions_text():
+    """A checkpoint named with source_digest belongs to that rule: an edited rule
+    gets another name (and trains afresh), the same text the same name."""
+    def rule(prompts, answers):
+        return [a.count("you") for a in answers]
+
+    def same(prompts, answers):
+        return [a.count("you") for a in answers]
+
+    def edited(prompts, answers):
+        return [a.count("please") for a in answers]
+
+    d = A.source_digest(rule)
+    assert len(d) == 8 and d != A.source_digest(edited)
+    # only the name differs between rule and same: the digest reads the text
+    assert A.source_digest(same) != d
+    assert A.source_digest(rule) == d and A.source_digest(len) == A.source_digest(len)

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import re
 import shutil
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +93,7 @@ NOTEBOOKS = {
     "optimisation": "06_what_optimisation_does_with_it",
     "beyond": "07_beyond_ppo",
     "writer": "08_the_lesson_in_a_model_that_can_write",
+    "graduate": "09_graduate_to_trl",
 }
 
 
@@ -371,9 +374,9 @@ def judge_reward_fn(judge, tokenizer, max_len: int = 256, device="cpu",
 # ---------------------------------------------------------------------------
 def ppo_checkpoint(cfg: LessonConfig, name: str) -> Path:
     """Where notebook 04's PPO run ``name`` ("rule", "judge", "judge-seed2") resumes
-    from (cleared first with ``cfg.retrain``). The second seed travels finished in
-    ``data/runs/`` (:func:`from_shipped`): the default series trains two PPO runs
-    live, not three."""
+    from (cleared first with ``cfg.retrain``). The rule-reward run and the second
+    seed travel finished in ``data/runs/`` (:func:`from_shipped`): the default series
+    trains one PPO run live, the one against the judge."""
     path = output_dir(NOTEBOOKS["ppo"], cfg) / f"ppo-{name}-{cfg.short_hash('model', 'ppo')}.pt"
     return from_shipped(cfg, retrain_path(cfg, path))
 
@@ -594,6 +597,18 @@ def weights_digest(model) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:12]
+
+
+def source_digest(fn) -> str:
+    """The first 8 hex of a sha256 over ``fn``'s source text: a checkpoint named with
+    it belongs to that exact function, so a reward a learner edits in a notebook
+    trains afresh instead of loading the run of the old one. A function whose
+    source cannot be read (a builtin, a lambda typed at a prompt) gets its name."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        text = getattr(fn, "__qualname__", repr(fn))
+    return hashlib.sha256(textwrap.dedent(text).strip().encode()).hexdigest()[:8]
 
 
 def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu",

@@ -119,7 +119,7 @@ def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: i
 # 9.3 TRL's DPOTrainer
 # --------------------------------------------------------------------------
 def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
-                             device="cpu", batch_size: int = 16) -> dict:
+                             device="cpu", batch_size: int = 16, ref_logps=None) -> dict:
     """How often DPO's implicit reward ``beta * (log pi - log pi_ref)`` of the answer
     ranks the chosen answer above the rejected one, on ``pairs`` (a
     :class:`rlhf_lessons.train.reward.PairSet`). A tie (identical pair, or policy ==
@@ -128,11 +128,14 @@ def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int
     do the work, so TRL's policy is measured exactly as notebook 07's.
 
     Returns ``{"accuracy", "k", "n", "margin", "losses"}``; margin: (n,) reward
-    differences; losses: (n,) DPO's loss per pair.
+    differences; losses: (n,) DPO's loss per pair. ``ref_logps``: the reference's
+    ``(chosen, rejected)`` log-probs from :func:`all_pair_logprobs` if already
+    computed (the reference never trains, so they can be kept).
     """
+    if ref_logps is None:
+        ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device, batch_size)
     out = implicit_accuracy(all_pair_logprobs(policy, pairs, pad_id, device, batch_size),
-                            all_pair_logprobs(ref_policy, pairs, pad_id, device, batch_size),
-                            beta)
+                            ref_logps, beta)
     return {"accuracy": out["accuracy"], "k": out["k"], "n": out["n"],
             "margin": out["margins"], "losses": out["losses"]}
 
