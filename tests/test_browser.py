@@ -77,11 +77,14 @@ def widget_cell(page, source_line: str):
     return cell
 
 
-def _wait_text_change(locator, before: str, what: str, timeout_s: float = WIDGET_TIMEOUT_S):
+def _wait_text_change(locator, before: str, what: str, timeout_s: float = WIDGET_TIMEOUT_S,
+                      until: str | None = None):
+    """The locator's text once it differs from ``before`` (and, with ``until``, once it
+    matches that regex too: a widget may print a progress line before its result)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         now = locator.inner_text()
-        if now.strip() and now != before:
+        if now.strip() and now != before and (until is None or re.search(until, now)):
             return now
         time.sleep(0.25)
     raise AssertionError(f"{what}: the page still shows {before[:200]!r} after {timeout_s} s")
@@ -144,7 +147,9 @@ def kl_explorer(page, shot):
     cell.locator(".widget-slider .noUi-handle").first.focus()
     page.keyboard.press("ArrowRight")
     cell.get_by_role("button", name="run PPO").click()
-    text_after = _wait_text_change(out, text_before, "KL explorer")
+    # the run's own line ("computed the PPO run at beta = ... now") comes first
+    text_after = _wait_text_change(out, text_before, "KL explorer",
+                                   until=r"beta=[.\deE+-]+ \(")
     beta_after = re.search(r"beta=([.\deE+-]+)", text_after).group(1)
     assert float(beta_after) > float(beta_before), (beta_before, beta_after)
     src_after = img.get_attribute("src")
