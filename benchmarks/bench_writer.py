@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import math
 import random
@@ -53,21 +52,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peers import ensure_venv, peer_dir, run_script  # noqa: E402
+from peers import ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
 
 TRL_VERSION = "1.16.0"
 # peft as requirements.txt pins it; a venv of its own (peers.venv_name: trl-1.16.0-peft),
 # so the trl-1.16.0 venv the other peers measure in stays as it was
 PEER_EXTRA_PINS = ("peft==0.21.2",)
-
-
-def load_writer_workload(peer: Path):
-    """Import the peer folder's workload_writer.py."""
-    spec = importlib.util.spec_from_file_location("workload_writer", peer / "workload_writer.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["workload_writer"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def default_writer_dir() -> Path:
@@ -102,7 +92,7 @@ def course_questions(pick_seed: int, per_kind: int = 4) -> dict:
 
 
 def write_questions(peer: Path) -> Path:
-    WW = load_writer_workload(peer)
+    WW = load_workload(peer, "workload_writer")
     data = course_questions(WW.HELDOUT_PICK_SEED)
     WW.QUESTIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
     WW.QUESTIONS_FILE.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -111,7 +101,7 @@ def write_questions(peer: Path) -> Path:
 
 def run_ours(peer: Path, threads: int = 2, quick: bool = False,
              writer_dir: str | Path | None = None, updates: int | None = None) -> dict:
-    WW = load_writer_workload(peer)
+    WW = load_workload(peer, "workload_writer")
     import torch
     from transformers.utils import logging as hf_logging
 

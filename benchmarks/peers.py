@@ -119,13 +119,14 @@ if __name__ == "__main__":
         print(py)
 
 
-def load_workload(peer: Path):
-    """Import the peer's workload.py (the one definition of the shared benchmark work)."""
+def load_workload(peer: Path, name: str = "workload"):
+    """Import the peer's ``<name>.py`` (default workload.py, the one definition of the
+    shared benchmark work; ``workload_writer`` for the writer's)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("workload", peer / "workload.py")
+    spec = importlib.util.spec_from_file_location(name, peer / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["workload"] = mod
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
 

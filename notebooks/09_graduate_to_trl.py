@@ -256,9 +256,10 @@ from rlhf_lessons.course.artefacts import hh_pairs, judge_pair_scores, load_judg
 from rlhf_lessons.measure.evaluate import judge_accuracy
 
 judge, judge_tok, judge_card = load_judge(cfg, device)
-eval_pairs = hh_pairs(cfg, tok, "eval").select(ev_rows)
+# the eval split, tokenised once (the judge reads the course tokenizer too)
+all_eval = hh_pairs(cfg, tok, "eval")
+eval_pairs = all_eval.select(ev_rows)
 # the course judge's scores of every eval pair were kept by notebook 03: read these
-all_eval = hh_pairs(cfg, judge_tok, "eval")
 judge_rc, judge_rr = judge_pair_scores(cfg, judge, judge_tok, all_eval, device)
 from rlhf_lessons.measure import verdicts as V
 
@@ -268,7 +269,7 @@ print(V.power_line("held-out accuracy", len(eval_pairs),
 acc = {"TRL RewardTrainer": judge_accuracy(
            reward_model.eval(), eval_pairs, device, tok.pad_token_id),
        "course judge (03)": judge_accuracy(
-           judge, all_eval.select(ev_rows), scores=(judge_rc[ev_rows], judge_rr[ev_rows]))}
+           judge, eval_pairs, scores=(judge_rc[ev_rows], judge_rr[ev_rows]))}
 pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
                "95% CI": tuple(round(x, 3) for x in v["ci95"]), "n": v["n"]}
               for k, v in acc.items()])

@@ -15,7 +15,7 @@ def _bench():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_writer
 
-    return bench_writer, bench_writer.load_writer_workload(PEER)
+    return bench_writer, bench_writer.load_workload(PEER, "workload_writer")
 
 
 def test_the_workload_is_the_writer_notebooks_grpo():

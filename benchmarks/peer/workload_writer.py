@@ -3,7 +3,8 @@
 New in this repository (not in the shared bench folder). Both sides of
 ``benchmarks/bench_writer.py`` read every number, the questions, the reward and the
 held-out score from here, so they train and are scored on the same work. Only the
-standard library, torch and transformers are imported (no TRL, no peft, no
+standard library, torch, transformers and the peer folder's own workload_beyond (for
+the runs' summary) are imported (no TRL, no peft, no
 rlhf_lessons), so the module works in the peer's venv and in the project's own.
 
   * model: SmolLM2-135M-Instruct, fp32, from the course's cache folder
@@ -43,11 +44,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import torch
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+from workload_beyond import summarise_grpo_runs  # noqa: E402
 QUESTIONS_FILE = BENCH_DIR / "assets" / "writer_questions.json"
 
 # --- the writer notebook's GRPO (WriterConfig.grpo) --------------------------------
@@ -203,13 +207,6 @@ def sizes(quick: bool) -> dict:
 
 def summarise_runs(runs: list[dict]) -> dict:
     """Pool one side's runs: episodes/s over all of them, the mean held-out reward
-    rise and its seed-to-seed standard error (each run: "episodes", "train_s",
-    "reward_rise"); as ``workload_beyond.summarise_grpo_runs``."""
-    rises = [r["reward_rise"] for r in runs]
-    n = len(rises)
-    mean = sum(rises) / n
-    sd = (sum((x - mean) ** 2 for x in rises) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return {"episodes_per_s": round(sum(r["episodes"] for r in runs)
-                                    / sum(r["train_s"] for r in runs), 3),
-            "reward_rise": round(mean, 5), "reward_rise_se": round(sd / n ** 0.5, 5),
-            "reward_rises": [round(x, 5) for x in rises], "n_runs": n}
+    rise and its seed-to-seed standard error, exactly as the small GRPO workload
+    (``workload_beyond.summarise_grpo_runs``)."""
+    return summarise_grpo_runs(runs)
