@@ -39,10 +39,16 @@ preset; the notebook prints its own wall time at the end); seconds in the fast
 preset, where the models are tiny and random, so the numbers there
 mean nothing. It needs `trl` and `accelerate` (pinned in `requirements.txt`).
 
+**Finished runs:** the reward-model and DPO runs of 9.2 and 9.3 (about 1.5
+and 1 minute of training on 2 cores) travel finished in `data/runs/`, keyed by
+TRL's version, every config field, the training rows and the starting
+weights, so the series fits its 15 minutes: change any of them (or set
+`RETRAIN = True` below) and that run trains here. GRPO (9.4) trains live.
+
 **Instructor's path (50 minutes):** 9.1 (formats, 5 min), 9.2 (the reward
-model, 10 min, about 1 min of live training), 9.4 (GRPO with the judge,
-15 min, about 1 min live), 9.5 (reading a log, 5 min), 9.6-9.7 (many GPUs and
-the map, 10 min); leave 9.3 (DPO, about 1 min of training) as homework.
+model, 10 min), 9.4 (GRPO with the judge, 15 min, about 20 s live), 9.5
+(reading a log, 5 min), 9.6-9.7 (many GPUs and the map, 10 min); leave 9.3
+(DPO) as homework.
 
 **Exercises:** none here; the ✏️ Try it prompts at the end are runs of TRL.
 """
@@ -54,7 +60,9 @@ t0 = time.time()
 from rlhf_lessons.core.config import LessonConfig
 from rlhf_lessons.core.utils import get_device, seed_everything
 
-cfg = LessonConfig.from_env()
+RETRAIN = False  # True: train TRL's reward model and DPO here, not load them
+cfg = (LessonConfig.from_env(retrain=True) if RETRAIN
+       else LessonConfig.from_env())
 device = get_device(cfg)
 seed_everything(cfg.seed)
 print("preset:", cfg.preset, "| model:", cfg.model.name)
@@ -235,11 +243,47 @@ rm_trainer = RewardTrainer(model=reward_model, args=rm_args,
 drop_printing(rm_trainer, "RewardTrainer")
 print(f"TRL kept {len(rm_trainer.train_dataset)} of {len(rm_data)} pairs")
 
-# %%
-from rlhf_lessons.train.trl_bridge import log_history
+# %% [markdown]
+"""
+`rm_trainer.train()` runs it. What the run is *for* here is its scores of the
+held-out pairs, so one function trains and then scores them; `load_or_build`
+keeps its result under `outputs/`, keyed by `trl_run_settings` (TRL's version,
+the config, the rows, the starting weights), and the shipped copy of that
+result is what loads unless something in the key changed.
+"""
 
-rm_trainer.train()
-rm_log = log_history(rm_trainer)
+# %%
+import numpy as np
+
+from rlhf_lessons.course.artefacts import (
+    hh_pairs,
+    load_or_build,
+    texts_digest,
+    trl_run_settings,
+)
+from rlhf_lessons.train.reward import score_pairs
+from rlhf_lessons.train.trl_bridge import log_history, train_seconds
+
+# the eval split, tokenised once (the judge reads the course tokenizer too)
+all_eval = hh_pairs(cfg, tok, "eval")
+eval_pairs = all_eval.select(ev_rows)
+
+
+def train_rm():
+    """TRL's run, then its scores of the held-out pairs (what 9.2 measures)."""
+    rm_trainer.train()
+    rc, rr = score_pairs(reward_model.eval(), eval_pairs, device,
+                         pad_id=tok.pad_token_id)
+    return {"log": log_history(rm_trainer), "train_s": train_seconds(rm_trainer),
+            "scores": (np.asarray(rc, np.float64), np.asarray(rr, np.float64))}
+
+
+rm_run = load_or_build(
+    cfg, "trl-reward",
+    trl_run_settings(rm_args, rm_data, reward_model, eval=texts_digest(eval_pairs)),
+    train_rm, f"TRL's reward-model run ({len(rm_data)} pairs) and its held-out "
+    "scores", notebook="graduate")
+rm_log = rm_run["log"]
 rm_log[["step", "loss", "accuracy", "margin", "mean_reward"]].round(3).tail()
 
 # %% [markdown]
@@ -252,13 +296,10 @@ judge (trained on every train pair in notebook 03), each scored by the course's
 # %%
 import pandas as pd
 
-from rlhf_lessons.course.artefacts import hh_pairs, judge_pair_scores, load_judge
+from rlhf_lessons.course.artefacts import judge_pair_scores, load_judge
 from rlhf_lessons.measure.evaluate import judge_accuracy
 
 judge, judge_tok, judge_card = load_judge(cfg, device)
-# the eval split, tokenised once (the judge reads the course tokenizer too)
-all_eval = hh_pairs(cfg, tok, "eval")
-eval_pairs = all_eval.select(ev_rows)
 # the course judge's scores of every eval pair were kept by notebook 03: read these
 judge_rc, judge_rr = judge_pair_scores(cfg, judge, judge_tok, all_eval, device)
 from rlhf_lessons.measure import verdicts as V
@@ -267,7 +308,7 @@ from rlhf_lessons.measure import verdicts as V
 print(V.power_line("held-out accuracy", len(eval_pairs),
                    V.min_detectable_rate(0.5, len(eval_pairs), one_sample=True)))
 acc = {"TRL RewardTrainer": judge_accuracy(
-           reward_model.eval(), eval_pairs, device, tok.pad_token_id),
+           reward_model, eval_pairs, scores=rm_run["scores"]),
        "course judge (03)": judge_accuracy(
            judge, eval_pairs, scores=(judge_rc[ev_rows], judge_rr[ev_rows]))}
 pd.DataFrame([{"model": k, "accuracy": round(v["accuracy"], 3),
@@ -323,9 +364,40 @@ dpo_trainer = DPOTrainer(model=policy, ref_model=ref_policy, args=dpo_args,
 drop_printing(dpo_trainer, "DPOTrainer")
 print(f"{len(dpo_data)} pairs, columns {dpo_data.column_names}")
 
+# %% [markdown]
+"""
+As in 9.2, one function trains and keeps what the run is measured by: the
+trained policy's log-probs of the held-out pairs (for the implicit reward
+below) and its answers to three held-out prompts (for the table after it).
+"""
+
 # %%
-dpo_trainer.train()
-dpo_log = log_history(dpo_trainer)
+from rlhf_lessons.measure.evaluate import sample_and_score
+from rlhf_lessons.train.dpo import all_pair_logprobs
+
+# three held-out prompts to read answers from (helpful ones unless SHOW_ALL)
+show = [int(i) for i in ev_rows if SHOW_ALL
+        or eval_ds[int(i)]["subset"].startswith("helpful")][:3]
+few = [eval_ds[i]["prompt"] for i in show]
+
+
+def train_dpo():
+    """TRL's run, then the trained policy's held-out log-probs and answers."""
+    dpo_trainer.train()
+    policy.eval()
+    return {"log": log_history(dpo_trainer), "train_s": train_seconds(dpo_trainer),
+            "logps": all_pair_logprobs(policy, eval_pairs, tok.pad_token_id, device),
+            "answers": sample_and_score(policy, None, tok, few, cfg.ppo,
+                                        seed=cfg.seed)["answer"].tolist()}
+
+
+dpo_run = load_or_build(
+    cfg, "trl-dpo",
+    trl_run_settings(dpo_args, dpo_data, policy, eval=texts_digest(eval_pairs),
+                     shown=few),
+    train_dpo, f"TRL's DPO run ({len(dpo_data)} pairs), its held-out log-probs "
+    "and answers", notebook="graduate")
+dpo_log = dpo_run["log"]
 dpo_log[["step", "loss", "rewards/accuracies", "rewards/margins"]].round(3)
 
 # %% [markdown]
@@ -342,11 +414,9 @@ import math
 
 from rlhf_lessons.measure.evaluate import wilson_ci
 from rlhf_lessons.train.dpo import LEARNED_LOSS
-from rlhf_lessons.course.artefacts import load_or_build, weights_digest
-from rlhf_lessons.train.dpo import all_pair_logprobs
+from rlhf_lessons.course.artefacts import weights_digest
 from rlhf_lessons.train.trl_bridge import implicit_reward_accuracy
 
-policy.eval()
 # the reference never trains: its log-probs of these pairs are kept in outputs/
 ref_lp = load_or_build(cfg, "ref-logprobs",
                        {"weights": weights_digest(ref_policy),
@@ -356,7 +426,8 @@ ref_lp = load_or_build(cfg, "ref-logprobs",
                        f"the reference's log-probs of the {len(eval_pairs)} "
                        "held-out pairs", notebook="graduate")
 dpo_acc = implicit_reward_accuracy(policy, ref_policy, eval_pairs, gc.dpo_beta,
-                                   tok.pad_token_id, device, ref_logps=ref_lp)
+                                   tok.pad_token_id, device, ref_logps=ref_lp,
+                                   policy_logps=dpo_run["logps"])
 dpo_ci = wilson_ci(dpo_acc["k"], dpo_acc["n"])
 # DPO's loss on the held-out pairs: log 2 before training (every margin 0),
 # -log sigma(margin) per pair after it
@@ -403,16 +474,10 @@ What did DPO change in the answers? Three held-out prompts, the SFT policy
 """
 
 # %%
-from rlhf_lessons.measure.evaluate import sample_and_score
-
-show = [int(i) for i in ev_rows if SHOW_ALL
-        or eval_ds[int(i)]["subset"].startswith("helpful")][:3]
-few = [eval_ds[i]["prompt"] for i in show]
 was = sample_and_score(ref_policy, None, tok, few, cfg.ppo, seed=cfg.seed)
-now = sample_and_score(policy, None, tok, few, cfg.ppo, seed=cfg.seed)
 pd.DataFrame({"prompt": [tail(p, 60) for p in few],
               "SFT": was["answer"].str[:90],
-              "after DPO": now["answer"].str[:90]})
+              "after DPO": [a[:90] for a in dpo_run["answers"]]})
 
 # %% [markdown]
 """

@@ -261,8 +261,9 @@ SHIPPED_RUNS = {
     # the writer: its answers and belief probes (about 2,600, ~45 min to sample on 2
     # cores), the hedge SFT's and GRPO's LoRA adapters (fp16), the simulated raters' heads
     NOTEBOOKS["writer"]: ("base-answers-", "base-beliefs-", "sft-", "rater-judges-", "grpo-"),
-    # 09: the reference's log-probs of the held-out pairs
-    NOTEBOOKS["graduate"]: ("ref-logprobs-",),
+    # 09: the reference's log-probs of the held-out pairs; TRL's reward-model and DPO
+    # runs (their logs and what 09 measures of them: no weights)
+    NOTEBOOKS["graduate"]: ("ref-logprobs-", "trl-reward-", "trl-dpo-"),
 }
 
 
@@ -321,6 +322,9 @@ def _describe_run(out: Path) -> tuple[str, int, str]:
         log = state.get("metrics") or []
         secs = log[-1].get("elapsed_s") if log else None
         what = f"finished run, {len(log)} steps" + (f", trained in {secs:.0f} s" if secs else "")
+    elif isinstance(state, dict) and "log" in state and "train_s" in state:  # 09's TRL runs
+        what = (f"finished TRL run, {len(state['log'])} logged steps, trained in "
+                f"{state['train_s']:.0f} s")
     return what, out.stat().st_size, sha256_of(out)
 
 

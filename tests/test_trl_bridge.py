@@ -29,6 +29,7 @@ from rlhf_lessons.train.trl_bridge import (
     implicit_reward_accuracy,
     metric_names,
     rule_reward,
+    train_seconds,
     trl_reward,
 )
 
@@ -143,6 +144,51 @@ def test_swapping_chosen_and_rejected_flips_every_margin():
     m1 = implicit_reward_accuracy(pol, ref, _pairs(a, b), 0.5, 0)["margin"]
     m2 = implicit_reward_accuracy(pol, ref, _pairs(b, a), 0.5, 0)["margin"]
     assert abs(m1).min() > 0 and (abs(m1 + m2) < 1e-5).all()
+
+
+def test_kept_policy_logprobs_give_what_the_policy_gives():
+    pol, ref = _tiny_lm(0), _tiny_lm(1)
+    pairs = _pairs([[1, 2, 3, 4], [1, 5, 6]], [[1, 2, 7, 8], [1, 9, 6]])
+    from rlhf_lessons.train.dpo import all_pair_logprobs
+
+    live = implicit_reward_accuracy(pol, ref, pairs, 0.5, 0)
+    kept = implicit_reward_accuracy(None, ref, pairs, 0.5, 0,
+                                    policy_logps=all_pair_logprobs(pol, pairs, 0))
+    assert kept["k"] == live["k"] and (abs(kept["margin"] - live["margin"]) < 1e-6).all()
+
+
+def test_train_seconds_reads_the_summary_row_and_refuses_an_unfinished_run():
+    class State:
+        log_history = [{"loss": 0.7, "step": 1}, {"train_runtime": 12.5, "step": 1}]
+
+    class Trainer:
+        state = State()
+
+    assert train_seconds(Trainer()) == 12.5
+    Trainer.state.log_history = [{"loss": 0.7}]
+    with pytest.raises(ValueError, match="train_runtime"):
+        train_seconds(Trainer())
+
+
+def test_trl_run_settings_key_what_the_run_computes_not_where_it_writes(tmp_path):
+    from datasets import Dataset
+    from trl import RewardConfig
+
+    from rlhf_lessons.course.artefacts import trl_run_settings
+    from rlhf_lessons.train.trl_bridge import common_args
+
+    def args(out, lr=1e-4):
+        return RewardConfig(**common_args(tmp_path / out, 0, True), learning_rate=lr)
+
+    rows = Dataset.from_list([{"chosen": C, "rejected": R}])
+    m = _tiny_lm(0)
+    base = trl_run_settings(args("a"), rows, m)
+    assert base == trl_run_settings(args("b"), rows, m)  # another folder: same run
+    assert base["trl"] == trl.__version__
+    assert base != trl_run_settings(args("a", lr=2e-4), rows, m)
+    assert base != trl_run_settings(args("a"), Dataset.from_list([{"chosen": R, "rejected": C}]), m)
+    assert base != trl_run_settings(args("a"), rows, _tiny_lm(1))
+    assert base != trl_run_settings(args("a"), rows, m, eval="other pairs")
 
 
 # --- the metric-name map -----------------------------------------------------------

@@ -619,9 +619,7 @@ def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu
     settings, ``name`` and the pairs' texts, so a re-run of notebook 05 skips the
     forward passes and a changed judge or sample never reuses stale scores.
     """
-    digest = hashlib.sha256("\x00".join(
-        p + c + r for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected)
-    ).encode()).hexdigest()[:8]
+    digest = texts_digest(pairs)
 
     def build():
         rc, rr = score_pairs(model, pairs, device, pad_id=tok.pad_token_id, show_progress=True)
@@ -635,3 +633,32 @@ def judge_pair_scores(cfg: LessonConfig, model, tok, pairs: PairSet, device="cpu
 def beyond_checkpoint(cfg: LessonConfig, name: str, settings: dict) -> Path:
     """Where notebook 07's run ``name`` ("dpo", ...) is saved, keyed by its settings."""
     return keyed_path(cfg, "beyond", name, settings)
+
+
+# TrainingArguments fields that say where a run writes, not what it computes.
+_WHERE_FIELDS = ("output_dir", "run_name", "logging_dir")
+
+
+def trl_run_settings(args, dataset, model, **extra) -> dict:
+    """What a TRL run's result depends on, as ``settings`` for :func:`load_or_build`:
+    TRL's and transformers' versions, every field of the config ``args`` except where
+    it writes (``output_dir``...), a sha256 over the training rows ``dataset`` (a
+    ``datasets.Dataset``) and the starting weights of ``model``
+    (:func:`weights_digest`); ``extra`` adds what the result measures (the held-out
+    pairs). So notebook 09's TRL runs ship finished, and a learner who changes a
+    setting, the rows or the TRL version trains live."""
+    import transformers
+    import trl
+
+    fields = {k: v for k, v in args.to_dict().items() if k not in _WHERE_FIELDS}
+    rows = hashlib.sha256(json.dumps(dataset.to_list(), sort_keys=True,
+                                     default=str).encode()).hexdigest()[:12]
+    return {"trl": trl.__version__, "transformers": transformers.__version__,
+            "args": fields, "rows": rows, "start": weights_digest(model), **extra}
+
+
+def texts_digest(pairs: PairSet) -> str:
+    """8 hex of a sha256 over the texts of ``pairs``: keys a result to the pairs it scored."""
+    return hashlib.sha256("\x00".join(
+        p + c + r for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected)
+    ).encode()).hexdigest()[:8]

@@ -59,7 +59,7 @@ def common_args(output_dir, seed: int = 0, use_cpu: bool = True, log_every: int 
     ``output_dir``, report to no tracker, no checkpoints, fp32 on the CPU, no bars."""
     return dict(output_dir=str(output_dir), report_to="none", save_strategy="no",
                 logging_steps=log_every, use_cpu=use_cpu, bf16=False,
-                gradient_checkpointing=False, dataloader_num_workers=0, seed=seed,
+                activation_checkpointing=False, dataloader_num_workers=0, seed=seed,
                 data_seed=seed, disable_tqdm=True)
 
 
@@ -97,6 +97,15 @@ def log_history(trainer):
     return pd.DataFrame(rows)
 
 
+def train_seconds(trainer) -> float:
+    """How long ``trainer.train()`` took, from the summary row TRL logs at its end."""
+    ends = [h["train_runtime"] for h in trainer.state.log_history if "train_runtime" in h]
+    if not ends:
+        raise ValueError("this trainer has not finished a train() yet: no train_runtime "
+                         "in its log_history")
+    return float(ends[-1])
+
+
 # --------------------------------------------------------------------------
 # 9.1 Our pairs in TRL's formats
 # --------------------------------------------------------------------------
@@ -119,7 +128,8 @@ def fitting_rows(chosen: Sequence[str], rejected: Sequence[str], tok, max_len: i
 # 9.3 TRL's DPOTrainer
 # --------------------------------------------------------------------------
 def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int,
-                             device="cpu", batch_size: int = 16, ref_logps=None) -> dict:
+                             device="cpu", batch_size: int = 16, ref_logps=None,
+                             policy_logps=None) -> dict:
     """How often DPO's implicit reward ``beta * (log pi - log pi_ref)`` of the answer
     ranks the chosen answer above the rejected one, on ``pairs`` (a
     :class:`rlhf_lessons.train.reward.PairSet`). A tie (identical pair, or policy ==
@@ -130,12 +140,14 @@ def implicit_reward_accuracy(policy, ref_policy, pairs, beta: float, pad_id: int
     Returns ``{"accuracy", "k", "n", "margin", "losses"}``; margin: (n,) reward
     differences; losses: (n,) DPO's loss per pair. ``ref_logps``: the reference's
     ``(chosen, rejected)`` log-probs from :func:`all_pair_logprobs` if already
-    computed (the reference never trains, so they can be kept).
+    computed (the reference never trains, so they can be kept); ``policy_logps``
+    likewise for the trained policy (kept with a finished run).
     """
     if ref_logps is None:
         ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device, batch_size)
-    out = implicit_accuracy(all_pair_logprobs(policy, pairs, pad_id, device, batch_size),
-                            ref_logps, beta)
+    if policy_logps is None:
+        policy_logps = all_pair_logprobs(policy, pairs, pad_id, device, batch_size)
+    out = implicit_accuracy(policy_logps, ref_logps, beta)
     return {"accuracy": out["accuracy"], "k": out["k"], "n": out["n"],
             "margin": out["margins"], "losses": out["losses"]}
 
