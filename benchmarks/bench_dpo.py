@@ -63,8 +63,9 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
     cfg = DPOConfig(beta=WB.DPO_BETA, lr=WB.DPO_LR, batch_size=WB.DPO_BATCH_SIZE,
                     epochs=WB.DPO_EPOCHS, max_grad_norm=WB.DPO_MAX_GRAD_NORM)
     t0 = time.perf_counter()
-    log = train_dpo(policy, ref, pairs, cfg, pad_id=tok.pad_token_id, seed=W.SEED,
-                    show_progress=False).metrics
+    result = train_dpo(policy, ref, pairs, cfg, pad_id=tok.pad_token_id, seed=W.SEED,
+                       show_progress=False)
+    log = result.metrics
     train_s = time.perf_counter() - t0
     acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy.eval(), ref), held,
                               tok.pad_token_id)
@@ -83,6 +84,7 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
         "train_s": round(train_s, 3), "n_train_pairs": len(pairs),
         "n_heldout_pairs": len(held), "steps": len(log),
         "final_train_loss": round(float(log["loss"].iloc[-1]), 4),
+        "phase_s": result.phases,  # where the time went (rlhf_lessons.core.phases)
         "mode": "bf16" if use_bf16(torch.device("cpu")) else "fp32", "quick": quick,
         "n_params": W.n_params(policy), "versions": W.versions(),
     }

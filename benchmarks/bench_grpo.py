@@ -57,9 +57,10 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
         before = WB.grpo_heldout_reward(policy, reward_model, tok, prompt_ids)
         t0 = time.perf_counter()
         # beta 0: no reference model, as TRL (ref_policy=None skips its forward pass)
-        m = train_group_pg(policy, None, reward_model, tok, prompts, g, cfg,
-                           seed=W.SEED + seed, prompt_ids=prompt_ids,
-                           show_progress=False).metrics
+        result = train_group_pg(policy, None, reward_model, tok, prompts, g, cfg,
+                                seed=W.SEED + seed, prompt_ids=prompt_ids,
+                                show_progress=False)
+        m = result.metrics
         train_s = time.perf_counter() - t0
         after = WB.grpo_heldout_reward(policy, reward_model, tok, prompt_ids)
         runs.append({"seed": seed, "train_s": round(train_s, 3),
@@ -67,11 +68,15 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
                      "before": before, "after": after,
                      "reward_rise": round(after["mean"] - before["mean"], 5),
                      "gen_s": round(float(m["gen_s"].sum()), 3),
+                     "phase_s": result.phases,
                      "frac_reward_zero_std": round(float(m["frac_reward_zero_std"].mean()),
                                                    4)})
     return {
         "impl": "rlhf_lessons", "task": "grpo", **WB.summarise_grpo_runs(runs),
         "runs": runs, "peak_rss_mb": round(W.peak_rss_mb(), 1),
+        # where the time went, summed over the seeds (rlhf_lessons.core.phases)
+        "phase_s": {k: round(sum(r["phase_s"].get(k, 0.0) for r in runs), 3)
+                    for k in runs[0]["phase_s"]},
         "updates": updates, "group_size": g.group_size, "mode": "fp32", "quick": quick,
         "n_params_each": W.n_params(policy), "versions": W.versions(),
     }

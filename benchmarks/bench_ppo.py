@@ -94,6 +94,7 @@ def run_ours(peer: Path, threads: int = 2) -> dict:
         "update_s": [round(x, 3) for x in upd],
         "steady_episodes_per_s": round(cfg.rollout_batch * len(steady) / sum(steady), 3),
         "last_log": last,
+        "phase_s": result.phases,  # where the time went (rlhf_lessons.core.phases)
         "mode": "fp32",
         "n_params_each": W.n_params(policy),
         "versions": W.versions(),

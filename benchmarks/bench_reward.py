@@ -52,9 +52,10 @@ def run(peer: Path, threads: int = 2) -> dict:
                              epochs=W.RM_EPOCHS, max_grad_norm=W.RM_MAX_GRAD_NORM,
                              max_len=W.MAX_LENGTH, eval_every=0, max_steps=steps)
     t0 = time.perf_counter()
-    metrics = R.train_reward_model(model, train, rc, device, seed=W.SEED,
-                                   pad_id=tok.pad_token_id, show_progress=False,
-                                   log_every=16).metrics
+    result = R.train_reward_model(model, train, rc, device, seed=W.SEED,
+                                  pad_id=tok.pad_token_id, show_progress=False,
+                                  log_every=16)
+    metrics = result.metrics
     train_s = time.perf_counter() - t0
     model.eval()
 
@@ -77,6 +78,7 @@ def run(peer: Path, threads: int = 2) -> dict:
         "heldout_acc": round(heldout_acc, 4),
         "train_s": round(train_s, 3),
         "n_train_pairs": len(train),
+        "phase_s": result.phases,  # where the time went (rlhf_lessons.core.phases)
         "epochs": W.RM_EPOCHS,
         "steps": int(metrics["step"].max()),
         "final_train_loss": round(float(metrics["loss"].dropna().mean()), 4),

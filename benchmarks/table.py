@@ -7,8 +7,9 @@ then calls :func:`write`, which replaces what sits between
 
 in README.md with one row per workload (ours, TRL, the ratio, our achieved GFLOP/s as
 a fraction of the machine's peak at the model's own shapes where the flops are
-counted, both sides' peak RSS) and one line naming the machine, its peak before and
-after, and the targets that run met. A workload the run skipped keeps no row.
+counted, both sides' peak RSS), a second table of where our trainers' time went
+(sampling, reference pass, judge, forward, backward, optimiser: ``phase_s``), and one
+line naming the machine, its peak before and after, and the targets that run met. A workload the run skipped keeps no row.
 
     .venv/bin/python benchmarks/table.py [outputs/bench.jsonl]
 """
@@ -88,6 +89,25 @@ def table(ours: dict, peer: dict, summary: dict) -> list[str]:
     return rows
 
 
+def phase_table(ours: dict) -> list[str]:
+    """Where our trainers' time went (``phase_s``, :mod:`rlhf_lessons.core.phases`):
+    one row per workload that recorded it, each phase as a share of the training
+    time, only the columns some workload used; [] when none did."""
+    from rlhf_lessons.core.phases import PHASE_NAMES
+
+    runs = {label: ours[task]["phase_s"] for task, _, _, label, _, _ in WORKLOADS
+            if task in ours and ours[task].get("phase_s", {}).get("total")}
+    if not runs:
+        return []
+    used = [k for k in (*PHASE_NAMES, "other") if any(ph.get(k) for ph in runs.values())]
+    rows = ["| where our time goes | " + " | ".join(used) + " | seconds |",
+            "|---" * (len(used) + 2) + "|"]
+    for label, ph in runs.items():
+        cells = [f"{ph.get(k, 0.0) / ph['total']:.0%}" if k in ph else "" for k in used]
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {ph['total']:.1f} |")
+    return rows
+
+
 def footer(summary: dict, machine: str, day: str = "") -> str:
     pk, after = summary.get("peak_gflop_per_s", {}), summary.get("peak_gflop_per_s_after", {})
     met = summary.get("targets_met", {})
@@ -127,7 +147,9 @@ def machine() -> str:
 def write(path: Path = LINES, readme: Path = README) -> None:
     ours, peer, summary = read(path)
     day = dt.datetime.fromtimestamp(Path(path).stat().st_mtime, dt.timezone.utc).date()
-    readme.write_text(rewrite(readme.read_text(), table(ours, peer, summary),
+    phases = phase_table(ours)
+    rows = table(ours, peer, summary) + ([""] + phases if phases else [])
+    readme.write_text(rewrite(readme.read_text(), rows,
                               footer(summary, machine(), day.isoformat())))
     print(f"rewrote the benchmark table in {readme.name} from {path}", flush=True)
 

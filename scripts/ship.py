@@ -4,7 +4,7 @@
     python scripts/ship.py sft [--steps N]
     python scripts/ship.py judge [--backbone sft] [--lr 1e-4] [--epochs 1]
     python scripts/ship.py judge --recard     # re-score the shipped judge, rewrite its card
-    python scripts/ship.py runs [--from-outputs]  # the finished runs of 02-08 -> data/runs/
+    python scripts/ship.py runs [--from-outputs]  # the finished runs of 02-09 -> data/runs/
 
 Each command trains with the package's own code in the default preset (or the one
 RLHF_LESSONS_* selects), resumes from its checkpoint in outputs/ when interrupted,
@@ -243,7 +243,7 @@ Limits: a small model trained on about 7.7k pairs; it leans on surface features
 
 
 # ---------------------------------------------------------------------------
-# Finished runs of notebooks 02-08 (data/runs/)
+# Finished runs of notebooks 02-09 (data/runs/)
 # ---------------------------------------------------------------------------
 # What travels, by notebook folder: name prefixes of keyed results in outputs/.
 SHIPPED_RUNS = {
@@ -268,7 +268,7 @@ SHIPPED_RUNS = {
 
 
 def ship_runs(args, cfg: LessonConfig) -> None:
-    """Retrain notebooks 02-08 headless (RLHF_LESSONS_RETRAIN=1), then copy their
+    """Retrain notebooks 02-09 headless (RLHF_LESSONS_RETRAIN=1), then copy their
     finished runs to data/runs/: trainer states slimmed to fp16 weights and their
     logs, the proxy judge in fp16, cached results as they are; a README lists them
     and SHA256SUMS records every file (:func:`write_runs_index`)."""
@@ -343,7 +343,7 @@ def write_runs_index(runs_dir: Path = RUNS_DIR) -> None:
             rows.append(f"| `{nb}/{out.name}` | {what} | {shown} | `{digest[:16]}` |")
     write_checksums(runs_dir, ("**/*",), skip=("README.md",))
     (runs_dir / "README.md").write_text("\n".join([
-        "# data/runs/: finished runs of notebooks 02-08",
+        "# data/runs/: finished runs of notebooks 02-09",
         "",
         "The default series must fit 15 minutes on 2 CPU cores, so these runs travel",
         "finished: a notebook copies one into `outputs/` when it has none for the same",
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     j.add_argument("--backbone", choices=("pretrained", "sft"))
     j.add_argument("--lr", type=float)
     j.add_argument("--epochs", type=float)
-    r = sub.add_parser("runs", help=f"the finished runs of notebooks 02-08 -> {RUNS_DIR}")
+    r = sub.add_parser("runs", help=f"the finished runs of notebooks 02-09 -> {RUNS_DIR}")
     r.add_argument("--from-outputs", action="store_true",
                    help="ship what outputs/ holds instead of retraining first")
     r.add_argument("--only", metavar="NB", action="append", choices=sorted(SHIPPED_RUNS),

@@ -64,3 +64,18 @@ def test_speed_targets_check_only_what_ran():
 
 def test_speeds_keep_three_significant_digits():
     assert [T.speed(x) for x in (56.12, 0.7071, 19.22, 1250.4)] == ["56.1", "0.707", "19.2", "1,250"]
+
+
+def test_where_the_time_goes_as_shares_of_each_trainers_total():
+    ours = {"reward": {"phase_s": {"forward": 2.0, "backward": 1.5, "optimizer": 0.5,
+                                   "other": 1.0, "total": 5.0}},
+            "ppo": {"phase_s": {"sample": 6.0, "reward": 1.0, "forward": 1.0,
+                                "backward": 1.0, "optimizer": 0.0, "other": 1.0,
+                                "total": 10.0}},
+            "dpo": {"pairs_per_s": 3.0}}  # an older record without phases: no row
+    rows = T.phase_table(ours)
+    assert rows[0] == ("| where our time goes | sample | reward | forward | backward | "
+                       "optimizer | other | seconds |")
+    assert rows[2] == "| reward model |  |  | 40% | 30% | 10% | 20% | 5.0 |"
+    assert rows[3] == "| PPO | 60% | 10% | 10% | 10% | 0% | 10% | 10.0 |"
+    assert len(rows) == 4 and T.phase_table({"dpo": {}}) == []

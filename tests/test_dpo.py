@@ -96,8 +96,11 @@ def test_train_dpo_raises_the_implicit_accuracy_on_its_train_pairs(tmp_path):
     ref_lp = all_pair_logprobs(ref, pairs, pad_id=0)
     cfg = DPOConfig(beta=0.5, lr=1e-2, batch_size=8, max_steps=12)
     ck = tmp_path / "dpo.pt"
-    df = train_dpo(policy, ref, pairs, cfg, pad_id=0, ref_logps=ref_lp, checkpoint=ck,
-                   show_progress=False).metrics
+    run = train_dpo(policy, ref, pairs, cfg, pad_id=0, ref_logps=ref_lp, checkpoint=ck,
+                    show_progress=False)
+    df = run.metrics
+    # the reference's log-probs were given: no reference phase
+    assert {"forward", "backward", "optimizer", "other", "total"} == set(run.phases)
     for col in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
                 "rewards/margins", "logps/chosen", "logps/rejected"):
         assert df[col].notna().all(), col

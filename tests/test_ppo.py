@@ -334,6 +334,10 @@ def test_end_to_end_trivial_reward_rises(fast):
     first, last = s.iloc[:5].mean(), s.iloc[-5:].mean()
     print(f"trivial reward: first 5 updates {first:.2f}, last 5 {last:.2f}")
     assert last > first + 1.0, (first, last)
+    # every phase of a PPO step was timed (the reward here is a function: no judge pass)
+    assert {"sample", "decode", "reference", "values", "reward", "forward", "backward",
+            "optimizer"} <= set(run.phases)
+    assert run.phases["sample"] > 0 and run.phases["other"] >= 0
     for col in ("objective/kl", "objective/entropy", "policy/approxkl_avg",
                 "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg",
                 "val/clipfrac_avg", "val/ratio", "val/num_eos_tokens",

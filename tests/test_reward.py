@@ -178,8 +178,13 @@ def small_cfg(**kw):
 
 def test_training_solves_a_separable_task():
     model = tiny_judge()
-    metrics = R.train_reward_model(model, synthetic_pairs(160, 0), small_cfg(), seed=0,
-                                   show_progress=False).metrics
+    run = R.train_reward_model(model, synthetic_pairs(160, 0), small_cfg(), seed=0,
+                               show_progress=False)
+    metrics = run.metrics
+    # where its time went: a reward model's step is forward, backward, optimizer
+    assert {"forward", "backward", "optimizer", "other", "total"} == set(run.phases)
+    parts = sum(v for k, v in run.phases.items() if k != "total")
+    assert run.phases["forward"] > 0 and parts == pytest.approx(run.phases["total"], abs=0.01)
     ev = E.judge_accuracy(model, synthetic_pairs(64, 1))
     assert ev["accuracy"] >= 0.95
     for key in ("loss", "accuracy", "margin", "rewards/chosen_mean",

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from tqdm.notebook import tqdm as tqdm_notebook
 
 from rlhf_lessons.core.config import LessonConfig
+from rlhf_lessons.core.phases import phase
 
 try:
     import fcntl
@@ -218,14 +219,17 @@ def optimizer_step(loss: torch.Tensor, optimizer, params, max_grad_norm: float =
     """One update: backward, clip the gradient norm (when ``max_grad_norm`` > 0),
     step, clear the gradients. Returns the norm before clipping (0.0 unclipped).
 
-    Pretraining, SFT, the judge and PPO all take their steps through here.
+    Pretraining, SFT, the judge and PPO all take their steps through here; its two
+    halves are the phases ``backward`` and ``optimizer`` (:mod:`rlhf_lessons.core.phases`).
     """
-    loss.backward()
-    norm = 0.0
-    if max_grad_norm and max_grad_norm > 0:
-        norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with phase("backward"):
+        loss.backward()
+    with phase("optimizer"):
+        norm = 0.0
+        if max_grad_norm and max_grad_norm > 0:
+            norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return norm
 
 

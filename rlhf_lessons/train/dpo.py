@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from rlhf_lessons.core.batching import length_buckets, position_ids, right_pad, tail_token_ids
 from rlhf_lessons.core.config import DPOConfig
+from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
     autocast,
@@ -215,6 +216,7 @@ def implicit_accuracy(policy_logps, ref_logps, beta: float, identical=None) -> d
             "losses": np.logaddexp(0.0, -margins)}
 
 
+@records_phases
 def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device="cpu",
               seed: int = 0, ref_logps=None, checkpoint: str | Path | None = None,
               save_every: int = SAVE_EVERY, show_progress: bool = True,
@@ -248,7 +250,8 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
         policy.requires_grad_(False)
         return finished(rows, total, start)
     if ref_logps is None:
-        ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device)
+        with phase("reference"):
+            ref_logps = all_pair_logprobs(ref_policy, pairs, pad_id, device)
     ref_c, ref_r = (torch.as_tensor(x, dtype=torch.float32) for x in ref_logps)
     longest = [max(len(a), len(b)) for a, b in zip(pairs.chosen_ids, pairs.rejected_ids)]
     epochs: list[list[list[int]]] = []
@@ -263,11 +266,12 @@ def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device=
         lr = cfg.lr * linear_schedule(step, total)
         for g in opt.param_groups:
             g["lr"] = lr
-        with autocast(device):
-            pc, pr = pair_logprobs(policy, pairs, idx, pad_id, device)
-        pc, pr = pc.float(), pr.float()
-        loss, rc, rr = dpo_loss(pc, pr, ref_c[idx].to(device), ref_r[idx].to(device),
-                                cfg.beta)
+        with phase("forward"):
+            with autocast(device):
+                pc, pr = pair_logprobs(policy, pairs, idx, pad_id, device)
+            pc, pr = pc.float(), pr.float()
+            loss, rc, rr = dpo_loss(pc, pr, ref_c[idx].to(device), ref_r[idx].to(device),
+                                    cfg.beta)
         gn = optimizer_step(loss, opt, policy.parameters(), cfg.max_grad_norm)
         rows.append(metric_row(
             step + 1, lr, clock(), loss=loss.item(),

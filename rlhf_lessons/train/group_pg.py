@@ -26,6 +26,7 @@ import torch
 
 from rlhf_lessons.core.batching import encode_prompts, masked_mean
 from rlhf_lessons.core.config import ADVANTAGES, GroupPGConfig, PPOConfig
+from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.ppo import kl_per_token
 from rlhf_lessons.train.rollout import response_logprobs, rollout
@@ -143,6 +144,7 @@ def group_rollout(policy, ref_policy, reward, tokenizer, prompt_ids, prompts,
     return ro, ro.scores.view(len(prompts), G)
 
 
+@records_phases
 def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPGConfig,
                    cfg: PPOConfig, *, seed: int = 0, score_norm=None,
                    show_progress: bool = True, desc: str | None = None,
@@ -215,11 +217,12 @@ def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPG
             b = ro.batch.index(keep)
             # 3. the clipped ratio (1 on the first pass) and the KL term
             for _ in range(gcfg.inner_epochs):
-                new = response_logprobs(policy, b, cfg.temperature)
-                ref = ro.ref_logprobs[keep] if ro.ref_logprobs is not None else None
-                out = group_pg_loss(new, ro.logprobs[keep], ref,
-                                    adv[keep], b.response_mask, gcfg.cliprange,
-                                    gcfg.kl_coef)
+                with phase("forward"):
+                    new = response_logprobs(policy, b, cfg.temperature)
+                    ref = ro.ref_logprobs[keep] if ro.ref_logprobs is not None else None
+                    out = group_pg_loss(new, ro.logprobs[keep], ref,
+                                        adv[keep], b.response_mask, gcfg.cliprange,
+                                        gcfg.kl_coef)
                 optimizer_step(out["loss"], opt, params, gcfg.max_grad_norm)
                 per_epoch.append({k: float(v.detach()) for k, v in out.items() if k != "kl"})
         stats = {k: (sum(d[k] for d in per_epoch) / len(per_epoch) if per_epoch

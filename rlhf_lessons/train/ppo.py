@@ -27,6 +27,7 @@ from torch import nn
 
 from rlhf_lessons.core.batching import encode_prompts, masked_mean, masked_whiten
 from rlhf_lessons.core.config import KL_ESTIMATORS, PPOConfig
+from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
     linear_schedule,
@@ -201,12 +202,14 @@ def ppo_update(policy, value_model, optimizer, ro: Rollout, adv: dict, cfg: PPOC
         for s in range(0, B, mb):
             rows = order[s:s + mb].to(ro.batch.ids.device)
             b = ro.batch.index(rows)
-            new_logp, ent = response_logprobs(policy, b, cfg.temperature, with_entropy=True)
-            new_v = response_values(value_model, b)
-            out = ppo_losses(new_logp, ro.logprobs[rows], adv["advantages"][rows], new_v,
-                             ro.values[rows], adv["returns"][rows], b.response_mask,
-                             cfg.cliprange, cfg.cliprange_value)
-            loss = out["pg_loss"] + cfg.vf_coef * out["vf_loss"]
+            with phase("forward"):
+                new_logp, ent = response_logprobs(policy, b, cfg.temperature,
+                                                  with_entropy=True)
+                new_v = response_values(value_model, b)
+                out = ppo_losses(new_logp, ro.logprobs[rows], adv["advantages"][rows],
+                                 new_v, ro.values[rows], adv["returns"][rows],
+                                 b.response_mask, cfg.cliprange, cfg.cliprange_value)
+                loss = out["pg_loss"] + cfg.vf_coef * out["vf_loss"]
             optimizer_step(loss, optimizer, params, clip)
             stats = {k: float(v.detach()) for k, v in out.items()}
             stats["entropy"] = float(masked_mean(ent, b.response_mask))
@@ -250,6 +253,7 @@ def metrics_row(ro: Rollout, adv: dict, upd: dict, beta: float) -> dict:
 # ---------------------------------------------------------------------------
 # 4.5 PPO with the judge
 # ---------------------------------------------------------------------------
+@records_phases
 def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
               cfg: PPOConfig, *, seed: int = 0, n_updates: int | None = None,
               score_norm: tuple[float, float] | None = None,

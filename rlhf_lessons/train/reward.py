@@ -70,6 +70,7 @@ from rlhf_lessons.core.batching import (
 )
 from rlhf_lessons.core.config import RewardConfig
 from rlhf_lessons.core.lean_gpt2 import fuse_gelu, last_token_hidden
+from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
     autocast,
@@ -403,6 +404,7 @@ def _batch_stats(rc: torch.Tensor, rr: torch.Tensor) -> dict:
     }
 
 
+@records_phases
 def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="cpu", seed: int = 0,
                        eval_pairs: PairSet | None = None, checkpoint: Path | None = None,
                        pad_id: int = 0, show_progress: bool = True, max_steps: int | None = None,
@@ -455,13 +457,14 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
     while step < total:
         idx = batch_at(step)
         ids, mask = batch_tensors(train, idx, pad_id, device, n_pos)
-        with autocast(device):
+        with phase("forward"), autocast(device):
             r = score(model, ids, mask)
         r_c, r_r = r[: len(idx)], r[len(idx):]
         lr = reward_cfg.lr * linear_schedule(step, total)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = pairwise_loss(r_c, r_r, reward_cfg.margin, reward_cfg.center_coef)
+        with phase("forward"):
+            loss = pairwise_loss(r_c, r_r, reward_cfg.margin, reward_cfg.center_coef)
         gn = optimizer_step(loss, opt, model.parameters(), reward_cfg.max_grad_norm)
         step += 1
         if step % log_every == 0 or step == total:

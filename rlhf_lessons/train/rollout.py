@@ -30,6 +30,7 @@ from rlhf_lessons.core.batching import decode_responses, left_pad, position_ids,
 from rlhf_lessons.core.config import PPOConfig
 from rlhf_lessons.core.generation import sample_responses
 from rlhf_lessons.core.lean_gpt2 import answer_hidden, backbone_of
+from rlhf_lessons.core.phases import phase
 
 
 # ---------------------------------------------------------------------------
@@ -247,22 +248,27 @@ def rollout(policy, ref_policy, value_model, reward, tokenizer, prompt_seqs, pro
     p_ids, p_mask = p_ids.to(dev), p_mask.to(dev)
     # 4.3.1 sample with the policy (its logprobs come from the same tempered logits)
     t0 = time.perf_counter()
-    raw_ids, logprobs, entropy = sample_responses(
-        policy, p_ids, p_mask, cfg.max_new_tokens, cfg.temperature, eos, generator)
+    with phase("sample"):
+        raw_ids, logprobs, entropy = sample_responses(
+            policy, p_ids, p_mask, cfg.max_new_tokens, cfg.temperature, eos, generator)
     gen_s = time.perf_counter() - t0
     # 4.3.2 truncate after the first EOS; the padding is masked everywhere from here on
     r_ids, r_mask, has_eos = truncate_after_eos(raw_ids, eos, pad)
     batch = make_batch(p_ids, p_mask, r_ids, r_mask, has_eos)
     logprobs = logprobs * r_mask
     entropy = entropy * r_mask
-    ref_logprobs = (response_logprobs(ref_policy, batch, cfg.temperature) * r_mask
-                    if ref_policy is not None else None)
+    with phase("reference"):
+        ref_logprobs = (response_logprobs(ref_policy, batch, cfg.temperature) * r_mask
+                        if ref_policy is not None else None)
     # no value model (the critic-free methods of notebook 07): values are 0
-    values = (response_values(value_model, batch) * r_mask if value_model is not None
-              else torch.zeros_like(logprobs))
-    responses = decode_responses(tokenizer, r_ids, r_mask)
+    with phase("values"):
+        values = (response_values(value_model, batch) * r_mask if value_model is not None
+                  else torch.zeros_like(logprobs))
+    with phase("decode"):
+        responses = decode_responses(tokenizer, r_ids, r_mask)
     # 4.3.2 score, normalise, penalise answers without EOS
-    raw = score_batch(reward, batch, list(prompts), responses)
+    with phase("reward"):
+        raw = score_batch(reward, batch, list(prompts), responses)
     scores = apply_missing_eos_penalty(normalise(raw, score_norm), has_eos,
                                        cfg.missing_eos_penalty)
     return Rollout(list(prompts), responses, batch, has_eos, logprobs, ref_logprobs,

@@ -61,6 +61,8 @@ class TrainRun:
     total: int
     resumed_from: int = 0
     extra: dict = field(default_factory=dict)
+    # seconds per phase of the steps (rlhf_lessons.core.phases.records_phases)
+    phases: dict = field(default_factory=dict)
 
     @property
     def trained_now(self) -> bool:
