@@ -143,3 +143,23 @@ def test_policy_pairs_share_the_prompt_tokens_and_start_at_the_answer():
     (st,) = pair_starts(ps.chosen_ids, ps.rejected_ids)
     n_answer = len(tok(" Yes, gladly.", add_special_tokens=False)["input_ids"]) + 1
     assert len(c) - st == n_answer  # the answers differ from their first token
+
+
+def test_all_pair_logprobs_batches_by_length_and_returns_the_pairs_order():
+    from rlhf_lessons.train.dpo import all_pair_logprobs, pair_logprobs
+    from rlhf_lessons.train.reward import pairset_from_ids
+
+    torch.manual_seed(0)
+    mc = ModelConfig(name="tiny", n_layer=1, n_embd=16, n_head=2, n_positions=32)
+    model = build_gpt2(20, mc, eos_id=0).eval()
+    # lengths 9, 4, 12, 5, 7: sorting reorders them, batches of 2 mix the order
+    lens = [9, 4, 12, 5, 7]
+    chosen = [[3 + (i + j) % 15 for j in range(n)] for i, n in enumerate(lens)]
+    rejected = [c[:-2] + [1, 0] for c in chosen]
+    pairs = pairset_from_ids(chosen, rejected)
+    c, r = all_pair_logprobs(model, pairs, pad_id=0, batch_size=2)
+    with torch.no_grad():
+        for i in range(len(lens)):  # each pair alone: no padding at all
+            ci, ri = pair_logprobs(model, pairs, [i], pad_id=0)
+            assert c[i] == pytest.approx(float(ci[0]), abs=1e-5)
+            assert r[i] == pytest.approx(float(ri[0]), abs=1e-5)

@@ -48,6 +48,30 @@ def test_last_token_hidden_matches_transformers_values_and_gradients(n_layer):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("n_layer,from_pos", [(1, 0), (2, 0), (2, 4), (3, 2)])
+def test_causal_hidden_matches_transformers_at_real_positions_values_and_gradients(
+        n_layer, from_pos):
+    lengths, T = [7, 5, 10, 6], 10
+    ids, _ = right_padded(lengths, T)
+    mask = (torch.arange(T)[None] < torch.tensor(lengths)[:, None]).long()
+    ours_m, hf_m = gpt2(n_layer), gpt2(n_layer)
+    ours = L.causal_hidden(ours_m, ids, from_pos=from_pos)
+    hf = hf_m(input_ids=ids, attention_mask=mask).last_hidden_state[:, from_pos:]
+    assert ours.shape == (4, T - from_pos, 32)
+    real = mask[:, from_pos:].bool()  # pads' outputs are not read
+    torch.testing.assert_close(ours[real], hf[real], atol=1e-5, rtol=1e-4)
+    w = torch.randn(32, generator=torch.Generator().manual_seed(2))
+    (ours[real] @ w).sum().backward()
+    (hf[real] @ w).sum().backward()
+    for (name, a), (_, b) in zip(ours_m.named_parameters(), hf_m.named_parameters()):
+        if b.grad is None:  # the final ln_f / unused parts agree on None too
+            assert a.grad is None or not a.grad.any(), name
+            continue
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="from_pos"):
+        L.causal_hidden(ours_m, ids, from_pos=T)
+
+
 def test_a_non_standard_gpt2_takes_the_transformers_forward():
     # layer-scaled attention is maths the lean forward does not do
     bb = gpt2(2, scale_attn_by_inverse_layer_idx=True)

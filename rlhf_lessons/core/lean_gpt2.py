@@ -333,6 +333,44 @@ def last_token_hidden(model, input_ids: torch.Tensor, last: torch.Tensor) -> tor
     return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
 
 
+def causal_hidden(model, input_ids: torch.Tensor, from_pos: int = 0) -> torch.Tensor:
+    """Last hidden states (after ``ln_f``) of RIGHT-padded rows at positions
+    ``from_pos:``, (B, T - from_pos, d); ``input_ids: (B, T)``, each row's real tokens
+    at positions 0, 1, ... (what DPO's and SFT's batches are).
+
+    The fact of :func:`last_token_hidden`: with right padding the causal mask alone
+    hides every pad from every real token, so no padding mask is built and attention
+    runs torch's fused causal kernel. The outputs at pad positions are computed but
+    meaningless: read real positions only. ``from_pos``: the final block's query,
+    attention output and MLP only from there on (its keys and values everywhere), for
+    callers that read the answer positions only: the same numbers, less work.
+    Falls back to the transformers forward for non-standard models or active dropout.
+    """
+    bb = backbone_of(model)
+    B, T = input_ids.shape
+    if not 0 <= from_pos < T:
+        raise ValueError(f"from_pos={from_pos}: must lie in [0, {T})")
+    if not fast_ok(bb) or _dropout_active(bb):
+        pos = torch.arange(T, device=input_ids.device).expand(B, T)
+        h = bb(inputs_embeds=bb.wte(input_ids), position_ids=pos).last_hidden_state
+        return h[:, from_pos:]
+    d, H = bb.config.n_embd, bb.config.n_head
+    x = bb.wte(input_ids) + bb.wpe.weight[:T]  # (B, T, d)
+    n_layer = len(bb.h)
+    for i, blk in enumerate(bb.h):
+        q, k, v = _qkv(blk, x, H)  # each (B, H, T, hd)
+        if from_pos and i == n_layer - 1:  # the final block: queries where read only
+            q_pos = torch.arange(from_pos, T, device=x.device)
+            allow = torch.arange(T, device=x.device)[None, :] <= q_pos[:, None]
+            x = _attend_and_mlp(blk, x[:, from_pos:], q[:, :, from_pos:], k, v,
+                                allow[None, None])
+            continue
+        a = causal_attention(q, k, v).transpose(1, 2).reshape(-1, d)
+        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
+        x = x + _mlp(blk, x)
+    return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
+
+
 def fuse_gelu(model):
     """Swap GPT-2's Python ``gelu_new`` for torch's fused tanh-GELU (the same function).
 

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlhf_lessons.core.batching import length_buckets, position_ids, right_pad, tail_token_ids
+from rlhf_lessons.core.batching import length_buckets, right_pad, tail_token_ids
 from rlhf_lessons.core.config import DPOConfig
+from rlhf_lessons.core.lean_gpt2 import causal_hidden
 from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
@@ -110,15 +111,17 @@ def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int
         raise ValueError(f"{len(seqs)} sequences but {len(starts)} starts")
     ids, mask = right_pad(seqs, pad_id)
     ids, mask = ids.to(device), mask.to(device)
-    h = model.transformer(input_ids=ids, attention_mask=mask,
-                          position_ids=position_ids(mask)).last_hidden_state  # (B, L, d)
+    first = [max(1, s) for s in starts]
+    # Right-padded rows: the lean causal forward (no padding mask needed), its final
+    # block from the first answer's position on (lean_gpt2.causal_hidden).
+    f = min(first) - 1
+    h = causal_hidden(model, ids, from_pos=f)  # (B, L - f, d)
     pos = torch.arange(1, ids.size(1), device=ids.device)[None]
-    first = torch.tensor([max(1, s) for s in starts], device=ids.device)[:, None]
-    keep = (pos >= first) & mask[:, 1:].bool()  # (B, L-1): token t+1 is an answer token
-    rows, cols = keep.nonzero(as_tuple=True)
+    keep = (pos >= torch.tensor(first, device=ids.device)[:, None]) & mask[:, 1:].bool()
+    rows, cols = keep.nonzero(as_tuple=True)  # (B, L-1): token t+1 is an answer token
     # Only the answer positions go through the LM head: the vocabulary projection of
     # every prompt token would cost memory and time for nothing.
-    logp = torch.log_softmax(model.lm_head(h[rows, cols]).float(), dim=-1)  # (N, V)
+    logp = torch.log_softmax(model.lm_head(h[rows, cols - f]).float(), dim=-1)  # (N, V)
     tok_logp = logp.gather(-1, ids[rows, cols + 1][:, None])[:, 0]  # (N,)
     return torch.zeros(len(seqs), device=ids.device).index_add(0, rows, tok_logp)
 
@@ -179,16 +182,20 @@ def all_pair_logprobs(model, pairs, pad_id: int, device="cpu", batch_size: int =
     """Answer log-probs of every pair, as two float arrays ``(n,)`` (eval mode).
 
     DPO needs the reference's once: it is frozen (TRL's ``precompute_ref_log_probs``).
+    Batches hold pairs of similar length (sorted by the longer side), so a batch pads
+    to about its own length; the arrays come back in the pairs' order.
     """
     model.eval()
-    out_c, out_r = [], []
+    out_c, out_r = np.zeros(len(pairs), np.float32), np.zeros(len(pairs), np.float32)
+    order = np.argsort([max(len(a), len(b)) for a, b in zip(pairs.chosen_ids,
+                                                            pairs.rejected_ids)],
+                       kind="stable")
     for s in range(0, len(pairs), batch_size):
-        idx = list(range(s, min(s + batch_size, len(pairs))))
+        idx = order[s:s + batch_size].tolist()
         with autocast(torch.device(device)):
             c, r = pair_logprobs(model, pairs, idx, pad_id, device)
-        out_c.append(c.float().cpu())
-        out_r.append(r.float().cpu())
-    return torch.cat(out_c).numpy(), torch.cat(out_r).numpy()
+        out_c[idx], out_r[idx] = c.float().cpu().numpy(), r.float().cpu().numpy()
+    return out_c, out_r
 
 
 # ---------------------------------------------------------------------------
