@@ -92,7 +92,26 @@ def seed_spread(runs: dict[str, dict]) -> str:
             f"raised the judge's held-out score by {a:+.2f} [{alo:.2f}, {ahi:.2f}] reference "
             f"std with seed 1 and {b:+.2f} [{blo:.2f}, {bhi:.2f}] with seed 2, "
             f"{abs(a - b):.2f} apart, against intervals ±{half:.2f} wide: read a single "
-            f"run's size within about its own interval, its sign with more trust.")
+            f"run's size within about its own interval, its sign with more trust."
+            + precision_gap(a))
+
+
+# Notebook 04's judge gain on another machine, in bf16 autocast (a CPU with native
+# bf16): the third-run review's fresh run of the series (reference std, 95% interval).
+BF16_RUN = {"gain": 1.05, "ci95": (0.85, 1.23), "kl": 4.6}
+
+
+def precision_gap(gain: float, bf16: dict = BF16_RUN) -> str:
+    """One sentence: how far this run's gain lies from the bf16 run's."""
+    lo, hi = bf16["ci95"]
+    gap = gain - bf16["gain"]
+    inside = lo <= gain <= hi
+    return (f" Across precision and machine: on a CPU with native bf16 (bf16 autocast; the "
+            f"third-run review's run) the same notebook gave {bf16['gain']:+.2f} [{lo:.2f}, "
+            f"{hi:.2f}] at KL {bf16['kl']}, and this run's seed 1 lies {gap:+.2f} from it, "
+            + ("inside" if inside else "outside") + " that interval. Those two runs differ "
+            "in machine as well as precision; both precisions on one machine is the run "
+            "that would separate the two.")
 
 
 def rewrite(doc: str, runs: dict[str, dict], where: str) -> str:

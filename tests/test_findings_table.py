@@ -63,3 +63,9 @@ def test_seed_spread_is_written_from_notebook_04s_two_seeds(tmp_path):
     assert "0.30 apart, against intervals ±0.20 wide" in F.seed_spread(runs)
     assert "0.30 apart" in F.rewrite(DOC, runs, "a CPU, fp32")
     assert F.seed_spread({}) == ""
+
+
+def test_the_precision_gap_is_computed_against_the_bf16_run():
+    bf16 = {"gain": 1.0, "ci95": (0.8, 1.2), "kl": 4.0}
+    assert "+0.40 from it, outside that interval" in F.precision_gap(1.4, bf16)
+    assert "-0.10 from it, inside that interval" in F.precision_gap(0.9, bf16)
