@@ -58,7 +58,10 @@ def add_lora(model, cfg: LoRAGRPOConfig, seed: int = 0):
     torch.manual_seed(seed)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                       target_modules=list(cfg.lora_targets), bias="none")
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # also where a caller (pytest) reset the filters
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def chat_prompt_ids(tokenizer, questions: Sequence[str]) -> list[list[int]]:
