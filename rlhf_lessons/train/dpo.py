@@ -121,8 +121,10 @@ def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int
     rows, cols = keep.nonzero(as_tuple=True)  # (B, L-1): token t+1 is an answer token
     # Only the answer positions go through the LM head: the vocabulary projection of
     # every prompt token would cost memory and time for nothing.
-    logp = torch.log_softmax(model.lm_head(h[rows, cols - f]).float(), dim=-1)  # (N, V)
-    tok_logp = logp.gather(-1, ids[rows, cols + 1][:, None])[:, 0]  # (N,)
+    logits = model.lm_head(h[rows, cols - f]).float()  # (N, V)
+    # log pi(token) = -cross-entropy: log-softmax and pick in one fused kernel, whose
+    # backward (softmax - one-hot) skips a vocabulary-wide pass
+    tok_logp = -F.cross_entropy(logits, ids[rows, cols + 1], reduction="none")  # (N,)
     return torch.zeros(len(seqs), device=ids.device).index_add(0, rows, tok_logp)
 
 
