@@ -9,7 +9,8 @@ in README.md with one row per workload (ours, TRL, the ratio, our achieved GFLOP
 a fraction of the machine's peak at the model's own shapes where the flops are
 counted, both sides' peak RSS), a second table of where our trainers' time went
 (sampling, reference pass, judge, forward, backward, optimiser: ``phase_s``), and one
-line naming the machine, its peak before and after, and the targets that run met. A workload the run skipped keeps no row.
+line naming the machine, its peak before and after, and the targets that run met. A
+workload the run skipped keeps no row.
 
     .venv/bin/python benchmarks/table.py [outputs/bench.jsonl]
 """

@@ -312,12 +312,7 @@ def last_token_hidden(model, input_ids: torch.Tensor, last: torch.Tensor) -> tor
     x = bb.wte(input_ids) + bb.wpe.weight[:T]  # (B, T, d)
     *blocks, final = bb.h
     for blk in blocks:
-        h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
-        qkv = torch.addmm(blk.attn.c_attn.bias, h.reshape(-1, d), blk.attn.c_attn.weight)
-        q, k, v = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
-        a = causal_attention(q, k, v).transpose(1, 2).reshape(-1, d)
-        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(B, T, d)
-        x = x + _mlp(blk, x)
+        x = _causal_block(blk, x, H)
     # The final block: keys and values everywhere, everything else at `last` only.
     w, b = final.attn.c_attn.weight, final.attn.c_attn.bias  # (d, 3d), (3d,): q | k | v
     h = F.layer_norm(x, (d,), final.ln_1.weight, final.ln_1.bias, final.ln_1.eps)
@@ -365,10 +360,17 @@ def causal_hidden(model, input_ids: torch.Tensor, from_pos: int = 0) -> torch.Te
             x = _attend_and_mlp(blk, x[:, from_pos:], q[:, :, from_pos:], k, v,
                                 allow[None, None])
             continue
-        a = causal_attention(q, k, v).transpose(1, 2).reshape(-1, d)
-        x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
-        x = x + _mlp(blk, x)
+        x = _causal_block(blk, x, H, (q, k, v))
     return F.layer_norm(x, (d,), bb.ln_f.weight, bb.ln_f.bias, bb.ln_f.eps)
+
+
+def _causal_block(blk, x: torch.Tensor, H: int, qkv=None) -> torch.Tensor:
+    """One whole block over right-padded rows ``x: (B, T, d)`` under the causal mask
+    alone (no padding mask: see :func:`last_token_hidden`); ``qkv`` if already computed."""
+    q, k, v = qkv if qkv is not None else _qkv(blk, x, H)
+    a = causal_attention(q, k, v).transpose(1, 2).reshape(-1, x.size(-1))
+    x = x + torch.addmm(blk.attn.c_proj.bias, a, blk.attn.c_proj.weight).view(x.shape)
+    return x + _mlp(blk, x)
 
 
 def fuse_gelu(model):

@@ -47,8 +47,6 @@ from rlhf_lessons.train.run import (
 )
 
 RewardFn = Callable[[list[str], list[str]], Sequence[float]]
-# transformers 5 warns about a renamed attribute each time peft wraps a model
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def add_lora(model, cfg: LoRAGRPOConfig, seed: int = 0):
@@ -58,7 +56,9 @@ def add_lora(model, cfg: LoRAGRPOConfig, seed: int = 0):
     torch.manual_seed(seed)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                       target_modules=list(cfg.lora_targets), bias="none")
-    with warnings.catch_warnings():  # also where a caller (pytest) reset the filters
+    # transformers 5 warns about a renamed attribute each time peft wraps a model;
+    # silenced here only, not in the caller's filters
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
                                 category=FutureWarning)
         return get_peft_model(model, lora)

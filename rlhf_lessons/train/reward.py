@@ -457,13 +457,13 @@ def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="
     while step < total:
         idx = batch_at(step)
         ids, mask = batch_tensors(train, idx, pad_id, device, n_pos)
-        with phase("forward"), autocast(device):
-            r = score(model, ids, mask)
-        r_c, r_r = r[: len(idx)], r[len(idx):]
         lr = reward_cfg.lr * linear_schedule(step, total)
         for g in opt.param_groups:
             g["lr"] = lr
         with phase("forward"):
+            with autocast(device):
+                r = score(model, ids, mask)
+            r_c, r_r = r[: len(idx)], r[len(idx):]
             loss = pairwise_loss(r_c, r_r, reward_cfg.margin, reward_cfg.center_coef)
         gn = optimizer_step(loss, opt, model.parameters(), reward_cfg.max_grad_norm)
         step += 1
