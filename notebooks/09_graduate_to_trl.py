@@ -39,11 +39,12 @@ preset; the notebook prints its own wall time at the end); seconds in the fast
 preset, where the models are tiny and random, so the numbers there
 mean nothing. It needs `trl` and `accelerate` (pinned in `requirements.txt`).
 
-**Finished runs:** the reward-model and DPO runs of 9.2 and 9.3 (about 1.5
-and 1 minute of training on 2 cores) travel finished in `data/runs/`, keyed by
-TRL's version, every config field, the training rows and the starting
-weights, so the series fits its 15 minutes: change any of them (or set
-`RETRAIN = True` below) and that run trains here. GRPO (9.4) trains live.
+**Finished runs:** the reward-model and DPO runs of 9.2 and 9.3 travel
+finished in `data/runs/` (`data/runs/README.md` lists how long each trained
+when it was shipped), keyed by TRL's version, every config field, the
+training rows and the starting weights, so the series fits its 15 minutes:
+change any of them (or set `RETRAIN = True` below) and that run trains here.
+GRPO (9.4) trains live.
 
 **Instructor's path (50 minutes):** 9.1 (formats, 5 min), 9.2 (the reward
 model, 10 min), 9.4 (GRPO with the judge, 15 min, about 20 s live), 9.5
