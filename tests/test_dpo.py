@@ -8,6 +8,7 @@ import torch
 from rlhf_lessons.core.config import ModelConfig
 from rlhf_lessons.core.models import build_gpt2
 from rlhf_lessons.course import checks
+from rlhf_lessons.core.utils import autocast
 from rlhf_lessons.train.dpo import answer_logprobs, answer_start, dpo_loss
 
 
@@ -38,7 +39,9 @@ def test_answer_logprobs_match_a_loop_and_ignore_padding():
     torch.manual_seed(0)
     mc = ModelConfig(name="tiny", n_layer=1, n_embd=16, n_head=2, n_positions=16)
     model = build_gpt2(11, mc, eos_id=0).eval()
-    seqs, starts = [[3, 4, 5, 6, 0], [3, 4, 7]], [2, 2]
+    # the third fills all 16 positions: the batch's length is rounded up to
+    # LENGTH_MULTIPLE (64) but never past the model's positions
+    seqs, starts = [[3, 4, 5, 6, 0], [3, 4, 7], [3, 4] + [5, 6, 7, 8, 9, 10, 1] * 2], [2, 2, 2]
     got = answer_logprobs(model, seqs, starts, pad_id=0)
     for i, (s, a) in enumerate(zip(seqs, starts)):
         ids = torch.tensor([s])
@@ -158,8 +161,10 @@ def test_all_pair_logprobs_batches_by_length_and_returns_the_pairs_order():
     rejected = [c[:-2] + [1, 0] for c in chosen]
     pairs = pairset_from_ids(chosen, rejected)
     c, r = all_pair_logprobs(model, pairs, pad_id=0, batch_size=2)
-    with torch.no_grad():
-        for i in range(len(lens)):  # each pair alone: no padding at all
+    # each pair alone (no padding at all), in the precision all_pair_logprobs uses
+    # (bf16 autocast on a CPU with native bf16)
+    with torch.no_grad(), autocast(torch.device("cpu")):
+        for i in range(len(lens)):
             ci, ri = pair_logprobs(model, pairs, [i], pad_id=0)
             assert c[i] == pytest.approx(float(ci[0]), abs=1e-5)
             assert r[i] == pytest.approx(float(ri[0]), abs=1e-5)

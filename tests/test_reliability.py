@@ -299,3 +299,11 @@ def test_the_gpu_preset_without_the_hub_fails_at_once_with_what_to_do(monkeypatc
                                                       r"unset RLHF_LESSONS_PRESET"):
         A.load_policy(gpu, "sft")
     assert time.perf_counter() - t0 < 1.0
+def test_release_freed_memory_runs_where_glibc_does():
+    import ctypes.util
+    import sys
+
+    from rlhf_lessons.core.utils import release_freed_memory
+
+    glibc = sys.platform.startswith("linux") and ctypes.util.find_library("c") is not None
+    assert release_freed_memory() is glibc

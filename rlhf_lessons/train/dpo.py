@@ -100,6 +100,15 @@ def answer_start(chosen_ids: list[int], rejected_ids: list[int]) -> int:
     return n
 
 
+# Batches are padded to a multiple of LENGTH_MULTIPLE tokens and the LM head runs on a
+# multiple of LM_ROWS_MULTIPLE rows. Under bf16 on a CPU each new matmul shape builds a
+# oneDNN kernel that stays cached with its memory for the life of the process: with
+# every batch its own length, the DPO benchmark's process kept about 690 MB after
+# training (measured; 345 MB with these two roundings), at no measurable cost in speed.
+LENGTH_MULTIPLE = 64
+LM_ROWS_MULTIPLE = 1024
+
+
 def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int,
                     device="cpu") -> torch.Tensor:
     """Sum of ``log π(token)`` over the tokens at and after ``starts[i]`` of each sequence.
@@ -109,7 +118,9 @@ def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int
     """
     if len(seqs) != len(starts):
         raise ValueError(f"{len(seqs)} sequences but {len(starts)} starts")
-    ids, mask = right_pad(seqs, pad_id)
+    # never rounded past the model's positions
+    ids, mask = right_pad(seqs, pad_id, LENGTH_MULTIPLE,
+                          getattr(getattr(model, "config", None), "n_positions", None))
     ids, mask = ids.to(device), mask.to(device)
     first = [max(1, s) for s in starts]
     # Right-padded rows: the lean causal forward (no padding mask needed), its final
@@ -121,7 +132,12 @@ def answer_logprobs(model, seqs: list[list[int]], starts: list[int], pad_id: int
     rows, cols = keep.nonzero(as_tuple=True)  # (B, L-1): token t+1 is an answer token
     # Only the answer positions go through the LM head: the vocabulary projection of
     # every prompt token would cost memory and time for nothing.
-    logits = model.lm_head(h[rows, cols - f]).float()  # (N, V)
+    hs = h[rows, cols - f]  # (N, d)
+    n = hs.size(0)
+    # zero rows up to a multiple of LM_ROWS_MULTIPLE, cut off again after the head: the
+    # same logits, from one of a few matmul shapes (see LENGTH_MULTIPLE)
+    hs = F.pad(hs, (0, 0, 0, -(-n // LM_ROWS_MULTIPLE) * LM_ROWS_MULTIPLE - n))
+    logits = model.lm_head(hs)[:n].float()  # (N, V)
     # log pi(token) = -cross-entropy: log-softmax and pick in one fused kernel, whose
     # backward (softmax - one-hot) skips a vocabulary-wide pass
     tok_logp = -F.cross_entropy(logits, ids[rows, cols + 1], reduction="none")  # (N,)
