@@ -83,8 +83,11 @@ def table(ours: dict, peer: dict, summary: dict) -> list[str]:
             continue
         o, p = ours[task], peer[task]
         frac = summary.get(FRACTION.get(task, ""), None)
+        # each workload's own precision: on a CPU with native bf16 the reward model and
+        # DPO train under bf16 autocast on both sides, PPO and GRPO stay in fp32
+        name = f"{label}, {o['mode']}" if o.get("mode") else label
         rows.append(
-            f"| {label} | {speed(o[key])} {unit} | {speed(p[key])} {unit} | "
+            f"| {name} | {speed(o[key])} {unit} | {speed(p[key])} {unit} | "
             f"{summary[ratio_key]:.2f}x | {f'{frac:.0%}' if frac is not None else 'not counted'} | "
             f"{result(o, p)} | {o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f} MB |")
     return rows
@@ -113,8 +116,9 @@ def footer(summary: dict, machine: str, day: str = "") -> str:
     pk, after = summary.get("peak_gflop_per_s", {}), summary.get("peak_gflop_per_s_after", {})
     met = summary.get("targets_met", {})
     missed = [k for k, v in met.items() if not v]
-    return (f"One `make bench` ({summary.get('mode')}){' on ' + day if day else ''}, "
-            f"on {machine}. The machine's peak in "
+    return (f"One `make bench`{' on ' + day if day else ''} (each workload in the precision its "
+            "row names, the same on both sides), "
+            f"on {machine}. The machine's {summary.get('mode')} peak in "
             f"the same run, before / after: a 2048² matmul {pk.get('square_2048')} / "
             f"{after.get('square_2048')} GFLOP/s, the benchmark model's own matmul shapes "
             f"{pk.get('model_shapes')} / {after.get('model_shapes')} GFLOP/s (the "

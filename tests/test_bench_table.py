@@ -25,15 +25,24 @@ def test_a_row_per_workload_both_sides_ran_and_the_fraction_of_peak(tmp_path):
              "peak_rss_mb": 1100.0},
             {"impl": "rlhf_lessons", "task": "dpo", "pairs_per_s": 20.0,
              "heldout_implicit_acc": 0.6, "peak_rss_mb": 900.0},
+            {"impl": "rlhf_lessons", "task": "grpo", "episodes_per_s": 60.0, "mode": "fp32",
+             "reward_rise": 0.1, "reward_rise_se": 0.05, "peak_rss_mb": 600.0},
+            {"impl": "trl", "task": "grpo", "episodes_per_s": 20.0, "reward_rise": 0.1,
+             "reward_rise_se": 0.02, "peak_rss_mb": 900.0},
             {"task": "summary", "mode": "fp32", "reward_pairs_per_s_ratio": 3.0,
+             "grpo_episodes_per_s_ratio": 3.0,
              "reward_fraction_of_peak": 0.25, "dpo_pairs_per_s_ratio": None,
              "peak_gflop_per_s": {"square_2048": 70.0, "model_shapes": 40.0},
              "targets_met": {"reward_5x": False, "reward_half_of_peak": False}}]
     ours, peer, summary = T.read(lines(tmp_path, recs))
     rows = T.table(ours, peer, summary)
-    assert len(rows) == 3  # header, rule, the reward model (DPO ran on one side only)
+    # header, rule, the reward model, GRPO (DPO ran on one side only)
+    assert len(rows) == 4
     assert rows[2] == ("| reward model | 90 pairs/s | 30 pairs/s | 3.00x | 25% | "
                        "held-out acc 0.558 vs 0.545 | 641 / 1,100 MB |")
+    # a line that names its precision gets it in the row's name
+    assert rows[3] == ("| GRPO, fp32 | 60 episodes/s | 20 episodes/s | 3.00x | not counted | "
+                       "reward rise +0.100 ± 0.050 vs +0.100 ± 0.020 | 600 / 900 MB |")
     foot = T.footer(summary, "a test machine")
     assert "0 of 2" in foot and "reward_5x, reward_half_of_peak" in foot
     readme = f"# x\n{T.BEGIN}\nold\n{T.END}\ntail\n"
