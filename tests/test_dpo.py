@@ -168,3 +168,21 @@ def test_all_pair_logprobs_batches_by_length_and_returns_the_pairs_order():
             ci, ri = pair_logprobs(model, pairs, [i], pad_id=0)
             assert c[i] == pytest.approx(float(ci[0]), abs=1e-5)
             assert r[i] == pytest.approx(float(ri[0]), abs=1e-5)
+
+
+def test_answer_logprobs_with_long_prompts_start_the_final_block_at_a_multiple_of_64():
+    from rlhf_lessons.train.dpo import LENGTH_MULTIPLE
+
+    torch.manual_seed(1)
+    mc = ModelConfig(name="tiny", n_layer=2, n_embd=16, n_head=2, n_positions=160)
+    model = build_gpt2(11, mc, eos_id=0).eval()
+    # answers start at 100 and 130: the final block runs from position 64, not 99
+    seqs = [[1 + (i * 7) % 10 for i in range(120)], [1 + (i * 3) % 10 for i in range(150)]]
+    starts = [100, 130]
+    assert (min(starts) - 1) // LENGTH_MULTIPLE * LENGTH_MULTIPLE == 64
+    got = answer_logprobs(model, seqs, starts, pad_id=0)
+    for i, (s, a) in enumerate(zip(seqs, starts)):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([s])).logits[0].float(), -1)
+        want = sum(logp[t - 1, s[t]].item() for t in range(a, len(s)))
+        assert got[i].item() == pytest.approx(want, abs=1e-4)
