@@ -7,8 +7,8 @@ import torch
 
 from rlhf_lessons.core.config import ModelConfig
 from rlhf_lessons.core.models import build_gpt2
-from rlhf_lessons.course import checks
 from rlhf_lessons.core.utils import autocast
+from rlhf_lessons.course import checks
 from rlhf_lessons.train.dpo import answer_logprobs, answer_start, dpo_loss
 
 
