@@ -112,6 +112,41 @@ def test_causal_attention_matches_sdpa_in_fp32_and_under_cpu_bf16_autocast():
     torch.testing.assert_close(ours[:, :, 0].float(), v[:, :, 0], atol=2e-2, rtol=2e-2)
 
 
+def test_tiled_causal_attention_is_the_same_maths_as_sdpa_in_float64():
+    # 11 queries in tiles of 4 (the last one short): values and all three gradients
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(6, 11, 8, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    grad_out = torch.randn(6, 11, 8, generator=g, dtype=torch.float64)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    ours = L.TiledCausalAttention.apply(q, k, v, 4)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-12)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad_out),
+                    torch.autograd.grad(ref, (q, k, v), grad_out)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_causal_attention_takes_the_tiles_past_two_of_them_under_cpu_bf16_autocast(
+        monkeypatch):
+    monkeypatch.setattr(L, "ATTENTION_TILE", 4)  # 9 queries: three tiles
+    calls = []
+    apply = L.TiledCausalAttention.apply
+    monkeypatch.setattr(L.TiledCausalAttention, "apply",
+                        lambda *a: calls.append(1) or apply(*a))
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=g, requires_grad=True) for _ in range(3))
+    grad_out = torch.randn(2, 4, 9, 8, generator=g)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = L.causal_attention(q, k, v)
+    assert calls and ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), ref, atol=3e-2, rtol=3e-2)
+    for a, b in zip(torch.autograd.grad(ours.float(), (q, k, v), grad_out),
+                    torch.autograd.grad(ref, (q, k, v), grad_out)):
+        assert a.dtype == torch.float32  # back in the leaves' dtype
+        torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
+
+
 def grouped_batch(P=5, R=4, G=3, seed=2):
     """Two prompts (one left-padded by 2) with G answers each, rows interleaved so
     that a group's rows are not neighbours; answers end in padding at random."""
