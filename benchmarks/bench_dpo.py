@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ensure_venv, load_workload, peer_dir, run_script, two_sided_main  # noqa: E402
+from peers import (  # noqa: E402
+    around_peer,
+    ensure_venv,
+    load_workload,
+    peer_dir,
+    run_script,
+    two_sided_main,
+)
 
 TRL_VERSION = "1.16.0"
 
@@ -92,15 +99,20 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
 
 def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
         quick: bool = False) -> dict:
-    """Both sides, ours in a fresh process: {"ours", "peer", "dpo_pairs_per_s_ratio"}."""
+    """Both sides, ours in a fresh process before and after the peer's (pooled:
+    ``peers.around_peer``): {"ours", "peer", "dpo_pairs_per_s_ratio", ...}."""
     peer = peer_dir(peer_dir_path)
     extra = ["--quick"] if quick else []
-    ours = run_script(sys.executable, Path(__file__).resolve(),
-                      ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
-                       *extra], threads=threads)
     python = python_for_peer or ensure_venv(TRL_VERSION)
-    bf16 = ["--bf16"] if ours["mode"] == "bf16" else []
-    theirs = run_script(python, peer / "trl_dpo.py", [*bf16, *extra], threads=threads)
+    ours, theirs = around_peer(
+        lambda: run_script(sys.executable, Path(__file__).resolve(),
+                           ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
+                            *extra], threads=threads),
+        # the peer in our precision
+        lambda first: run_script(python, peer / "trl_dpo.py",
+                                 [*(["--bf16"] if first["mode"] == "bf16" else []), *extra],
+                                 threads=threads),
+        "pairs_per_s")
     return {"ours": ours, "peer": theirs,
             "dpo_pairs_per_s_ratio": round(ours["pairs_per_s"] / theirs["pairs_per_s"], 3),
             "dpo_heldout_acc_delta": round(ours["heldout_implicit_acc"]

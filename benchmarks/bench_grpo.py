@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dpo import load_beyond  # noqa: E402
-from peers import ensure_venv, peer_dir, run_script, two_sided_main  # noqa: E402
+from peers import around_peer, ensure_venv, peer_dir, run_script, two_sided_main  # noqa: E402
 
 TRL_VERSION = "1.16.0"
 
@@ -84,16 +84,19 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
 
 def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
         quick: bool = False) -> dict:
-    """Both sides, ours in a fresh process: {"ours", "peer", "grpo_episodes_per_s_ratio"}.
+    """Both sides, ours in a fresh process before and after the peer's (pooled:
+    ``peers.around_peer``): {"ours", "peer", "grpo_episodes_per_s_ratio", ...}.
 
     fp32 on both sides: the rollout does not use bf16 autocast (as for PPO)."""
     peer = peer_dir(peer_dir_path)
     extra = ["--quick"] if quick else []
-    ours = run_script(sys.executable, Path(__file__).resolve(),
-                      ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
-                       *extra], threads=threads)
     python = python_for_peer or ensure_venv(TRL_VERSION)
-    theirs = run_script(python, peer / "trl_grpo.py", extra, threads=threads)
+    ours, theirs = around_peer(
+        lambda: run_script(sys.executable, Path(__file__).resolve(),
+                           ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads),
+                            *extra], threads=threads),
+        lambda first: run_script(python, peer / "trl_grpo.py", extra, threads=threads),
+        "episodes_per_s")
     return {"ours": ours, "peer": theirs,
             "grpo_episodes_per_s_ratio": round(ours["episodes_per_s"]
                                                / theirs["episodes_per_s"], 3),

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
+from peers import around_peer, ensure_venv, load_workload, peer_dir, run_script  # noqa: E402
 
 TRL_VERSION = "1.12.0"
 
@@ -105,16 +105,19 @@ def run(peer_dir_path: str | Path | None = None, python_for_peer: str | Path | N
         threads: int = 2) -> dict:
     """Both sides in one run: {"ours": {...}, "peer": {...}, "ppo_episodes_per_s_ratio"}.
 
-    Ours runs in a fresh subprocess (clean peak RSS), then TRL with
-    ``python_for_peer`` (default: the cached ``trl==1.12.0`` venv). fp32 on both
+    Ours runs in a fresh subprocess (clean peak RSS) before and after TRL with
+    ``python_for_peer`` (default: the cached ``trl==1.12.0`` venv), pooled
+    (``peers.around_peer``). fp32 on both
     sides: our loop does not use bf16 autocast, so the peer runs without ``--bf16``.
     """
     peer = peer_dir(peer_dir_path)
-    ours = run_script(sys.executable, Path(__file__).resolve(),
-                      ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads)],
-                      threads=threads)
     python = python_for_peer or ensure_venv(TRL_VERSION)
-    theirs = run_script(python, peer / "trl_ppo.py", [], threads=threads)
+    ours, theirs = around_peer(
+        lambda: run_script(sys.executable, Path(__file__).resolve(),
+                           ["--ours-only", "--peer-dir", str(peer), "--threads", str(threads)],
+                           threads=threads),
+        lambda first: run_script(python, peer / "trl_ppo.py", [], threads=threads),
+        "episodes_per_s")
     ratio = ours["episodes_per_s"] / theirs["episodes_per_s"]
     # On a shared machine one starved update can dominate a total; the ratio of
     # median update times is the robust companion figure (same work per update).

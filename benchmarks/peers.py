@@ -98,6 +98,55 @@ def run_script(python: str | Path, script: Path, args: list[str] | None = None,
     return parse_json_line(proc.stdout, script.name)
 
 
+def around_peer(run_ours, run_peer, rate_key: str) -> tuple[dict, dict]:
+    """Our side, the peer, our side again (A-B-A): ``(ours pooled, peer)``.
+
+    The machines are shared: their speed drifts by 10-25% over minutes, and our side
+    runs for seconds where the peer runs for a minute or more, so one short run of
+    ours can land in a slow or a fast moment that the peer's long run averages out.
+    Running ours on both sides of the peer cancels a steady drift and halves the
+    weight of a passing one. ``run_ours()`` returns our record; ``run_peer(first)``
+    the peer's, given our first record (e.g. to read its precision); ``rate_key``
+    names the speed both records carry. Pooled by :func:`pool_two_runs`.
+    """
+    first = run_ours()
+    theirs = run_peer(first)
+    second = run_ours()
+    return pool_two_runs(first, second, rate_key), theirs
+
+
+def pool_two_runs(a: dict, b: dict, rate_key: str) -> dict:
+    """One record for two runs of the same seeded work.
+
+    ``rate_key``: the work of both over the time of both, i.e. the harmonic mean of the
+    two rates (rates 100 and 300 over the same work pool to 150, not 200), each run's
+    own under ``<rate_key>_runs``; FLOP/s figures scaled with it; ``train_s`` and each
+    ``phase_s`` entry the mean of the two; ``peak_rss_mb`` the higher; ``update_s`` (per
+    update times) both runs' together; everything else (the results, which repeat
+    because the work is seeded) from the first run.
+    """
+    ra, rb = a[rate_key], b[rate_key]
+    if ra <= 0 or rb <= 0:
+        raise ValueError(f"{rate_key}: rates must be positive, got {ra} and {rb}")
+    pooled = 2 / (1 / ra + 1 / rb)
+    out = dict(a)
+    out[rate_key] = round(pooled, 3)
+    out[f"{rate_key}_runs"] = [ra, rb]
+    for k in ("gflop_per_s_6nt", "gflop_per_s_8nt"):
+        if a.get(k) is not None:
+            out[k] = round(a[k] * pooled / ra, 1)
+    if "peak_rss_mb" in a:
+        out["peak_rss_mb"] = max(a["peak_rss_mb"], b["peak_rss_mb"])
+    if a.get("train_s") is not None and b.get("train_s") is not None:
+        out["train_s"] = round((a["train_s"] + b["train_s"]) / 2, 3)
+    if isinstance(a.get("phase_s"), dict) and isinstance(b.get("phase_s"), dict):
+        out["phase_s"] = {k: round((v + b["phase_s"].get(k, v)) / 2, 3)
+                          for k, v in a["phase_s"].items()}
+    if "update_s" in a and "update_s" in b:
+        out["update_s"] = list(a["update_s"]) + list(b["update_s"])
+    return out
+
+
 def run_trl_reward(peer: Path, bf16: bool = False, trl_version: str = "1.16.0") -> dict:
     """The TRL RewardTrainer peer (``trl_reward.py``), fp32 unless ``bf16``."""
     python = ensure_venv(trl_version)

@@ -16,7 +16,9 @@
    8·N·T), and ``targets_met``: the speed issue's targets on this run.
 
 Every result is one JSON line on stdout. Speeds only mean something as a ratio to the
-peer measured in the same run (the machine is shared and noisy).
+peer measured in the same run (the machine is shared and noisy). Our side of the reward
+model, PPO, DPO and GRPO runs twice, before and after the peer, and its speed is pooled
+over both (``peers.around_peer``); the writer's, twenty minutes a side, runs once.
 
     .venv/bin/python benchmarks/run.py [--peer-dir benchmarks/peer] [--skip-ppo] [--skip-dpo] [--skip-grpo]
         [--skip-writer]
@@ -75,10 +77,11 @@ def main():
                                    "model_shapes": peak["model_shapes"][mode]}
 
     if not o.skip_reward:
-        ours = peers.run_script(sys.executable, HERE / "bench_reward.py",
-                                ["--peer-dir", str(peer)])
+        ours, trl = peers.around_peer(
+            lambda: peers.run_script(sys.executable, HERE / "bench_reward.py",
+                                     ["--peer-dir", str(peer)]),
+            lambda first: peers.run_trl_reward(peer, bf16=bf16), "pairs_per_s")
         emit(ours)
-        trl = peers.run_trl_reward(peer, bf16=bf16)
         emit(trl)
         if ours.get("mode") != trl.get("mode"):
             raise SystemExit(f"precision mismatch: ours {ours.get('mode')} vs TRL "
