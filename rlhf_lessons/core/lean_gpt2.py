@@ -304,10 +304,10 @@ class TiledCausalAttention(torch.autograd.Function):
     """Causal attention over (N, T, hd) queries, keys and values, ``tile`` queries at a time.
 
     The queries ``a:b`` of a tile may see keys ``0:b`` only, so each tile multiplies
-    against those and never against the keys after it: of the T × T scores of a long
-    sequence about half are never computed (5/8 of them at four tiles), and every
-    intermediate is a tile's (N, b - a, b) rather than (N, T, T), small enough to stay
-    in the CPU's caches. The same maths, op for op, as the untiled form: per tile
+    against those and never against the keys after it: of the T × T scores, n equal
+    tiles compute (n + 1) / 2n (two thirds at three tiles, about half at many), and
+    every intermediate is a tile's (N, b - a, b) rather than (N, T, T), small enough to
+    stay in the CPU's caches. The same maths, op for op, as the untiled form: per tile
     ``P = softmax(scale · q kᵀ + mask)``, ``o = P v``; backward ``dP = do vᵀ``,
     ``dS = P ⊙ (dP - Σ dP ⊙ P)``, ``dq = scale · dS k``, ``dk = scale · dSᵀ q``,
     ``dv = Pᵀ do``, with dk and dv summed over the tiles in float32. Computes in the
