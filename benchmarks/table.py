@@ -86,8 +86,11 @@ def table(ours: dict, peer: dict, summary: dict) -> list[str]:
         # each workload's own precision: on a CPU with native bf16 the reward model and
         # DPO train under bf16 autocast on both sides, PPO and GRPO stay in fp32
         name = f"{label}, {o['mode']}" if o.get("mode") else label
+        # our side pooled over a run before and one after the peer's: both shown
+        runs = o.get(f"{key}_runs")
+        each = f" (runs {', '.join(speed(r) for r in runs)})" if runs else ""
         rows.append(
-            f"| {name} | {speed(o[key])} {unit} | {speed(p[key])} {unit} | "
+            f"| {name} | {speed(o[key])} {unit}{each} | {speed(p[key])} {unit} | "
             f"{summary[ratio_key]:.2f}x | {f'{frac:.0%}' if frac is not None else 'not counted'} | "
             f"{result(o, p)} | {o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f} MB |")
     return rows
@@ -112,12 +115,15 @@ def phase_table(ours: dict) -> list[str]:
     return rows
 
 
-def footer(summary: dict, machine: str, day: str = "") -> str:
+def footer(summary: dict, machine: str, day: str = "", pooled: bool = False) -> str:
+    """The table's closing line; ``pooled``: some of our speeds pool two runs."""
     pk, after = summary.get("peak_gflop_per_s", {}), summary.get("peak_gflop_per_s_after", {})
     met = summary.get("targets_met", {})
     missed = [k for k, v in met.items() if not v]
     return (f"One `make bench`{' on ' + day if day else ''} (each workload in the precision its "
-            "row names, the same on both sides), "
+            "row names, the same on both sides"
+            + ("; where our side shows two runs, one ran before TRL's and one after, and its "
+               "speed is their work over their time" if pooled else "") + "), "
             f"on {machine}. The machine's {summary.get('mode')} peak in "
             f"the same run, before / after: a 2048² matmul {pk.get('square_2048')} / "
             f"{after.get('square_2048')} GFLOP/s, the benchmark model's own matmul shapes "
@@ -155,7 +161,9 @@ def write(path: Path = LINES, readme: Path = README) -> None:
     phases = phase_table(ours)
     rows = table(ours, peer, summary) + ([""] + phases if phases else [])
     readme.write_text(rewrite(readme.read_text(), rows,
-                              footer(summary, machine(), day.isoformat())))
+                              footer(summary, machine(), day.isoformat(),
+                                     pooled=any(k.endswith("_runs") for o in ours.values()
+                                                for k in o))))
     print(f"rewrote the benchmark table in {readme.name} from {path}", flush=True)
 
 

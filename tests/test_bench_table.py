@@ -45,6 +45,10 @@ def test_a_row_per_workload_both_sides_ran_and_the_fraction_of_peak(tmp_path):
                        "reward rise +0.100 ± 0.050 vs +0.100 ± 0.020 | 600 / 900 MB |")
     foot = T.footer(summary, "a test machine")
     assert "0 of 2" in foot and "reward_5x, reward_half_of_peak" in foot
+    assert "two runs" not in foot and "two runs" in T.footer(summary, "x", pooled=True)
+    # our side pooled over two runs: the cell shows both
+    ours["reward"]["pairs_per_s_runs"] = [120.0, 72.0]
+    assert "| 90 pairs/s (runs 120, 72) | 30 pairs/s |" in T.table(ours, peer, summary)[2]
     readme = f"# x\n{T.BEGIN}\nold\n{T.END}\ntail\n"
     new = T.rewrite(readme, rows, foot)
     assert new.startswith(f"# x\n{T.BEGIN}\n| workload") and new.endswith(f"{T.END}\ntail\n")
