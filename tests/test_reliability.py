@@ -306,6 +306,6 @@ def test_release_freed_memory_runs_where_glibc_does():
 
     from rlhf_lessons.core.utils import release_freed_memory
 
-    # an independent test of the C library than the function's own (loading libc.so.6)
+    # which C library this is, found another way than the function's own (libc.so.6)
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert release_freed_memory() is glibc

@@ -287,17 +287,18 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
         with torch.autocast("cpu", enabled=False):  # the inputs' dtype throughout
             return TiledCausalAttention.apply(q, k, v, ATTENTION_TILE).view(B, H, T, hd)
     # baddbmm: the mask, the scale and the product in one (B·H, T, T) tensor
-    s = torch.baddbmm(_future_mask(0, T, T, q.device), q, k.transpose(1, 2), alpha=hd ** -0.5)
+    s = torch.baddbmm(_future_mask(0, T, T, q.dtype, q.device), q, k.transpose(1, 2),
+                      alpha=hd ** -0.5)
     return (s.softmax(-1) @ v).view(B, H, T, hd)
 
 
-def _future_mask(start: int, stop: int, n_keys: int, device) -> torch.Tensor:
+def _future_mask(start: int, stop: int, n_keys: int, dtype, device) -> torch.Tensor:
     """(stop - start, n_keys) additive mask of queries ``start:stop``: 0 where the key's
     position is at most the query's, -inf after it."""
     q_pos = torch.arange(start, stop, device=device)[:, None]
     k_pos = torch.arange(n_keys, device=device)[None, :]
-    return torch.zeros(stop - start, n_keys, device=device).masked_fill_(k_pos > q_pos,
-                                                                          float("-inf"))
+    return torch.zeros(stop - start, n_keys, dtype=dtype, device=device).masked_fill_(
+        k_pos > q_pos, float("-inf"))
 
 
 class TiledCausalAttention(torch.autograd.Function):
@@ -322,7 +323,7 @@ class TiledCausalAttention(torch.autograd.Function):
         probs = []
         for a in range(0, T, tile):
             b = min(a + tile, T)
-            s = torch.baddbmm(_future_mask(a, b, b, q.device).to(q.dtype), q[:, a:b],
+            s = torch.baddbmm(_future_mask(a, b, b, q.dtype, q.device), q[:, a:b],
                               k[:, :b].transpose(1, 2), alpha=scale)  # (N, b - a, b)
             p = s.softmax(-1)
             o[:, a:b] = p @ v[:, :b]
