@@ -304,7 +304,7 @@ def test_the_gpu_preset_without_the_hub_fails_at_once_with_what_to_do(monkeypatc
 def test_release_freed_memory_runs_where_glibc_does():
     import platform
 
-    from rlhf_lessons.core.utils import release_freed_memory
+    from rlhf_lessons.core.memory import release_freed_memory
 
     # which C library this is, found another way than the function's own (libc.so.6)
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"

@@ -215,26 +215,6 @@ def adamw(params, **kwargs) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, fused=fused, **kwargs)
 
 
-def release_freed_memory() -> bool:
-    """Give the memory a finished run has freed back to the operating system.
-
-    glibc keeps freed blocks of up to 32 MB in its heap for reuse, so after training
-    a process (a notebook kernel, a benchmark) stays at about its training peak
-    until it exits; ``malloc_trim(0)`` returns the free pages. Returns True where it
-    ran (Linux with glibc), False elsewhere (nothing to do there).
-    """
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is None:
-        return False
-    trim(0)
-    return True
-
-
 def optimizer_step(loss: torch.Tensor, optimizer, params, max_grad_norm: float = 0.0) -> float:
     """One update: backward, clip the gradient norm (when ``max_grad_norm`` > 0),
     step, clear the gradients. Returns the norm before clipping (0.0 unclipped).

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
 from rlhf_lessons.core.config import ChatSFTConfig
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.lora_grpo import chat_prompt_ids
 from rlhf_lessons.train.run import (
@@ -65,6 +66,7 @@ def chat_sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                            labels[:, 1:].reshape(-1), ignore_index=IGNORE)
 
 
+@reuse_freed_memory()
 def train_chat_sft(model, tokenizer, pairs: Sequence[tuple[str, str]], cfg: ChatSFTConfig,
                    *, seed: int = 0, checkpoint: str | Path | None = None,
                    save_every: int = SAVE_EVERY, show_progress: bool = True,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from rlhf_lessons.core.batching import length_buckets, right_pad, tail_token_ids
 from rlhf_lessons.core.config import DPOConfig
 from rlhf_lessons.core.lean_gpt2 import causal_hidden
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
@@ -246,6 +247,7 @@ def implicit_accuracy(policy_logps, ref_logps, beta: float, identical=None) -> d
             "losses": np.logaddexp(0.0, -margins)}
 
 
+@reuse_freed_memory()
 @records_phases
 def train_dpo(policy, ref_policy, pairs, cfg: DPOConfig, *, pad_id: int, device="cpu",
               seed: int = 0, ref_logps=None, checkpoint: str | Path | None = None,

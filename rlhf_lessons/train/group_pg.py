@@ -26,6 +26,7 @@ import torch
 
 from rlhf_lessons.core.batching import encode_prompts, masked_mean
 from rlhf_lessons.core.config import ADVANTAGES, GroupPGConfig, PPOConfig
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.ppo import kl_per_token
@@ -144,6 +145,7 @@ def group_rollout(policy, ref_policy, reward, tokenizer, prompt_ids, prompts,
     return ro, ro.scores.view(len(prompts), G)
 
 
+@reuse_freed_memory()
 @records_phases
 def train_group_pg(policy, ref_policy, reward, tokenizer, prompts, gcfg: GroupPGConfig,
                    cfg: PPOConfig, *, seed: int = 0, score_norm=None,

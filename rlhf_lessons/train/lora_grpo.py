@@ -31,6 +31,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from rlhf_lessons.core.batching import left_pad
 from rlhf_lessons.core.config import LoRAGRPOConfig
 from rlhf_lessons.core.generation import draw_tokens, filter_logits
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.utils import adamw, linear_schedule, optimizer_step, progress
 from rlhf_lessons.train.group_pg import group_advantages, group_pg_loss, zero_variance_groups
 from rlhf_lessons.train.ppo import kl_per_token
@@ -170,6 +171,7 @@ def answer_logprobs(model, batch: dict, temperature: float,
                             reduction="none").view(B, R)
 
 
+@reuse_freed_memory()
 def train_lora_grpo(model, tokenizer, reward: RewardFn, questions: Sequence[str],
                     cfg: LoRAGRPOConfig, *, seed: int = 0,
                     checkpoint: str | Path | None = None, save_every: int = SAVE_EVERY,

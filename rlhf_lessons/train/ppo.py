@@ -27,6 +27,7 @@ from torch import nn
 
 from rlhf_lessons.core.batching import encode_prompts, masked_mean, masked_whiten
 from rlhf_lessons.core.config import KL_ESTIMATORS, PPOConfig
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
@@ -253,6 +254,7 @@ def metrics_row(ro: Rollout, adv: dict, upd: dict, beta: float) -> dict:
 # ---------------------------------------------------------------------------
 # 4.5 PPO with the judge
 # ---------------------------------------------------------------------------
+@reuse_freed_memory()
 @records_phases
 def train_ppo(policy, ref_policy, value_model, reward, tokenizer, prompts,
               cfg: PPOConfig, *, seed: int = 0, n_updates: int | None = None,

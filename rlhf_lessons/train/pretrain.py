@@ -21,6 +21,7 @@ import torch
 
 from rlhf_lessons.core.config import LessonConfig
 from rlhf_lessons.core.data import SUBSETS, load_hh_rlhf
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.models import (
     build_gpt2,
     load_tokenizer,
@@ -141,6 +142,7 @@ def prepare(cfg: LessonConfig, tokenizer=None):
         tokenizer, corpus_texts("eval", n))
 
 
+@reuse_freed_memory()
 def pretrain(cfg: LessonConfig, run_dir: Path, tokenizer=None,
              max_minutes: float | None = None, show_progress: bool = True,
              final_eval_windows: int = 0) -> dict:

@@ -70,6 +70,7 @@ from rlhf_lessons.core.batching import (
 )
 from rlhf_lessons.core.config import RewardConfig
 from rlhf_lessons.core.lean_gpt2 import fuse_gelu, last_token_hidden
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.phases import phase, records_phases
 from rlhf_lessons.core.utils import (
     adamw,
@@ -404,6 +405,7 @@ def _batch_stats(rc: torch.Tensor, rr: torch.Tensor) -> dict:
     }
 
 
+@reuse_freed_memory()
 @records_phases
 def train_reward_model(model, train: PairSet, reward_cfg: RewardConfig, device="cpu", seed: int = 0,
                        eval_pairs: PairSet | None = None, checkpoint: Path | None = None,

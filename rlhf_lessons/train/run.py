@@ -39,7 +39,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from rlhf_lessons.core.utils import atomic_torch_save, load_checkpoint, release_freed_memory
+from rlhf_lessons.core.memory import release_freed_memory
+from rlhf_lessons.core.utils import atomic_torch_save, load_checkpoint
 
 METRIC_KEYS = ("step", "learning_rate", "elapsed_s")  # first in every trainer's rows
 SAVE_EVERY = 10  # steps between checkpoints (and always the last step)

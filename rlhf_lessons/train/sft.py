@@ -27,6 +27,7 @@ from rlhf_lessons.core.batching import length_buckets, right_pad, tail_token_ids
 from rlhf_lessons.core.config import LessonConfig
 from rlhf_lessons.core.data import load_all_hh, load_dolly
 from rlhf_lessons.core.generation import generate
+from rlhf_lessons.core.memory import reuse_freed_memory
 from rlhf_lessons.core.models import n_params
 from rlhf_lessons.core.utils import (
     adamw,
@@ -144,6 +145,7 @@ def example_buckets(examples: list[dict], batch_size: int, seed: int) -> list[li
     return [[examples[i] for i in b] for b in length_buckets(lengths, batch_size, seed)]
 
 
+@reuse_freed_memory()
 def train_sft(cfg: LessonConfig, model, tokenizer, run_dir: Path,
               max_steps: int | None = None, show_progress: bool = True,
               save_every: int = 50) -> TrainRun:
