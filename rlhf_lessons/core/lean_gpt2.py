@@ -98,15 +98,19 @@ def gpt2_step(w: StepWeights, tokens: torch.Tensor, positions: torch.Tensor,
     past = cache.length
     S = past + 1
     x = w.wte[tokens] + w.wpe[positions]  # (B, d)
-    bias = key_bias[:, None, None, :S]  # (B, 1, 1, S)
+    # the key bias once per step for every layer, one row per (row, head): (B·H, 1, S)
+    bias = key_bias[:, None, None, :S].expand(B, H, 1, S).reshape(B * H, 1, S)
     for i, (l1w, l1b, e1, aw, ab, pw, pb, l2w, l2b, e2, fw, fb, mw, mb) in enumerate(w.blocks):
         h = F.layer_norm(x, (d,), l1w, l1b, e1)
         q, k, v = torch.addmm(ab, h, aw).view(B, 3, H, 1, hd).unbind(1)  # each (B, H, 1, hd)
         cache.k[i][:, :, past:S] = k
         cache.v[i][:, :, past:S] = v
-        # a single query: two small matmuls beat the fused kernel's set-up cost here
-        s = torch.matmul(q, cache.k[i][:, :, :S].transpose(-1, -2)).mul_(hd ** -0.5).add_(bias)
-        a = torch.matmul(s.softmax(-1), cache.v[i][:, :, :S])  # (B, H, 1, hd)
+        # a single query: two small batched matmuls beat the fused kernel's set-up
+        # cost here; the scale and the bias ride on the first (baddbmm)
+        keys = cache.k[i].view(B * H, -1, hd)[:, :S]  # (B·H, S, hd), no copy
+        s = torch.baddbmm(bias, q.reshape(B * H, 1, hd), keys.transpose(1, 2),
+                          alpha=hd ** -0.5)
+        a = torch.bmm(s.softmax(-1), cache.v[i].view(B * H, -1, hd)[:, :S])  # (B·H, 1, hd)
         x = x + torch.addmm(pb, a.view(B, d), pw)
         h = F.layer_norm(x, (d,), l2w, l2b, e2)
         x = x + torch.addmm(mb, F.gelu(torch.addmm(fb, h, fw), approximate="tanh"), mw)
