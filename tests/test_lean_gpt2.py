@@ -211,3 +211,52 @@ def test_a_shared_prefill_fills_the_same_cache_as_one_per_row():
                                        atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(shared.v[i][b, :, :5][:, real], cache.v[i][0, :, :5][:, real],
                                        atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# TokenLogProbs: the LM head, log-softmax and pick in one function
+# ---------------------------------------------------------------------------
+def _unfused(h, w, t, temperature):
+    z = h @ w.t() / temperature
+    logp_all = torch.log_softmax(z, -1)
+    return logp_all.gather(-1, t[..., None])[..., 0], -(logp_all.exp() * logp_all).sum(-1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_token_logprobs_match_the_unfused_ops_in_float64(temperature):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(11, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randint(0, 11, (3, 4), generator=g)
+    weights = torch.randn(3, 4, dtype=torch.float64, generator=g)  # dL/dlogp
+    logp, ent = L.token_logprobs(h, w, t, temperature, with_entropy=True)
+    (logp * weights).sum().backward()
+    got = (logp.detach(), ent, h.grad.clone(), w.grad.clone())
+    h.grad = w.grad = None
+    ref_logp, ref_ent = _unfused(h, w, t, temperature)
+    (ref_logp * weights).sum().backward()
+    for a, b in zip(got, (ref_logp.detach(), ref_ent.detach(), h.grad, w.grad)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    assert logp.shape == ent.shape == t.shape and not ent.requires_grad
+
+
+def test_token_logprobs_a_second_backward_raises_and_no_grad_saves_nothing():
+    h = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(6, 3, requires_grad=True)
+    t = torch.tensor([0, 5, 2, 2])
+    logp, ent = L.token_logprobs(h, w, t)
+    assert ent is None
+    logp.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError):
+        logp.sum().backward()  # the saved softmax was overwritten by the first
+    with torch.no_grad():
+        again, _ = L.token_logprobs(h, w, t)
+    torch.testing.assert_close(again, logp.detach())
+    assert again.grad_fn is None
+
+
+def test_a_near_certain_token_has_entropy_zero_not_negative():
+    h = torch.tensor([[30.0, 0.0]])
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.5]])
+    _, ent = L.token_logprobs(h, w, torch.tensor([0]), with_entropy=True)
+    assert ent.item() >= 0.0 and ent.item() < 1e-6

@@ -359,6 +359,67 @@ class TiledCausalAttention(torch.autograd.Function):
         return dq, dk.to(q.dtype), dv.to(q.dtype), None
 
 
+class TokenLogProbs(torch.autograd.Function):
+    """Each row's log-probability of its own next token, ``log softmax(h Wᵀ / τ)[target]``,
+    and (without gradient) its distribution's entropy: the LM head, the log-softmax
+    and the pick in one function, whose backward writes into the softmax it saved.
+
+    h: (N, d); weight: (V, d), the LM head (tied to the token table); targets: (N,).
+    Returns ``(logp (N,), entropy (N,) or (0,))``. The same maths as
+    ``-F.cross_entropy(h @ weight.T / τ, targets, reduction="none")``: forward
+    ``logp = z_t - log Z``, the entropy ``log Z - Σ p z`` (z = h Wᵀ / τ); backward
+    ``dz = g (onehot(t) - p) / τ``, ``dh = dz W``, ``dW = dzᵀ h``. The unfused ops make
+    an (N, V) tensor of zeros, the log-softmax's gradient and, for the entropy, p and
+    p · log p, each a pass over N × V floats that here is done in place or not at all.
+    One backward per forward: the saved softmax is overwritten (a second backward
+    raises, as for any tensor modified in place).
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, temperature: float, with_entropy: bool):
+        logits = h @ weight.t()  # (N, V)
+        if temperature != 1.0:
+            logits.div_(temperature)
+        pick = targets[:, None]
+        logp_all = torch.log_softmax(logits, dim=-1)
+        logp = logp_all.gather(1, pick)[:, 0]
+        grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        ent = logp.new_empty(0)
+        if grad or with_entropy:
+            probs = logp_all.exp_()  # the log-softmax's buffer now holds p
+            if with_entropy:
+                log_z = logits.gather(1, pick)[:, 0] - logp
+                # >= 0 exactly; rounding can leave -1e-7 for a near-certain token
+                ent = (log_z - torch.linalg.vecdot(probs, logits)).clamp_(min=0.0)
+            if grad:
+                ctx.save_for_backward(h, weight, targets, probs)
+                ctx.temperature = temperature
+        ctx.mark_non_differentiable(ent)
+        return logp, ent
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g, _):
+        h, weight, targets, probs = ctx.saved_tensors
+        g = g / ctx.temperature
+        dz = probs.mul_(-g[:, None])  # in place: -g p / τ
+        dz.scatter_add_(1, targets[:, None], g[:, None])  # + g / τ at the target
+        dh = dz @ weight if ctx.needs_input_grad[0] else None
+        dw = dz.t() @ h if ctx.needs_input_grad[1] else None
+        return dh, dw, None, None, None
+
+
+def token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                   temperature: float = 1.0, with_entropy: bool = False):
+    """:class:`TokenLogProbs` on ``h: (..., d)`` and ``targets: (...)``: log-probs
+    (...) and entropies (...) or None. Outside autocast only (fp32 or fp64 logits):
+    under autocast the caller's usual ops keep their precision rules."""
+    shape = targets.shape
+    logp, ent = TokenLogProbs.apply(h.reshape(-1, h.size(-1)), weight, targets.reshape(-1),
+                                    temperature, with_entropy)
+    return logp.view(shape), (ent.view(shape) if with_entropy else None)
+
+
 def last_token_hidden(model, input_ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """Final hidden state (after ``ln_f``) at position ``last[b]`` of each row: (B, d).
 

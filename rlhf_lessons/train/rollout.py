@@ -29,7 +29,7 @@ from torch import nn
 from rlhf_lessons.core.batching import decode_responses, left_pad, position_ids, truncate_after_eos
 from rlhf_lessons.core.config import PPOConfig
 from rlhf_lessons.core.generation import sample_responses
-from rlhf_lessons.core.lean_gpt2 import answer_hidden, backbone_of
+from rlhf_lessons.core.lean_gpt2 import answer_hidden, backbone_of, token_logprobs
 from rlhf_lessons.core.phases import phase
 
 
@@ -112,12 +112,19 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
     """log pi(a_t | s_t) of each answer token at ``temperature``: (B, R).
 
     Only the R positions that predict answer tokens go through the LM head (the
-    vocabulary projection is the biggest matmul of a tiny GPT-2). With
+    vocabulary projection is the biggest matmul of a tiny GPT-2), fused with the
+    log-softmax and the pick (:func:`rlhf_lessons.core.lean_gpt2.token_logprobs`). With
     ``with_entropy`` also returns the entropy of each tempered distribution, (B, R).
     """
     P, R = batch.P, batch.response_ids.size(1)
-    h = answer_hidden(policy, batch.ids, batch.mask, batch.pos, P)  # (B, R + 1, d)
-    logits = policy.lm_head(h[:, :R]).float()
+    h = answer_hidden(policy, batch.ids, batch.mask, batch.pos, P)[:, :R]  # (B, R, d)
+    head = policy.lm_head
+    if (isinstance(head, nn.Linear) and head.bias is None
+            and not torch.is_autocast_enabled(h.device.type)):
+        logp, ent = token_logprobs(h, head.weight, batch.response_ids, temperature,
+                                   with_entropy)
+        return (logp, ent) if with_entropy else logp
+    logits = head(h).float()
     if temperature != 1.0:  # a (B, R, V) op forward and backward: only when needed
         logits = logits / temperature
     if not with_entropy:
