@@ -260,3 +260,17 @@ def test_a_near_certain_token_has_entropy_zero_not_negative():
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.5]])
     _, ent = L.token_logprobs(h, w, torch.tensor([0]), with_entropy=True)
     assert ent.item() >= 0.0 and ent.item() < 1e-6
+
+
+def test_token_logprobs_under_autocast_compute_in_the_weights_precision():
+    h = torch.randn(5, 3, dtype=torch.float32)
+    w = torch.randn(7, 3, dtype=torch.float32)
+    t = torch.tensor([0, 6, 2, 2, 1])
+    plain, _ = L.token_logprobs(h, w, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under, _ = L.token_logprobs(h.bfloat16(), w, t)
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, plain, atol=0.05, rtol=0.02)  # h rounded to bf16 only
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        exact, _ = L.token_logprobs(h, w, t)
+    torch.testing.assert_close(exact, plain)  # fp32 in: the fp32 result exactly

@@ -35,6 +35,7 @@ from rlhf_lessons.core.lean_gpt2 import (
     KVCache,
     StepWeights,
     backbone_of,
+    entropy_from_pick,
     fast_ok,
     gpt2_hidden,
     gpt2_step,
@@ -166,24 +167,19 @@ def _sample(policy, prompt_ids, prompt_mask, R, temperature, eos_id, generator, 
         if not greedy and temperature != 1.0:
             logits = logits / temperature
         if greedy or filtered:
-            if greedy:
-                tok = logits.argmax(-1, keepdim=True)
-            else:
-                logits = filter_logits(logits, top_k, top_p)
-            logp_all = torch.log_softmax(logits, dim=-1)
+            logp_all = torch.log_softmax(logits if greedy else
+                                         filter_logits(logits, top_k, top_p), dim=-1)
             probs = logp_all.exp()
-            if not greedy:
-                tok = draw_tokens(probs, generator)  # (B, 1)
+            tok = (logits.argmax(-1, keepdim=True) if greedy
+                   else draw_tokens(probs, generator))  # (B, 1)
             lps.append(logp_all.gather(1, tok)[:, 0])
             hs.append(-torch.where(probs > 0, probs * logp_all, 0.0).sum(-1))
         else:
             probs = torch.softmax(logits, dim=-1)
             tok = draw_tokens(probs, generator)  # (B, 1)
-            logp = probs.gather(1, tok).log_()
-            log_z = logits.gather(1, tok).sub_(logp)
-            lps.append(logp[:, 0])
-            # >= 0 exactly; rounding can leave -1e-7 for a near-certain token
-            hs.append((log_z[:, 0] - torch.linalg.vecdot(probs, logits)).clamp_(min=0.0))
+            logp = probs.gather(1, tok)[:, 0].log_()
+            lps.append(logp)
+            hs.append(entropy_from_pick(probs, logits, logp, logits.gather(1, tok)[:, 0]))
         toks.append(tok[:, 0])
         done |= tok[:, 0] == eos_id
         if bool(done.all()) or t == R - 1:

@@ -359,6 +359,17 @@ class TiledCausalAttention(torch.autograd.Function):
         return dq, dk.to(q.dtype), dv.to(q.dtype), None
 
 
+def entropy_from_pick(probs: torch.Tensor, logits: torch.Tensor, logp: torch.Tensor,
+                      z_pick: torch.Tensor) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` from one picked token per row, in one pass over the
+    vocabulary: ``H = log Z - Σ p z`` with ``log Z = z_t - log p_t``.
+
+    probs, logits: (N, V), finite logits; logp, z_pick: (N,), the picked token's
+    log-probability and logit. Returns (N,), clamped at 0 (rounding can leave -1e-7
+    for a near-certain token)."""
+    return (z_pick - logp - torch.linalg.vecdot(probs, logits)).clamp_(min=0.0)
+
+
 class TokenLogProbs(torch.autograd.Function):
     """Each row's log-probability of its own next token, ``log softmax(h Wᵀ / τ)[target]``,
     and (without gradient) its distribution's entropy: the LM head, the log-softmax
@@ -388,9 +399,7 @@ class TokenLogProbs(torch.autograd.Function):
         if grad or with_entropy:
             probs = logp_all.exp_()  # the log-softmax's buffer now holds p
             if with_entropy:
-                log_z = logits.gather(1, pick)[:, 0] - logp
-                # >= 0 exactly; rounding can leave -1e-7 for a near-certain token
-                ent = (log_z - torch.linalg.vecdot(probs, logits)).clamp_(min=0.0)
+                ent = entropy_from_pick(probs, logits, logp, logits.gather(1, pick)[:, 0])
             if grad:
                 ctx.save_for_backward(h, weight, targets, probs)
                 ctx.temperature = temperature
@@ -412,11 +421,11 @@ class TokenLogProbs(torch.autograd.Function):
 def token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                    temperature: float = 1.0, with_entropy: bool = False):
     """:class:`TokenLogProbs` on ``h: (..., d)`` and ``targets: (...)``: log-probs
-    (...) and entropies (...) or None. Outside autocast only (fp32 or fp64 logits):
-    under autocast the caller's usual ops keep their precision rules."""
+    (...) and entropies (...) or None, in the weight's precision (autocast off)."""
     shape = targets.shape
-    logp, ent = TokenLogProbs.apply(h.reshape(-1, h.size(-1)), weight, targets.reshape(-1),
-                                    temperature, with_entropy)
+    with torch.autocast(h.device.type, enabled=False):
+        logp, ent = TokenLogProbs.apply(h.reshape(-1, h.size(-1)).to(weight.dtype), weight,
+                                        targets.reshape(-1), temperature, with_entropy)
     return logp.view(shape), (ent.view(shape) if with_entropy else None)
 
 

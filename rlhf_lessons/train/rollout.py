@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rlhf_lessons.core.batching import decode_responses, left_pad, position_ids, truncate_after_eos
@@ -118,25 +117,11 @@ def response_logprobs(policy, batch: Batch, temperature: float, with_entropy: bo
     """
     P, R = batch.P, batch.response_ids.size(1)
     h = answer_hidden(policy, batch.ids, batch.mask, batch.pos, P)[:, :R]  # (B, R, d)
-    head = policy.lm_head
-    if (isinstance(head, nn.Linear) and head.bias is None
-            and not torch.is_autocast_enabled(h.device.type)):
-        logp, ent = token_logprobs(h, head.weight, batch.response_ids, temperature,
-                                   with_entropy)
-        return (logp, ent) if with_entropy else logp
-    logits = head(h).float()
-    if temperature != 1.0:  # a (B, R, V) op forward and backward: only when needed
-        logits = logits / temperature
-    if not with_entropy:
-        # the fused log-softmax + pick of cross-entropy: the same number, a lighter backward
-        B, V = logits.size(0), logits.size(-1)
-        return -F.cross_entropy(logits.reshape(-1, V), batch.response_ids.reshape(-1),
-                                reduction="none").view(B, R)
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, batch.response_ids[..., None])[..., 0]
-    with torch.no_grad():
-        ent = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, ent
+    if policy.lm_head.bias is not None:
+        raise ValueError("response_logprobs expects a GPT-2 LM head without a bias")
+    logp, ent = token_logprobs(h, policy.lm_head.weight, batch.response_ids, temperature,
+                               with_entropy)
+    return (logp, ent) if with_entropy else logp
 
 
 def response_values(value_model, batch: Batch) -> torch.Tensor:

@@ -39,7 +39,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from rlhf_lessons.core.memory import release_freed_memory
 from rlhf_lessons.core.utils import atomic_torch_save, load_checkpoint
 
 METRIC_KEYS = ("step", "learning_rate", "elapsed_s")  # first in every trainer's rows
@@ -184,7 +183,7 @@ def metric_row(step: int, learning_rate: float, elapsed_s: float, **rest) -> dic
 
 
 def finished(metrics: list[dict], total: int, resumed_from: int, **extra) -> TrainRun:
-    """The :class:`TrainRun` of a trainer that has done its steps; the memory the run
-    freed goes back to the operating system (:func:`release_freed_memory`)."""
-    release_freed_memory()
+    """The :class:`TrainRun` of a trainer that has done its steps (the memory the run
+    freed goes back to the operating system as its trainer returns:
+    :func:`rlhf_lessons.core.memory.reuse_freed_memory`)."""
     return TrainRun(pd.DataFrame(metrics), total, resumed_from, dict(extra))
