@@ -74,6 +74,7 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
                        show_progress=False)
     log = result.metrics
     train_s = time.perf_counter() - t0
+    train_peak_rss_mb = W.peak_rss_mb()  # before the held-out evaluation (same code both sides)
     acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy.eval(), ref), held,
                               tok.pad_token_id)
     # The yardstick of the reward benchmark, for DPO: the policy's forward and backward
@@ -88,6 +89,7 @@ def run_ours(peer: Path, threads: int = 2, quick: bool = False) -> dict:
         "pairs_per_s": round(len(pairs) * WB.DPO_EPOCHS / train_s, 2),
         "heldout_implicit_acc": round(acc, 4),
         "peak_rss_mb": round(W.peak_rss_mb(), 1),
+        "train_peak_rss_mb": round(train_peak_rss_mb, 1),
         "train_s": round(train_s, 3), "n_train_pairs": len(pairs),
         "n_heldout_pairs": len(held), "steps": len(log),
         "final_train_loss": round(float(log["loss"].iloc[-1]), 4),
@@ -118,6 +120,10 @@ def run(peer_dir_path=None, python_for_peer=None, threads: int = 2,
             "dpo_heldout_acc_delta": round(ours["heldout_implicit_acc"]
                                            - theirs["heldout_implicit_acc"], 4),
             "dpo_peak_rss_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3),
+            # the same up to the end of training: both processes' peaks are set by the
+            # held-out evaluation, the workload's own code on both sides
+            "dpo_train_peak_rss_ratio": round(ours["train_peak_rss_mb"]
+                                              / theirs["train_peak_rss_mb"], 3),
             "dpo_ours_gflop_per_s_8nt": ours.get("gflop_per_s_8nt")}
 
 

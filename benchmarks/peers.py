@@ -121,7 +121,8 @@ def pool_two_runs(a: dict, b: dict, rate_key: str) -> dict:
     ``rate_key``: the work of both over the time of both, i.e. the harmonic mean of the
     two rates (rates 100 and 300 over the same work pool to 150, not 200), each run's
     own under ``<rate_key>_runs``; FLOP/s figures scaled with it; ``train_s`` and each
-    ``phase_s`` entry the mean of the two; ``peak_rss_mb`` the higher; ``update_s`` (per
+    ``phase_s`` entry the mean of the two; ``peak_rss_mb`` and ``train_peak_rss_mb``
+    the higher; ``update_s`` (per
     update times) both runs' together; everything else (the results, which repeat
     because the work is seeded) from the first run.
     """
@@ -135,8 +136,9 @@ def pool_two_runs(a: dict, b: dict, rate_key: str) -> dict:
     for k in ("gflop_per_s_6nt", "gflop_per_s_8nt"):
         if a.get(k) is not None:
             out[k] = round(a[k] * pooled / ra, 1)
-    if "peak_rss_mb" in a:
-        out["peak_rss_mb"] = max(a["peak_rss_mb"], b["peak_rss_mb"])
+    for k in ("peak_rss_mb", "train_peak_rss_mb"):
+        if k in a and k in b:
+            out[k] = max(a[k], b[k])
     if a.get("train_s") is not None and b.get("train_s") is not None:
         out["train_s"] = round((a["train_s"] + b["train_s"]) / 2, 3)
     if isinstance(a.get("phase_s"), dict) and isinstance(b.get("phase_s"), dict):

@@ -56,9 +56,11 @@ def test_our_side_runs_before_and_after_the_peer_and_pools_by_total_time():
     peers = _peers()
     order, firsts = [], []
     runs = iter([
-        {"pairs_per_s": 100.0, "peak_rss_mb": 700.0, "train_s": 10.0, "acc": 0.6,
+        {"pairs_per_s": 100.0, "peak_rss_mb": 700.0, "train_peak_rss_mb": 500.0,
+         "train_s": 10.0, "acc": 0.6,
          "gflop_per_s_6nt": 50.0, "phase_s": {"forward": 4.0, "total": 10.0}},
-        {"pairs_per_s": 300.0, "peak_rss_mb": 650.0, "train_s": 10 / 3, "acc": 0.6,
+        {"pairs_per_s": 300.0, "peak_rss_mb": 650.0, "train_peak_rss_mb": 550.0,
+         "train_s": 10 / 3, "acc": 0.6,
          "gflop_per_s_6nt": 150.0, "phase_s": {"forward": 2.0, "total": 10 / 3}},
     ])
 
@@ -79,6 +81,7 @@ def test_our_side_runs_before_and_after_the_peer_and_pools_by_total_time():
     assert pooled["pairs_per_s_runs"] == [100.0, 300.0]
     assert pooled["gflop_per_s_6nt"] == 75.0  # the first run's 50, scaled by 150/100
     assert pooled["peak_rss_mb"] == 700.0 and pooled["acc"] == 0.6
+    assert pooled["train_peak_rss_mb"] == 550.0  # the higher, whichever run has it
     assert pooled["train_s"] == round((10 + 10 / 3) / 2, 3)
     assert pooled["phase_s"] == {"forward": 3.0, "total": round((10 + 10 / 3) / 2, 3)}
 

@@ -82,6 +82,7 @@ def main():
     t0 = time.perf_counter()
     out = trainer.train()
     train_s = time.perf_counter() - t0
+    train_peak_rss_mb = W.peak_rss_mb()  # before the held-out evaluation (same code both sides)
     policy = trainer.model.eval()
     acc = W.pairwise_accuracy(WB.implicit_reward_fn(policy, ref), held_pairs, tok.pad_token_id)
     logs = [h for h in trainer.state.log_history if "rewards/accuracies" in h]
@@ -90,6 +91,7 @@ def main():
         "pairs_per_s": round(n_train * WB.DPO_EPOCHS / train_s, 2),
         "heldout_implicit_acc": round(acc, 4),
         "peak_rss_mb": round(W.peak_rss_mb(), 1),
+        "train_peak_rss_mb": round(train_peak_rss_mb, 1),
         "train_s": round(train_s, 3), "n_train_pairs": n_train,
         "n_heldout_pairs": len(held_pairs), "steps": trainer.state.global_step,
         "final_train_loss": round(out.training_loss, 4),
