@@ -274,3 +274,82 @@ def test_token_logprobs_under_autocast_compute_in_the_weights_precision():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         exact, _ = L.token_logprobs(h, w, t)
     torch.testing.assert_close(exact, plain)  # fp32 in: the fp32 result exactly
+
+
+@pytest.mark.parametrize("n,chunk", [(10, 3), (8, 4), (5, 16)])
+def test_chunked_token_logprobs_match_cross_entropy_in_float64(n, chunk):
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(n, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(11, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randint(0, 11, (n,), generator=g)
+    weights = torch.randn(n, dtype=torch.float64, generator=g)  # dL/dlogp
+    logp = L.chunked_token_logprobs(h, w, t, chunk)
+    (logp * weights).sum().backward()
+    got = (logp.detach(), h.grad.clone(), w.grad.clone())
+    h.grad = w.grad = None
+    ref = -F.cross_entropy(h @ w.t(), t, reduction="none")
+    (ref * weights).sum().backward()
+    for a, b in zip(got, (ref.detach(), h.grad, w.grad)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_chunked_token_logprobs_under_autocast_match_the_bf16_lm_head():
+    # what DPO computed before: the LM head under autocast (bf16), then cross-entropy in fp32
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(12, 8, generator=g, requires_grad=True)
+    w = torch.randn(20, 8, generator=g, requires_grad=True)
+    t = torch.randint(0, 20, (12,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logp = L.chunked_token_logprobs(h, w, t, chunk=5)
+        ref = -F.cross_entropy((h @ w.t()).float(), t, reduction="none")
+    assert logp.dtype == torch.float32
+    torch.testing.assert_close(logp, ref, atol=1e-5, rtol=1e-5)  # the same bf16 products
+    logp.sum().backward()
+    got = (h.grad.clone(), w.grad.clone())
+    h.grad = w.grad = None
+    ref.sum().backward()
+    for a, b in zip(got, (h.grad, w.grad)):  # bf16 gradients, rounded at other points
+        torch.testing.assert_close(a, b, atol=0.05, rtol=0.02)
+    with pytest.raises(ValueError, match="expected"):
+        L.chunked_token_logprobs(h, w, t[:5])
+
+
+def _exp_calls(fn) -> int:
+    """How many exp kernels ``fn()`` runs (the pass that keeps the softmax for backward)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in ("exp", "exp_"):
+                Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def test_the_log_prob_functions_keep_no_softmax_under_no_grad():
+    # needs_input_grad stays True under no_grad; the softmax for a backward that cannot
+    # come would be a pass and (N, V) floats for nothing
+    h = torch.randn(6, 3, requires_grad=True)
+    w = torch.randn(5, 3, requires_grad=True)
+    t = torch.tensor([0, 4, 2, 2, 1, 3])
+    assert _exp_calls(lambda: L.token_logprobs(h, w, t)) == 1
+    assert _exp_calls(lambda: L.chunked_token_logprobs(h, w, t, chunk=4)) == 2  # a chunk each
+    with torch.no_grad():
+        assert _exp_calls(lambda: L.token_logprobs(h, w, t)) == 0
+        assert _exp_calls(lambda: L.chunked_token_logprobs(h, w, t, chunk=4)) == 0
+        with_grad, _ = L.token_logprobs(h, w, t)
+    torch.testing.assert_close(with_grad, L.token_logprobs(h, w, t)[0].detach())
+
+
+def test_chunked_token_logprobs_a_second_backward_raises():
+    h = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(6, 3, requires_grad=True)
+    logp = L.chunked_token_logprobs(h, w, torch.tensor([0, 5, 2, 2]), chunk=3)
+    logp.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError):
+        logp.sum().backward()  # the saved softmax was overwritten by the first

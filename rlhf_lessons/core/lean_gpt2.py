@@ -387,14 +387,17 @@ class TokenLogProbs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, weight, targets, temperature: float, with_entropy: bool):
+    def forward(ctx, h, weight, targets, temperature: float, with_entropy: bool,
+                grad_enabled: bool = True):
         logits = h @ weight.t()  # (N, V)
         if temperature != 1.0:
             logits.div_(temperature)
         pick = targets[:, None]
         logp_all = torch.log_softmax(logits, dim=-1)
         logp = logp_all.gather(1, pick)[:, 0]
-        grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        # needs_input_grad is True under no_grad too: the caller says whether a
+        # backward can come (grad_enabled), so a no-grad call saves nothing
+        grad = grad_enabled and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
         ent = logp.new_empty(0)
         if grad or with_entropy:
             probs = logp_all.exp_()  # the log-softmax's buffer now holds p
@@ -415,7 +418,7 @@ class TokenLogProbs(torch.autograd.Function):
         dz.scatter_add_(1, targets[:, None], g[:, None])  # + g / τ at the target
         dh = dz @ weight if ctx.needs_input_grad[0] else None
         dw = dz.t() @ h if ctx.needs_input_grad[1] else None
-        return dh, dw, None, None, None
+        return dh, dw, None, None, None, None
 
 
 def token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
@@ -425,8 +428,90 @@ def token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
     shape = targets.shape
     with torch.autocast(h.device.type, enabled=False):
         logp, ent = TokenLogProbs.apply(h.reshape(-1, h.size(-1)).to(weight.dtype), weight,
-                                        targets.reshape(-1), temperature, with_entropy)
+                                        targets.reshape(-1), temperature, with_entropy,
+                                        torch.is_grad_enabled())
     return logp.view(shape), (ent.view(shape) if with_entropy else None)
+
+
+LOGPROB_CHUNK_ROWS = 1024
+"""Rows per chunk of :class:`ChunkedTokenLogProbs` (one matmul shape, a 16 MB float32
+chunk of logits over a 4096-word vocabulary)."""
+
+
+class ChunkedTokenLogProbs(torch.autograd.Function):
+    """Each row's ``log softmax(h Wᵀ)[target]`` without ever holding the (N, V) logits
+    in float32: the rows go through the LM head ``chunk`` at a time, and each chunk
+    keeps only its softmax, in the products' dtype, for the backward.
+
+    For long batches (DPO: thousands of answer tokens a step) the whole float32
+    logits, their log-softmax and its gradient (several hundred MB) become one chunk's
+    and a bf16 softmax (half of one of them). The same maths as
+    ``-F.cross_entropy(h @ weight.T, targets, reduction="none")``: forward
+    ``logp = z_t - log Z``; backward ``dz = g (onehot(t) - p)``, ``dh = dz W``,
+    ``dW = dzᵀ h``, the target's own entry ``g (1 - exp(logp))`` from the float32
+    log-prob (so a near-certain token's gradient does not cancel in bf16), ``dW``
+    summed over the chunks in float32.
+
+    h: (N, d); weight: (V, d); targets: (N,); ``mm_dtype``: the products' dtype (bf16
+    under autocast, as the LM head would run there); the softmax is computed in at
+    least float32. Returns logp (N,) in float32 (float64 for float64 inputs).
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, chunk: int, mm_dtype, grad_enabled: bool = True):
+        acc = torch.promote_types(h.dtype, torch.float32)
+        hm, wm = h.to(mm_dtype), weight.to(mm_dtype)
+        N = h.shape[0]
+        logp = torch.empty(N, dtype=acc, device=h.device)
+        grad = grad_enabled and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+        probs = torch.empty(N if grad else 0, wm.shape[0], dtype=mm_dtype, device=h.device)
+        for a in range(0, N, chunk):
+            b = min(a + chunk, N)
+            # one fused log-softmax kernel (logsumexp runs as several passes on a CPU)
+            ls = torch.log_softmax((hm[a:b] @ wm.t()).to(acc), -1)  # (b - a, V)
+            logp[a:b] = ls.gather(1, targets[a:b, None])[:, 0]
+            if grad:
+                torch.exp(ls, out=probs[a:b])  # written in the products' dtype
+        if grad:
+            ctx.save_for_backward(hm, wm, targets, logp, probs)
+            ctx.chunk, ctx.dtypes = chunk, (h.dtype, weight.dtype)
+        return logp
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        hm, wm, targets, logp, probs = ctx.saved_tensors
+        N, chunk = hm.shape[0], ctx.chunk
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        dh = torch.empty(hm.shape, dtype=logp.dtype, device=hm.device) if need_h else None
+        dw = torch.zeros(wm.shape, dtype=logp.dtype, device=hm.device) if need_w else None
+        g = g.to(logp.dtype)
+        at_target = (g * -torch.expm1(logp)).to(probs.dtype)  # g (1 - p_t), (N,)
+        for a in range(0, N, chunk):
+            b = min(a + chunk, N)
+            dz = probs[a:b].mul_(-g[a:b, None].to(probs.dtype))  # in place: -g p
+            dz.scatter_(1, targets[a:b, None], at_target[a:b, None])
+            if need_h:
+                dh[a:b] = dz @ wm
+            if need_w:
+                dw += dz.t() @ hm[a:b]
+        h_dtype, w_dtype = ctx.dtypes
+        return (dh.to(h_dtype) if need_h else None, dw.to(w_dtype) if need_w else None,
+                None, None, None, None)
+
+
+def chunked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                           chunk: int = LOGPROB_CHUNK_ROWS) -> torch.Tensor:
+    """:class:`ChunkedTokenLogProbs` on ``h: (N, d)``, ``targets: (N,)``: (N,) float32.
+    Under CPU autocast the products run in its dtype, as ``model.lm_head`` would."""
+    if h.dim() != 2 or targets.shape != h.shape[:1]:
+        raise ValueError(f"h {tuple(h.shape)} and targets {tuple(targets.shape)}: expected "
+                         "(N, d) and (N,)")
+    mm = (torch.get_autocast_dtype("cpu") if h.device.type == "cpu"
+          and torch.is_autocast_enabled("cpu") else weight.dtype)
+    with torch.autocast(h.device.type, enabled=False):
+        return ChunkedTokenLogProbs.apply(h, weight, targets, chunk, mm,
+                                          torch.is_grad_enabled())
 
 
 def last_token_hidden(model, input_ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
